@@ -1,0 +1,1 @@
+"""Periodic work of the service: regulation ticks, schedules, energy aggregation."""

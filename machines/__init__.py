@@ -1,0 +1,1 @@
+"""Functional core: load state machines and the regulator policy; pure, clock injected."""

@@ -1,0 +1,122 @@
+"""The regulator's tick: machines first (who may run), then the policy (how much), pure.
+
+The service and the simulator both drive a `Controller`; only the clock and the meter differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
+from machines.model import Kind, LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
+from machines.policy import PolicyParams, decide
+
+
+class UnknownLoad(KeyError):
+    """A command named a load that is not configured."""
+
+    def __str__(self) -> str:
+        return f"unknown load {self.args[0]!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    power_w: dict[str, float]
+    reasons: dict[str, str]
+    changed: bool
+    records: list[TransitionRecord]
+
+
+class Controller:
+    """All loads of a site in priority order, their machines, and the policy's memory."""
+
+    def __init__(
+        self,
+        specs: Sequence[LoadSpec],
+        tz: ZoneInfo,
+        params: PolicyParams,
+        now: float,
+        saved: Mapping[str, dict[str, Any]] | None = None,
+        temp_stale_s: float = TEMP_STALE_S,
+    ):
+        self.tz = tz
+        self.params = params
+        self.memo = PolicyMemo()
+        self.last_tick: float | None = None
+        self.reasons: dict[str, str] = {}
+        saved = saved or {}
+        self.machines: dict[str, LoadMachine] = {}
+        for spec in specs:
+            if spec.name in saved:
+                m = LoadMachine.restore(spec, tz, saved[spec.name], now, temp_stale_s)
+            else:
+                m = LoadMachine(spec, tz, now, temp_stale_s)
+            self.machines[spec.name] = m
+            self.reasons[spec.name] = m.reason
+
+    def load(self, key: str | int) -> LoadMachine:
+        """A load by name, or by id when `key` is a number (DESIGN §9)."""
+        if isinstance(key, str) and key in self.machines:
+            return self.machines[key]
+        text = str(key)
+        if text.lstrip("-").isdigit():
+            for m in self.machines.values():
+                if m.spec.id == int(text):
+                    return m
+        raise UnknownLoad(key)
+
+    def account(self, now: float) -> None:
+        """Count the energy each load drew at its setpoint since the last tick."""
+        if self.last_tick is not None and now > self.last_tick:
+            hours = (now - self.last_tick) / 3600.0
+            for m in self.machines.values():
+                m.add_energy(m.setpoint_w * hours, now)
+        self.last_tick = now
+
+    def views(self, now: float) -> list[LoadView]:
+        return [
+            LoadView(
+                spec=m.spec,
+                state=m.state,
+                mode=m.mode,
+                reason=m.reason,
+                setpoint_w=m.setpoint_w,
+                forced_w=m.forced_w,
+                tops_up=m.state is State.OFF and m.tops_up(now),
+                is_temp_driven=m.is_temp_driven,
+                switched_at=m.switched_at,
+            )
+            for m in self.machines.values()
+        ]
+
+    def tick(self, now: float, snapshot: MeterSnapshot) -> TickResult:
+        """One regulation step at `now` on `snapshot`; applies the decision to the machines."""
+        self.account(now)
+        for m in self.machines.values():
+            m.update(now, meter_stale=snapshot.stale)
+        decision = decide(snapshot, self.views(now), self.params, now, self.memo)
+        self.memo = decision.memo
+        for name, m in self.machines.items():
+            p = decision.power_w[name]
+            if m.spec.kind is Kind.RELAY and (p > 0) != (m.setpoint_w > 0):
+                m.switched_at = now
+            m.setpoint_w = p
+        self.reasons = decision.reasons
+        records = self.drain_records()
+        return TickResult(decision.power_w, decision.reasons, decision.changed, records)
+
+    def drain_records(self) -> list[TransitionRecord]:
+        """Transition records since the last call, oldest first."""
+        out: list[TransitionRecord] = []
+        for m in self.machines.values():
+            if m.records:
+                out.extend(m.records)
+                m.records.clear()
+        out.sort(key=lambda r: r.at)
+        return out
+
+    def dump(self) -> dict[str, dict[str, Any]]:
+        return {name: m.dump() for name, m in self.machines.items()}

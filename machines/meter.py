@@ -1,0 +1,121 @@
+"""Linky meter arithmetic as pure functions: net apparent power, Q from ERQT deltas, active P."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MAX_ABS_W = 100_000.0  # anything beyond is a corrupt payload, not a house (DESIGN §2)
+Q_MIN_STEP_VARH = 5.0  # a new Q once the index moved this much ...
+Q_SLOW_STEP_VARH = 2.0  # ... or this much once Q_SLOW_AFTER_S passed
+Q_SLOW_AFTER_S = 60.0
+Q_ZERO_AFTER_S = 120.0  # no movement for this long: Q = 0
+
+
+class MeterValueError(ValueError):
+    """A meter payload that must not reach the regulator."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReactiveTracker:
+    """What Q derivation remembers of the ERQT index (the seed's rule, DESIGN §2)."""
+
+    ref_index: float | None = None  # index at the last Q update
+    ref_at: float | None = None
+    moved_at: float | None = None  # last time the index changed value
+    last_index: float | None = None
+    q_var: float = 0.0
+
+
+def parse_number(payload: bytes | str) -> float:
+    """Parse a bare numeric payload; refuse NaN, infinities and text."""
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise MeterValueError(f"not a number: {text[:40]!r}") from None
+    if not math.isfinite(value):
+        raise MeterValueError(f"not a finite number: {text[:40]!r}")
+    return value
+
+
+def check_apparent(value: float, topic: str) -> float:
+    """SINSTS/SINSTI are non-negative VA below MAX_ABS_W."""
+    if value < 0:
+        raise MeterValueError(f"{topic}: negative apparent power {value}")
+    if value > MAX_ABS_W:
+        raise MeterValueError(f"{topic}: absurd apparent power {value} VA")
+    return value
+
+
+def check_active(value: float, topic: str) -> float:
+    if abs(value) > MAX_ABS_W:
+        raise MeterValueError(f"{topic}: absurd power {value} W")
+    return value
+
+
+def net_apparent(sinsts_va: float, sinsti_va: float) -> float:
+    """Net apparent power S = SINSTS − SINSTI (positive = drawing)."""
+    return sinsts_va - sinsti_va
+
+
+def active_power(s_va: float, q_var: float) -> float:
+    """The seed's P = sign(S)·sqrt(|S² − Q²|)."""
+    return math.copysign(math.sqrt(abs(s_va * s_va - q_var * q_var)), s_va)
+
+
+def track_reactive(tracker: ReactiveTracker, index_varh: float, now: float) -> ReactiveTracker:
+    """Fold one ERQT index reading into the tracker; raise on a bad reading."""
+    if index_varh < 0:
+        raise MeterValueError(f"ERQT: negative index {index_varh}")
+    if tracker.ref_index is None or tracker.ref_at is None:
+        return ReactiveTracker(index_varh, now, now, index_varh, 0.0)
+    if tracker.last_index is not None and index_varh < tracker.last_index:
+        raise MeterValueError(f"ERQT: index went backwards ({tracker.last_index} → {index_varh})")
+    moved_at = now if index_varh != tracker.last_index else tracker.moved_at
+    delta = index_varh - tracker.ref_index
+    elapsed = now - tracker.ref_at
+    if elapsed > 0 and (
+        delta >= Q_MIN_STEP_VARH or (delta >= Q_SLOW_STEP_VARH and elapsed >= Q_SLOW_AFTER_S)
+    ):
+        q = delta * 3600.0 / elapsed
+        if q > MAX_ABS_W:
+            raise MeterValueError(f"ERQT: implies |Q| = {q:.0f} var")
+        return ReactiveTracker(index_varh, now, moved_at, index_varh, q)
+    return ReactiveTracker(tracker.ref_index, tracker.ref_at, moved_at, index_varh, tracker.q_var)
+
+
+def reactive_power(tracker: ReactiveTracker, now: float) -> float:
+    """Q to use at `now`: the last derived value, or 0 once the index stopped moving."""
+    if tracker.moved_at is None or now - tracker.moved_at >= Q_ZERO_AFTER_S:
+        return 0.0
+    return tracker.q_var
+
+
+@dataclass(frozen=True, slots=True)
+class LinkyState:
+    """The latest SINSTS / SINSTI / ERQT values with their arrival times."""
+
+    sinsts: float | None = None
+    sinsts_at: float | None = None
+    sinsti: float | None = None
+    sinsti_at: float | None = None
+    reactive: ReactiveTracker = ReactiveTracker()
+
+    def newest_at(self) -> float | None:
+        """Arrival of the newest power value: what staleness is judged on."""
+        times = [t for t in (self.sinsts_at, self.sinsti_at) if t is not None]
+        return max(times) if times else None
+
+    def paired_at(self) -> float | None:
+        """The older of the pair: a decision is only as fresh as both halves."""
+        if self.sinsts_at is None:
+            return None
+        return self.sinsts_at if self.sinsti_at is None else min(self.sinsts_at, self.sinsti_at)
+
+    def grid_w(self, now: float) -> float | None:
+        """Active power at the meter (+ import), from the latest pair and the current Q."""
+        if self.sinsts is None:
+            return None
+        s = net_apparent(self.sinsts, self.sinsti or 0.0)
+        return active_power(s, reactive_power(self.reactive, now))

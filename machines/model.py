@@ -1,0 +1,124 @@
+"""Plain data the functional core exchanges: states, load specs, meter snapshots, decisions."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class State(enum.Enum):
+    """What a load is doing (DESIGN §4)."""
+
+    OFF = "off"
+    ECO = "eco"
+    SOLAR = "solar"
+    BOOST = "boost"
+
+
+class Mode(enum.Enum):
+    AUTO = "auto"
+    MANUAL = "manual"
+
+
+class Kind(enum.Enum):
+    """How a load is actuated: a dimmer takes any power, a relay all or nothing."""
+
+    DIMMER = "dimmer"
+    RELAY = "relay"
+
+
+FORCED_STATES = frozenset({State.ECO, State.BOOST})
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Water temperatures (°C); order temp_min < temp_eco ≤ temp_sol_min < temp_max."""
+
+    temp_min: float
+    temp_eco: float
+    temp_sol_min: float
+    temp_max: float
+
+    def is_ordered(self) -> bool:
+        return (
+            -20 <= self.temp_min < self.temp_eco <= self.temp_sol_min < self.temp_max <= 110
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSpec:
+    """What the core needs to know about one load; built from the validated config."""
+
+    name: str
+    id: int
+    kind: Kind
+    max_w: float  # dimmer: max_power; relay: nominal (or expected) power
+    min_power_w: float = 50.0
+    thresholds: Thresholds | None = None
+    min_energy_wh: float | None = None
+    period_s: int = 86400
+    min_on_s: float = 0.0
+    min_off_s: float = 0.0
+    enabled: bool = True
+    learns_power: bool = False  # UnknownPowerEquipment: learn max_w from the meter step
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSnapshot:
+    """The latest meter reading the regulator decides on.
+
+    `grid_w` is active power, positive = import (DESIGN §1); `sampled_at` is when the newest
+    power value arrived (epoch s); `stale` is judged by the shell against `stale_after_s`.
+    """
+
+    grid_w: float | None
+    sampled_at: float | None
+    stale: bool = False
+
+    @property
+    def surplus_w(self) -> float:
+        return -(self.grid_w or 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadView:
+    """One load as the policy sees it at a tick: its machine's verdict and its actuator."""
+
+    spec: LoadSpec
+    state: State
+    mode: Mode
+    reason: str  # the machine's reason for its state (satisfied, manual, meter_stale, ...)
+    setpoint_w: float  # power commanded now
+    forced_w: float | None = None  # power of a boost/eco, None = max
+    tops_up: bool = False  # satisfied but below temp_max: may take leftover surplus
+    is_temp_driven: bool = False
+    switched_at: float | None = None  # relay: last on/off change (epoch s)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTimer:
+    """Hysteresis timer of one relay: since when the budget has asked for a switch."""
+
+    want_on_since: float | None = None
+    want_off_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyMemo:
+    """State the policy carries from one tick to the next (goes in, comes out)."""
+
+    last_command_at: float | None = None
+    relay_timers: dict[str, RelayTimer] = field(default_factory=dict)
+    learned_w: dict[str, float] = field(default_factory=dict)
+    pending_learn: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    # name -> (switched_at, grid_w before the switch, commanded step W)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the policy decided at one tick: a power per load, a reason per load."""
+
+    power_w: dict[str, float]
+    reasons: dict[str, str]
+    memo: PolicyMemo
+    changed: bool  # any power differs from its setpoint

@@ -1,0 +1,1 @@
+"""pvopt: photovoltaic surplus optimizer — wiring, CLI, config and simulator."""

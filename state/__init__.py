@@ -1,0 +1,1 @@
+"""Persistence of machine state, transitions and energy counters."""
