@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from machines.model import MeterSnapshot
+
 MAX_ABS_W = 100_000.0  # anything beyond is a corrupt payload, not a house (DESIGN §2)
 Q_MIN_STEP_VARH = 5.0  # a new Q once the index moved this much ...
 Q_SLOW_STEP_VARH = 2.0  # ... or this much once Q_SLOW_AFTER_S passed
@@ -64,6 +66,15 @@ def active_power(s_va: float, q_var: float) -> float:
     return math.copysign(math.sqrt(abs(s_va * s_va - q_var * q_var)), s_va)
 
 
+def active_power_bounded(s_va: float, q_var: float) -> float:
+    """P as physics allows it: |P| ≤ |S|; where |S| < Q the seed's formula is off its domain
+    (Q is a lagging estimate), so take the worst case for imports and none for exports."""
+    q = abs(q_var)
+    if abs(s_va) >= q:
+        return math.copysign(math.sqrt(s_va * s_va - q * q), s_va)
+    return s_va if s_va > 0 else 0.0
+
+
 def track_reactive(tracker: ReactiveTracker, index_varh: float, now: float) -> ReactiveTracker:
     """Fold one ERQT index reading into the tracker; raise on a bad reading."""
     if index_varh < 0:
@@ -113,9 +124,24 @@ class LinkyState:
             return None
         return self.sinsts_at if self.sinsti_at is None else min(self.sinsts_at, self.sinsti_at)
 
-    def grid_w(self, now: float) -> float | None:
-        """Active power at the meter (+ import), from the latest pair and the current Q."""
+    def apparent_w(self) -> float | None:
+        """Net apparent power S of the latest pair (+ drawing)."""
         if self.sinsts is None:
             return None
-        s = net_apparent(self.sinsts, self.sinsti or 0.0)
-        return active_power(s, reactive_power(self.reactive, now))
+        return net_apparent(self.sinsts, self.sinsti or 0.0)
+
+    def grid_w(self, now: float) -> float | None:
+        """Active power at the meter (+ import) by the seed's formula, with the current Q."""
+        s = self.apparent_w()
+        return None if s is None else active_power(s, reactive_power(self.reactive, now))
+
+    def snapshot(self, now: float, stale_after_s: float) -> MeterSnapshot:
+        newest = self.newest_at()
+        s = self.apparent_w()
+        return MeterSnapshot(
+            grid_w=self.grid_w(now),
+            sampled_at=self.paired_at(),
+            stale=newest is None or now - newest > stale_after_s,
+            apparent_va=s,
+            reactive_var=reactive_power(self.reactive, now) if s is not None else None,
+        )

@@ -67,17 +67,16 @@ class LoadSpec:
 class MeterSnapshot:
     """The latest meter reading the regulator decides on.
 
-    `grid_w` is active power, positive = import (DESIGN §1); `sampled_at` is when the newest
-    power value arrived (epoch s); `stale` is judged by the shell against `stale_after_s`.
+    `grid_w` is active power, positive = import (DESIGN §1) — for a Linky, the seed's formula;
+    `sampled_at` is when the older half of the latest reading arrived (epoch s); `stale` is
+    judged by the shell against `stale_after_s` on the newest power value.
     """
 
     grid_w: float | None
     sampled_at: float | None
     stale: bool = False
-
-    @property
-    def surplus_w(self) -> float:
-        return -(self.grid_w or 0.0)
+    apparent_va: float | None = None  # Linky: net S = SINSTS − SINSTI
+    reactive_var: float | None = None  # Linky: Q derived from ERQT
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +99,8 @@ class RelayTimer:
     """Hysteresis timer of one relay: since when the budget has asked for a switch."""
 
     want_on_since: float | None = None
-    want_off_since: float | None = None
+    deficit_wh: float = 0.0  # energy the relay ran short of its budget since it last had enough
+    deficit_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +108,8 @@ class PolicyMemo:
     """State the policy carries from one tick to the next (goes in, comes out)."""
 
     last_command_at: float | None = None
+    last_move: float = 0.0  # sign of the last change of the surplus loads' total power
+    rise_gain: float = 1.0  # share of a measured surplus taken at once; halves on overshoot
     relay_timers: dict[str, RelayTimer] = field(default_factory=dict)
     learned_w: dict[str, float] = field(default_factory=dict)
     pending_learn: dict[str, tuple[float, float, float]] = field(default_factory=dict)

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from machines.meter import active_power_bounded
 from machines.model import (
     FORCED_STATES,
     Decision,
@@ -39,10 +40,11 @@ class PolicyParams:
     balance_band_w: float = 50.0
     margin_w: float = 20.0
     settle_s: float = 2.0
-    relay_on_delay_s: float = 30.0  # budget must cover a relay this long before it starts
-    relay_off_delay_s: float = 20.0  # ... and miss it this long before it stops
-    relay_start_headroom_w: float = 0.0  # budget beyond nominal needed to start a relay
-    relay_stop_tolerance_w: float = 150.0  # import a running relay may cause before its timer
+    relay_on_delay_s: float = 60.0  # budget must cover a relay this long before it starts
+    relay_stop_deficit_wh: float = 7.5  # ... and stops once it ran this short of it
+    relay_start_headroom_w: float = 300.0  # budget beyond nominal needed to start a relay
+    relay_stop_tolerance_w: float = 0.0  # shortfall a running relay may have without counting
+    min_rise_gain: float = 0.125
     legacy_threshold_w: float = 50.0
     legacy_min_dimmer_w: float = 50.0
 
@@ -89,16 +91,25 @@ def decide(
             reasons[view.spec.name] = "settling"
         return _finish(loads, power, reasons, memo, now)
 
-    error = snapshot.surplus_w - params.margin_w
+    grid = _grid_estimate(snapshot)
+    error = -grid - params.margin_w
+    # Cut imports at once; take surplus at once too, unless the last rise overshot into an
+    # import (a lagging Q estimate after a reactive step does that): then rise by halves.
+    gain = memo.rise_gain
+    if error < 0 and grid > 0 and memo.last_move > 0:
+        gain = max(gain / 2, params.min_rise_gain)
+    elif error > 0:
+        gain = min(gain * 2, 1.0)
     fixed_now = sum(power.values())
     drawn_now = sum(v.setpoint_w for v in loads)
-    budget = drawn_now + error - fixed_now
+    budget = drawn_now + (error * gain if error > 0 else error) - fixed_now
     order = [v for v in flexible if not v.tops_up] + [v for v in flexible if v.tops_up]
     relays_on, timers, relay_reasons = _relay_pass(order, budget, params, now, memo)
     relays_changed = any(
         (v.spec.name in relays_on) != (v.setpoint_w > 0) for v in order if v.spec.kind is Kind.RELAY
     )
-    in_band = abs(error) < params.balance_band_w and not relays_changed
+    # Dead band on the export side only: a small export is the aim, any import is corrected.
+    in_band = grid <= 0.0 and error < params.balance_band_w and not relays_changed
     remaining = budget - sum(_nominal(v, memo) for v in order if v.spec.name in relays_on)
     for view in order:
         name = view.spec.name
@@ -116,8 +127,18 @@ def decide(
         remaining -= p
         power[name] = p
         reasons[name] = _running_reason(view, p > 0)
-    memo = replace(memo, relay_timers=timers)
+    move = sum(power[v.spec.name] - v.setpoint_w for v in order)
+    last_move = memo.last_move if abs(move) < CHANGE_EPS_W else math.copysign(1.0, move)
+    memo = replace(memo, relay_timers=timers, rise_gain=gain, last_move=last_move)
     return _finish(loads, power, reasons, memo, now, snapshot.grid_w)
+
+
+def _grid_estimate(snapshot: MeterSnapshot) -> float:
+    """Active power to regulate on: for a Linky, bounded by what S and Q allow."""
+    if snapshot.apparent_va is not None and snapshot.reactive_var is not None:
+        return active_power_bounded(snapshot.apparent_va, snapshot.reactive_var)
+    assert snapshot.grid_w is not None
+    return snapshot.grid_w
 
 
 def _running_reason(view: LoadView, running: bool) -> str:
@@ -155,11 +176,15 @@ def _relay_pass(
         elif not running and since_switch < spec.min_off_s:
             reasons[spec.name] = "min_off_hold"
         elif running and left < nominal - params.relay_stop_tolerance_w:
-            since = timer.want_off_since if timer.want_off_since is not None else now
-            if now - since >= params.relay_off_delay_s:
+            # Integrate the shortfall: a deep cloud stops the relay soon, a slow sunset later,
+            # a passing dip not at all.
+            dt = 0.0 if timer.deficit_at is None else now - timer.deficit_at
+            short = nominal - params.relay_stop_tolerance_w - left
+            deficit = timer.deficit_wh + short * dt / 3600.0
+            if deficit >= params.relay_stop_deficit_wh:
                 keep = False
             else:
-                new_timer = RelayTimer(want_off_since=since)
+                new_timer = RelayTimer(deficit_wh=deficit, deficit_at=now)
         elif not running and left >= nominal + params.relay_start_headroom_w:
             since = timer.want_on_since if timer.want_on_since is not None else now
             if now - since >= params.relay_on_delay_s:

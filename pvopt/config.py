@@ -100,10 +100,10 @@ class RegulationConfig(Strict):
     margin_w: float = Field(20.0, ge=0, le=5000)
     settle_s: float = Field(2.0, ge=0, le=60)
     command_refresh_s: float = Field(60.0, gt=0, le=3600)
-    relay_on_delay_s: float = Field(30.0, ge=0, le=3600)
-    relay_off_delay_s: float = Field(20.0, ge=0, le=3600)
-    relay_start_headroom_w: float = Field(0.0, ge=0, le=MAX_POWER_W)
-    relay_stop_tolerance_w: float = Field(150.0, ge=0, le=MAX_POWER_W)
+    relay_on_delay_s: float = Field(60.0, ge=0, le=3600)
+    relay_stop_deficit_wh: float = Field(7.5, ge=0, le=1000)
+    relay_start_headroom_w: float = Field(300.0, ge=0, le=MAX_POWER_W)
+    relay_stop_tolerance_w: float = Field(0.0, ge=0, le=MAX_POWER_W)
 
     def params(self) -> PolicyParams:
         return PolicyParams(
@@ -112,7 +112,7 @@ class RegulationConfig(Strict):
             margin_w=self.margin_w,
             settle_s=self.settle_s,
             relay_on_delay_s=self.relay_on_delay_s,
-            relay_off_delay_s=self.relay_off_delay_s,
+            relay_stop_deficit_wh=self.relay_stop_deficit_wh,
             relay_start_headroom_w=self.relay_start_headroom_w,
             relay_stop_tolerance_w=self.relay_stop_tolerance_w,
         )

@@ -18,7 +18,7 @@ import numpy as np
 
 from machines.controller import Controller
 from machines.meter import LinkyState, track_reactive
-from machines.model import FORCED_STATES, Kind, LoadSpec, MeterSnapshot
+from machines.model import FORCED_STATES, Kind, LoadSpec
 from pvopt.config import Config
 from pvopt.traces import Trace
 
@@ -155,7 +155,6 @@ def simulate(
     erqt = 0.0
     linky = LinkyState()
     last_tick = -math.inf
-    snapshot = MeterSnapshot(None, None, stale=True)
     acc = dict.fromkeys(
         ("pv", "base", "import", "export", "loads", "diverted", "bound", "ibl", "forced"), 0.0
     )
@@ -288,10 +287,7 @@ def simulate(
         # -- the regulator: on every fresh sample, else every tick_s
         if fresh or now - last_tick >= tick_s:
             last_tick = now
-            newest = linky.newest_at()
-            stale = newest is None or now - newest > stale_after
-            snapshot = MeterSnapshot(linky.grid_w(now), linky.paired_at(), stale)
-            ctl.tick(now, snapshot)
+            ctl.tick(now, linky.snapshot(now, stale_after))
             for k in range(n):
                 m = machines[k]
                 setpoint[k] = m.setpoint_w
