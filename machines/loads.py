@@ -75,7 +75,9 @@ class LoadMachine:
 
     state: State
 
-    def __init__(self, spec: LoadSpec, tz: ZoneInfo, now: float, temp_stale_s: float = TEMP_STALE_S):
+    def __init__(
+        self, spec: LoadSpec, tz: ZoneInfo, now: float, temp_stale_s: float = TEMP_STALE_S
+    ):
         self.spec = spec
         self.tz = tz
         self.temp_stale_s = temp_stale_s
@@ -215,8 +217,15 @@ class LoadMachine:
             )
         self.thresholds = candidate
 
-    def force(self, now: float, *, until: float | None, power_w: float | None,
-              reason: str = "manual", manual: bool = True) -> None:
+    def force(
+        self,
+        now: float,
+        *,
+        until: float | None,
+        power_w: float | None,
+        reason: str = "manual",
+        manual: bool = True,
+    ) -> None:
         """Boost at full (or `power_w`) power until `until` (None: until told otherwise)."""
         if power_w is not None and not 0 < power_w <= self.spec.max_w:
             raise CommandError(f"power {power_w} W outside 0..{self.spec.max_w:g} W")
@@ -250,8 +259,12 @@ class LoadMachine:
             return
         if self.state is BOOST:
             expired = self.forced_until is not None and now >= self.forced_until
-            hot = self.thresholds is not None and self.temperature_known(now) and (
-                self.temperature_c >= self.thresholds.temp_max  # type: ignore[operator]
+            hot = (
+                self.thresholds is not None
+                and self.temperature_known(now)
+                and (
+                    self.temperature_c >= self.thresholds.temp_max  # type: ignore[operator]
+                )
             )
             if not (expired or hot):
                 return
@@ -259,7 +272,9 @@ class LoadMachine:
             self.forced_until = self.forced_w = None
             self.satisfied = self.satisfied or hot
             why = "deadline" if expired else "satisfied"
-            dest_trigger = "force_ended_satisfied" if self.satisfied or meter_stale else "force_ended"
+            dest_trigger = (
+                "force_ended_satisfied" if self.satisfied or meter_stale else "force_ended"
+            )
             self.trigger(dest_trigger, reason=why, now=now)
         if self.mode is Mode.MANUAL:
             self.reason = "manual"
@@ -277,7 +292,11 @@ class LoadMachine:
         elif self.satisfied:
             self._go(OFF, "satisfied", now)
         else:
-            reason = "temp_unknown" if self.is_temp_driven and not self.temperature_known(now) else "surplus"
+            reason = (
+                "temp_unknown"
+                if self.is_temp_driven and not self.temperature_known(now)
+                else "surplus"
+            )
             self._go(SOLAR, reason, now)
 
     @property
@@ -321,8 +340,14 @@ class LoadMachine:
         }
 
     @classmethod
-    def restore(cls, spec: LoadSpec, tz: ZoneInfo, data: dict[str, Any], now: float,
-                temp_stale_s: float = TEMP_STALE_S) -> LoadMachine:
+    def restore(
+        cls,
+        spec: LoadSpec,
+        tz: ZoneInfo,
+        data: dict[str, Any],
+        now: float,
+        temp_stale_s: float = TEMP_STALE_S,
+    ) -> LoadMachine:
         """Rebuild a machine from `dump()`; a threshold set by command survives unless the
         config file's own value changed since (DESIGN §7)."""
         m = cls(spec, tz, now, temp_stale_s)
@@ -338,10 +363,24 @@ class LoadMachine:
                     merged[key] = value
             candidate = Thresholds(**merged)
             m.thresholds = candidate if candidate.is_ordered() else spec.thresholds
-        for key in ("forced_until", "forced_w", "force_reason", "eco_reason", "satisfied",
-                    "temperature_c", "temperature_at", "period_index", "period_wh",
-                    "prev_period_wh", "day_index", "energy_today_wh", "energy_yesterday_wh",
-                    "energy_total_wh", "setpoint_w", "switched_at"):
+        for key in (
+            "forced_until",
+            "forced_w",
+            "force_reason",
+            "eco_reason",
+            "satisfied",
+            "temperature_c",
+            "temperature_at",
+            "period_index",
+            "period_wh",
+            "prev_period_wh",
+            "day_index",
+            "energy_today_wh",
+            "energy_yesterday_wh",
+            "energy_total_wh",
+            "setpoint_w",
+            "switched_at",
+        ):
             if key in data:
                 setattr(m, key, data[key])
         if spec.kind is Kind.RELAY and m.setpoint_w > 0:

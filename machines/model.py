@@ -40,9 +40,7 @@ class Thresholds:
     temp_max: float
 
     def is_ordered(self) -> bool:
-        return (
-            -20 <= self.temp_min < self.temp_eco <= self.temp_sol_min < self.temp_max <= 110
-        )
+        return -20 <= self.temp_min < self.temp_eco <= self.temp_sol_min < self.temp_max <= 110
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,9 @@ class SiteConfig(Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Paris)"
+            ) from None
         return value
 
     @property
@@ -290,7 +292,11 @@ class SimConfig(Strict):
     ambient_c: Celsius = 20.0
     cold_water_c: Celsius = 15.0
     draws: list[tuple[str, float]] = [
-        ("07:00", 40.0), ("07:15", 30.0), ("13:00", 10.0), ("19:30", 50.0), ("21:00", 30.0),
+        ("07:00", 40.0),
+        ("07:15", 30.0),
+        ("13:00", 10.0),
+        ("19:30", 50.0),
+        ("21:00", 30.0),
     ]
 
     @field_validator("draws")
@@ -324,7 +330,10 @@ class Config(Strict):
         """The loads in priority order (lower `priority` first, ties in list order)."""
         ranked = sorted(
             range(len(self.equipment)),
-            key=lambda i: (self.equipment[i].priority if self.equipment[i].priority is not None else i, i),
+            key=lambda i: (
+                self.equipment[i].priority if self.equipment[i].priority is not None else i,
+                i,
+            ),
         )
         return [load_spec(self.equipment[i], self.load_id(i)) for i in ranked]
 
@@ -334,16 +343,38 @@ def load_spec(eq: Any, load_id: int) -> LoadSpec:
     common = {"name": eq.name, "id": load_id, "enabled": eq.enabled}
     if isinstance(eq, TempDrivenVariablePowerEquipment):
         th = Thresholds(eq.temp_min, eq.temp_eco, eq.temp_sol_min, eq.temp_max)
-        return LoadSpec(kind=Kind.DIMMER, max_w=eq.max_power, min_power_w=eq.min_power_w,
-                        thresholds=th, **common)
+        return LoadSpec(
+            kind=Kind.DIMMER,
+            max_w=eq.max_power,
+            min_power_w=eq.min_power_w,
+            thresholds=th,
+            **common,
+        )
     if isinstance(eq, VariablePowerEquipment):
-        return LoadSpec(kind=Kind.DIMMER, max_w=eq.max_power, min_power_w=eq.min_power_w,
-                        min_energy_wh=eq.min_energy, period_s=eq.period, **common)
+        return LoadSpec(
+            kind=Kind.DIMMER,
+            max_w=eq.max_power,
+            min_power_w=eq.min_power_w,
+            min_energy_wh=eq.min_energy,
+            period_s=eq.period,
+            **common,
+        )
     if isinstance(eq, ConstantPowerEquipment):
-        return LoadSpec(kind=Kind.RELAY, max_w=eq.nominal_power, min_on_s=eq.min_on_s,
-                        min_off_s=eq.min_off_s, **common)
-    return LoadSpec(kind=Kind.RELAY, max_w=eq.expected_power_w, min_on_s=eq.min_on_s,
-                    min_off_s=eq.min_off_s, learns_power=True, **common)
+        return LoadSpec(
+            kind=Kind.RELAY,
+            max_w=eq.nominal_power,
+            min_on_s=eq.min_on_s,
+            min_off_s=eq.min_off_s,
+            **common,
+        )
+    return LoadSpec(
+        kind=Kind.RELAY,
+        max_w=eq.expected_power_w,
+        min_on_s=eq.min_on_s,
+        min_off_s=eq.min_off_s,
+        learns_power=True,
+        **common,
+    )
 
 
 # -- loading and error reporting ---------------------------------------------------------------
@@ -402,7 +433,9 @@ def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
                     break
             else:
                 return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
@@ -420,14 +453,21 @@ def _message(err: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
         if tag is None:
             return loc, f"missing; one of {', '.join(EQUIPMENT_TYPES)}"
         close = difflib.get_close_matches(str(tag), EQUIPMENT_TYPES, n=1, cutoff=0.0)
-        return loc, f"unknown type {tag!r}; did you mean {close[0]!r}? (valid: {', '.join(EQUIPMENT_TYPES)})"
+        return (
+            loc,
+            f"unknown type {tag!r}; did you mean {close[0]!r}? "
+            f"(valid: {', '.join(EQUIPMENT_TYPES)})",
+        )
     if kind == "extra_forbidden":
         parent = loc[:-1]
         return loc, f"unknown key {loc[-1]!r}" + (f" in {dotted(parent)}" if parent else "")
     if kind == "missing":
         return loc, "required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
-    return loc, f"{msg} (got {err['input']!r})" if kind not in {"value_error", "assertion_error"} and not isinstance(err.get("input"), dict | list) else msg
+    return loc, f"{msg} (got {err['input']!r})" if kind not in {
+        "value_error",
+        "assertion_error",
+    } and not isinstance(err.get("input"), dict | list) else msg
 
 
 def _semantic(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
@@ -437,15 +477,27 @@ def _semantic(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
     seen_ids: dict[int, int] = {}
     for i, eq in enumerate(cfg.equipment):
         if eq.name in seen_names:
-            out.append((("equipment", i, "name"), f"duplicate name {eq.name!r} (also equipment[{seen_names[eq.name]}])"))
+            out.append(
+                (
+                    ("equipment", i, "name"),
+                    f"duplicate name {eq.name!r} (also equipment[{seen_names[eq.name]}])",
+                )
+            )
         seen_names.setdefault(eq.name, i)
         load_id = cfg.load_id(i)
         if load_id in seen_ids:
-            out.append((("equipment", i, "id"), f"duplicate id {load_id} (also equipment[{seen_ids[load_id]}])"))
+            out.append(
+                (
+                    ("equipment", i, "id"),
+                    f"duplicate id {load_id} (also equipment[{seen_ids[load_id]}])",
+                )
+            )
         seen_ids.setdefault(load_id, i)
     ids = {cfg.load_id(i) for i in range(len(cfg.equipment))}
     for i, sched in enumerate(cfg.schedules):
-        if sched.load not in seen_names and not (str(sched.load).isdigit() and int(sched.load) in ids):
+        if sched.load not in seen_names and not (
+            str(sched.load).isdigit() and int(sched.load) in ids
+        ):
             close = difflib.get_close_matches(str(sched.load), list(seen_names), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             out.append((("schedules", i, "load"), f"unknown load {sched.load!r}{hint}"))
@@ -469,8 +521,12 @@ def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, tupl
     return used
 
 
-def parse(text: str, source: str = "<config>", environ: Mapping[str, str] | None = None,
-          base_dir: Path | None = None) -> Config:
+def parse(
+    text: str,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Config:
     """Validate config text; raise ConfigError naming file, line and key of every problem."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -478,11 +534,15 @@ def parse(text: str, source: str = "<config>", environ: Mapping[str, str] | None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise ConfigError([Problem(source, line, "", f"not valid YAML: {exc.problem or exc}")]) from None
+        raise ConfigError(
+            [Problem(source, line, "", f"not valid YAML: {exc.problem or exc}")]
+        ) from None
     if raw is None:
         raise ConfigError([Problem(source, None, "", "empty file; it needs at least `equipment:`")])
     if not isinstance(raw, dict):
-        raise ConfigError([Problem(source, 1, "", "the top level must be a mapping with `equipment:`")])
+        raise ConfigError(
+            [Problem(source, 1, "", "the top level must be a mapping with `equipment:`")]
+        )
     env_used = apply_env(raw, os.environ if environ is None else environ)
     from_env = {path: var for var, path in env_used.items()}
     try:
@@ -498,22 +558,31 @@ def parse(text: str, source: str = "<config>", environ: Mapping[str, str] | None
         raise ConfigError(problems) from None
     semantic = _semantic(cfg)
     if semantic:
-        raise ConfigError([Problem(source, _line_of(node, loc), dotted(loc), m) for loc, m in semantic])
+        raise ConfigError(
+            [Problem(source, _line_of(node, loc), dotted(loc), m) for loc, m in semantic]
+        )
     return _resolve_paths(cfg, base_dir) if base_dir is not None else cfg
 
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:
     """Relative paths in a config resolve against the config file's folder (DESIGN §9)."""
+
     def fix(p: str | None) -> str | None:
         return p if p is None or Path(p).is_absolute() else str(base / p)
 
-    tls = cfg.mqtt.tls.model_copy(update={
-        "ca_file": fix(cfg.mqtt.tls.ca_file), "cert_file": fix(cfg.mqtt.tls.cert_file),
-        "key_file": fix(cfg.mqtt.tls.key_file)})
-    return cfg.model_copy(update={
-        "state": cfg.state.model_copy(update={"path": fix(cfg.state.path)}),
-        "mqtt": cfg.mqtt.model_copy(update={"tls": tls}),
-    })
+    tls = cfg.mqtt.tls.model_copy(
+        update={
+            "ca_file": fix(cfg.mqtt.tls.ca_file),
+            "cert_file": fix(cfg.mqtt.tls.cert_file),
+            "key_file": fix(cfg.mqtt.tls.key_file),
+        }
+    )
+    return cfg.model_copy(
+        update={
+            "state": cfg.state.model_copy(update={"path": fix(cfg.state.path)}),
+            "mqtt": cfg.mqtt.model_copy(update={"tls": tls}),
+        }
+    )
 
 
 def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
@@ -522,7 +591,9 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([Problem(str(p), None, "", f"cannot read: {exc.strerror or exc}")]) from None
+        raise ConfigError(
+            [Problem(str(p), None, "", f"cannot read: {exc.strerror or exc}")]
+        ) from None
     return parse(text, str(p), environ, p.resolve().parent)
 
 

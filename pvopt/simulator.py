@@ -46,7 +46,9 @@ class Heater:
         return self.temp_c < self.thermostat_c
 
     def step(self, power_w: float) -> None:
-        self.temp_c += (power_w - self.loss_w_per_k * (self.temp_c - self.ambient_c)) / self.joules_per_k
+        self.temp_c += (
+            power_w - self.loss_w_per_k * (self.temp_c - self.ambient_c)
+        ) / self.joules_per_k
 
     def draw(self, litres: float) -> None:
         self.temp_c -= min(litres / self.litres, 1.0) * (self.temp_c - self.cold_c)
@@ -85,7 +87,7 @@ def draw_seconds(cfg: Config, trace: Trace) -> dict[int, float]:
         for at, litres in cfg.sim.draws:
             hh, mm = map(int, at.split(":"))
             when = datetime.combine(day, time(hh, mm), tz).timestamp()
-            offset = int(round(when - trace.start))
+            offset = round(when - trace.start)
             if 0 <= offset < trace.seconds:
                 out[offset] = out.get(offset, 0.0) + litres
         day += timedelta(days=1)
@@ -121,14 +123,31 @@ def simulate(
     for spec in specs:
         if spec.thresholds is not None:
             s = sims[spec.name]
-            heaters.append(Heater(s.litres, s.loss_w_per_k, s.thermostat_c, s.t0_c,
-                                  cfg.sim.ambient_c, cfg.sim.cold_water_c))
-            bound_heaters.append(Heater(s.litres, s.loss_w_per_k, s.thermostat_c, s.t0_c,
-                                        cfg.sim.ambient_c, cfg.sim.cold_water_c))
+            heaters.append(
+                Heater(
+                    s.litres,
+                    s.loss_w_per_k,
+                    s.thermostat_c,
+                    s.t0_c,
+                    cfg.sim.ambient_c,
+                    cfg.sim.cold_water_c,
+                )
+            )
+            bound_heaters.append(
+                Heater(
+                    s.litres,
+                    s.loss_w_per_k,
+                    s.thermostat_c,
+                    s.t0_c,
+                    cfg.sim.ambient_c,
+                    cfg.sim.cold_water_c,
+                )
+            )
         else:
             heaters.append(None)
             bound_heaters.append(None)
     n = len(specs)
+    first_heater = next((h for h in heaters if h is not None), None)
     is_relay = [s.kind is Kind.RELAY for s in specs]
     relay_power = [_real_power(s, cfg) for s in specs]
     caps = [relay_power[i] if is_relay[i] else specs[i].max_w for i in range(n)]
@@ -136,7 +155,7 @@ def simulate(
     draws = draw_seconds(cfg, trace)
     temp_min = [s.thresholds.temp_min if s.thresholds else -math.inf for s in specs]
 
-    meter_period = max(1, int(round(cfg.sim.meter.period_s)))
+    meter_period = max(1, round(cfg.sim.meter.period_s))
     quantum = cfg.sim.meter.quantum_va
     q_ratio = cfg.sim.meter.reactive_ratio
     tick_s = reg.tick_s
@@ -263,11 +282,13 @@ def simulate(
             rec_base[j] = base
             rec_grid[j] = grid
             for k in range(n):
-                rec_loads[k, j] = loads_w if False else (
-                    (relay_power[k] if relay_on[k] else 0.0) if is_relay[k] else setpoint[k]
+                rec_loads[k, j] = (
+                    (relay_power[k] if relay_on[k] else 0.0)
+                    if is_relay[k]
+                    else (setpoint[k] if heaters[k] is None or heaters[k].accepts() else 0.0)
                 )
-            if heaters[0] is not None or any(h is not None for h in heaters):
-                rec_temp[j] = next(h.temp_c for h in heaters if h is not None)
+            if first_heater is not None:
+                rec_temp[j] = first_heater.temp_c
         # -- sensors
         if i % PROBE_PERIOD_S == 0:
             for k in range(n):
@@ -281,7 +302,10 @@ def simulate(
             s_va = math.sqrt(grid * grid + q * q)
             s_va = round(s_va / quantum) * quantum
             linky = LinkyState(
-                s_va if grid >= 0 else 0.0, now, 0.0 if grid >= 0 else s_va, now,
+                s_va if grid >= 0 else 0.0,
+                now,
+                0.0 if grid >= 0 else s_va,
+                now,
                 track_reactive(linky.reactive, float(int(erqt)), now),
             )
         # -- the regulator: on every fresh sample, else every tick_s
@@ -314,15 +338,27 @@ def simulate(
     kpis = _kpis(trace, reg.policy, acc, loads_kpi, specs, days, below_s)
     series: dict[str, np.ndarray] = {}
     if record:
-        series = {"t": start + np.arange(rec_n) * RECORD_EVERY_S, "pv": rec_pv, "base": rec_base,
-                  "grid": rec_grid, "temp": rec_temp}
+        series = {
+            "t": start + np.arange(rec_n) * RECORD_EVERY_S,
+            "pv": rec_pv,
+            "base": rec_base,
+            "grid": rec_grid,
+            "temp": rec_temp,
+        }
         for k, spec in enumerate(specs):
             series[f"load:{spec.name}"] = rec_loads[k]
     return SimResult(kpis, series)
 
 
-def _kpis(trace: Trace, policy: str, acc: dict[str, float], loads_kpi: list[LoadKpi],
-          specs: list[LoadSpec], days: dict[date, DayKpi], below_s: int) -> dict[str, Any]:
+def _kpis(
+    trace: Trace,
+    policy: str,
+    acc: dict[str, float],
+    loads_kpi: list[LoadKpi],
+    specs: list[LoadSpec],
+    days: dict[date, DayKpi],
+    below_s: int,
+) -> dict[str, Any]:
     wh = {k: v / 3600.0 for k, v in acc.items()}
     return {
         "trace": trace.name,
@@ -352,9 +388,13 @@ def _kpis(trace: Trace, policy: str, acc: dict[str, float], loads_kpi: list[Load
             for spec, k in zip(specs, loads_kpi, strict=True)
         },
         "days": [
-            {"date": d.isoformat(), "pv_wh": round(k.pv_wh, 1), "diverted_wh": round(k.diverted_wh, 1),
-             "bound_wh": round(k.bound_wh, 1),
-             "capture": round(k.diverted_wh / k.bound_wh, 4) if k.bound_wh > 0 else 1.0}
+            {
+                "date": d.isoformat(),
+                "pv_wh": round(k.pv_wh, 1),
+                "diverted_wh": round(k.diverted_wh, 1),
+                "bound_wh": round(k.bound_wh, 1),
+                "capture": round(k.diverted_wh / k.bound_wh, 4) if k.bound_wh > 0 else 1.0,
+            }
             for d, k in sorted(days.items())
         ],
         "schedule_events": [],

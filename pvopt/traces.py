@@ -35,7 +35,7 @@ class Trace:
 def _open(path: Path) -> io.TextIOBase:
     if path.name.endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 (returned to a with block)
+    return open(path, encoding="utf-8", newline="")
 
 
 def _epoch(text: str) -> float:

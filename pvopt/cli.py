@@ -1,0 +1,208 @@
+"""The `pvopt` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pvopt import config as cfgmod
+from pvopt.traces import TraceError, load_trace
+
+# Tables are wide; when piped (CI logs, files) do not squeeze them into 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def _load_config(path: str | None) -> cfgmod.Config:
+    """Load the config named by --config / $PVOPT_CONFIG / ./pvopt.yml, or exit 1 saying why."""
+    try:
+        return cfgmod.load(cfgmod.default_path(path))
+    except cfgmod.ConfigError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]error[/red] {problem}", highlight=False)
+        sys.exit(1)
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    default=None,
+    help="Config file (default: $PVOPT_CONFIG, else ./pvopt.yml).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """pvopt — route photovoltaic surplus to your water heater and other loads."""
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect configuration files."""
+
+
+@config_group.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def config_check(file: str) -> None:
+    """Validate FILE; print the resolved config (secrets masked) or every problem (exit 1)."""
+    cfg = _load_config(file)
+    console.print(cfgmod.masked_dump(cfg), highlight=False, markup=False)
+    console.print(f"[green]ok[/green] {file}: {len(cfg.equipment)} load(s)", highlight=False)
+
+
+def kpi_table(results: list[dict[str, Any]], title: str) -> Table:
+    """One row per simulation: the headline KPIs of DESIGN §11."""
+    table = Table(title=title)
+    for col in (
+        "trace",
+        "house",
+        "policy",
+        "capture",
+        "diverted kWh",
+        "bound kWh",
+        "import by loads Wh",
+        "% of diverted",
+        "forced import Wh",
+        "switches",
+        "min on/off viol.",
+        "cold draws",
+        "min < temp_min",
+    ):
+        table.add_column(col, justify="left" if col in {"trace", "house", "policy"} else "right")
+    for r in results:
+        share = 100 * r["import_by_loads_wh"] / r["diverted_wh"] if r["diverted_wh"] else 0.0
+        table.add_row(
+            r["trace"],
+            r.get("house", ""),
+            r["policy"],
+            f"{r['capture']:.3f}",
+            f"{r['diverted_wh'] / 1000:.2f}",
+            f"{r['bound_wh'] / 1000:.2f}",
+            f"{r['import_by_loads_wh']:.0f}",
+            f"{share:.2f}",
+            f"{r['forced_import_wh']:.0f}",
+            str(r["switches"]),
+            str(r["min_on_off_violations"]),
+            str(r["cold_draws"]),
+            f"{r['minutes_below_temp_min']:.0f}",
+        )
+    return table
+
+
+def summary_table(kpis: dict[str, Any], title: str) -> Table:
+    """One simulation's KPIs, a row each, then the per-load figures."""
+    table = Table(title=title, show_header=False)
+    table.add_column("kpi")
+    table.add_column("value", justify="right")
+    for key, value in kpis.items():
+        if not isinstance(value, dict | list):
+            table.add_row(key, f"{value:,}" if isinstance(value, int | float) else str(value))
+    for name, k in kpis["loads"].items():
+        table.add_row(
+            f"{name}",
+            f"{k['energy_wh'] / 1000:.2f} kWh, {k['diverted_wh'] / 1000:.2f} "
+            f"diverted, {k['switches']} switches, {k['cold_draws']} cold draws",
+        )
+    return table
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+def run_simulation(
+    trace_path: str, cfg: cfgmod.Config, policy: str | None, record: bool = False
+) -> Any:
+    """Simulate one trace with a progress bar; exit 1 on an unreadable trace."""
+    from pvopt.simulator import simulate
+
+    try:
+        trace = load_trace(trace_path)
+    except TraceError as exc:
+        err_console.print(f"[red]error[/red] {exc}", highlight=False)
+        sys.exit(1)
+    with progress_bar() as bar:
+        task = bar.add_task(
+            f"{trace.name} ({policy or cfg.regulation.policy})", total=trace.seconds
+        )
+        return simulate(
+            trace, cfg, policy, lambda done, _total: bar.update(task, completed=done), record=record
+        )
+
+
+@main.command()
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False))
+@config_option
+@click.option(
+    "--policy",
+    type=click.Choice(["default", "legacy"]),
+    default=None,
+    help="Override regulation.policy.",
+)
+@click.option("--plot", "plot_path", metavar="PNG", default=None, help="Write a plot of the run.")
+@click.option("--json", "json_path", metavar="FILE", default=None, help="Write the KPIs as JSON.")
+def simulate(
+    trace: str,
+    config_path: str | None,
+    policy: str | None,
+    plot_path: str | None,
+    json_path: str | None,
+) -> None:
+    """Replay TRACE (ts,pv_w,base_load_w; .csv or .csv.gz) through the regulator."""
+    cfg = _load_config(config_path)
+    result = run_simulation(trace, cfg, policy, record=plot_path is not None)
+    kpis = result.kpis
+    if json_path:
+        Path(json_path).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
+        console.print(f"KPIs written to {json_path}", highlight=False)
+    else:
+        console.print(summary_table(kpis, f"{kpis['trace']} — {cfg.source}"))
+    if plot_path:
+        from pvopt.plot import plot_series
+
+        title = f"{kpis['trace']} — policy {kpis['policy']} — capture {kpis['capture']:.3f}"
+        plot_series(result.series, cfg.site.tz, title, plot_path)
+        console.print(f"plot written to {plot_path}", highlight=False)
+
+
+@main.command()
+@click.option(
+    "--traces",
+    "traces_dir",
+    metavar="DIR",
+    default=None,
+    help="Folder of traces (default: ../shared/traces if present, else examples/traces).",
+)
+@click.option(
+    "--houses",
+    metavar="FILES",
+    default="examples/seed_house.yml,examples/house.yml",
+    help="Comma-separated configs to simulate.",
+)
+@click.option(
+    "--json", "json_path", metavar="FILE", default=None, help="Write all results as JSON."
+)
+def bench(traces_dir: str | None, houses: str, json_path: str | None) -> None:
+    """KPIs of both policies on every trace, simulator speed and regulator tick cost."""
+    from pvopt.bench import run_bench
+
+    run_bench(traces_dir, houses.split(","), json_path, console, progress_bar)
+
+
+if __name__ == "__main__":
+    main()
