@@ -28,13 +28,13 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "guarantee_at_risk", "source": [OFF, SOLAR], "dest": ECO},  # schedule / deficit
     {"trigger": "guarantee_met", "source": ECO, "dest": SOLAR},
     {"trigger": "guarantee_met_satisfied", "source": ECO, "dest": OFF},
-    {"trigger": "force", "source": [OFF, ECO, SOLAR, BOOST], "dest": BOOST},  # ON / force / boost
+    {"trigger": "forced", "source": [OFF, ECO, SOLAR, BOOST], "dest": BOOST},  # ON / force / boost
     {"trigger": "force_ended", "source": BOOST, "dest": SOLAR},  # deadline, unforce, temp_max
     {"trigger": "force_ended_satisfied", "source": BOOST, "dest": OFF},
-    {"trigger": "switch_off", "source": [OFF, ECO, SOLAR, BOOST], "dest": OFF},  # manual OFF
+    {"trigger": "switched_off", "source": [OFF, ECO, SOLAR, BOOST], "dest": OFF},  # manual OFF
     {"trigger": "disable", "source": [ECO, SOLAR, BOOST], "dest": OFF},
 ]
-_EXPLICIT_ONLY = {"meter_lost", "force", "switch_off", "disable"}  # fired by name, not by target
+_EXPLICIT_ONLY = {"meter_lost", "forced", "switched_off", "disable"}  # fired by name, not by target
 _AUTO_TRIGGER: dict[tuple[State, State], str] = {}
 for _t in TRANSITIONS:
     if _t["trigger"] in _EXPLICIT_ONLY:
@@ -234,13 +234,13 @@ class LoadMachine:
         self.forced_until = until
         self.forced_w = power_w
         self.force_reason = reason
-        self.trigger("force", reason=reason, now=now)
+        self.trigger("forced", reason=reason, now=now)
 
     def switch_off(self, now: float) -> None:
         """Manual OFF: stays off until AUTO or ON."""
         self.mode = Mode.MANUAL
         self.forced_until = self.forced_w = None
-        self.trigger("switch_off", reason="manual", now=now)
+        self.trigger("switched_off", reason="manual", now=now)
 
     def set_auto(self, now: float, *, meter_stale: bool = False) -> None:
         self.mode = Mode.AUTO
@@ -308,7 +308,7 @@ class LoadMachine:
         return self.spec.enabled and (not self.is_temp_driven or self.temperature_known(now))
 
     @property
-    def forced(self) -> bool:
+    def is_forced(self) -> bool:
         return self.state in FORCED_STATES
 
     # -- persistence ------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""Shared fixtures: example configs and traces shipped with the project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pvopt import config
+from pvopt.traces import Trace, load_trace
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+TRACES = EXAMPLES / "traces"
+PARIS = ZoneInfo("Europe/Paris")
+T0 = 1_781_510_400.0  # 2026-06-15 10:00 Paris (08:00 UTC)
+
+
+@pytest.fixture(scope="session")
+def house() -> config.Config:
+    return config.load(EXAMPLES / "house.yml")
+
+
+@pytest.fixture(scope="session")
+def seed_house() -> config.Config:
+    return config.load(EXAMPLES / "seed_house.yml")
+
+
+@pytest.fixture(scope="session")
+def broken_clouds() -> Trace:
+    return load_trace(TRACES / "broken_clouds.csv.gz")
+
+
+def window(trace: Trace, start_s: int, seconds: int) -> Trace:
+    """A slice of a trace, for tests that need a lively hour rather than a day."""
+    return Trace(
+        trace.name,
+        trace.start + start_s,
+        trace.pv_w[start_s : start_s + seconds],
+        trace.base_w[start_s : start_s + seconds],
+    )

@@ -1,0 +1,195 @@
+"""The regulator: properties that must hold for any input, and the behaviours of DESIGN §5."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from machines.model import Kind, LoadSpec, LoadView, MeterSnapshot, Mode, PolicyMemo, State
+from machines.policy import PolicyParams, decide
+
+NOW = 1_781_510_400.0
+DEFAULT = PolicyParams()
+LEGACY = PolicyParams(name="legacy")
+
+
+def dimmer(name: str, max_w: float, setpoint: float = 0.0, **kw) -> LoadView:
+    return LoadView(
+        LoadSpec(name, 0, Kind.DIMMER, max_w), State.SOLAR, Mode.AUTO, "surplus", setpoint, **kw
+    )
+
+
+def relay(
+    name: str,
+    max_w: float,
+    on: bool = False,
+    switched_at: float | None = None,
+    min_on: float = 0,
+    min_off: float = 0,
+) -> LoadView:
+    spec = LoadSpec(name, 0, Kind.RELAY, max_w, min_on_s=min_on, min_off_s=min_off)
+    return LoadView(
+        spec, State.SOLAR, Mode.AUTO, "surplus", max_w if on else 0.0, switched_at=switched_at
+    )
+
+
+def snap(grid_w: float, at: float = NOW) -> MeterSnapshot:
+    return MeterSnapshot(grid_w, at, False)
+
+
+loads_strategy = st.lists(
+    st.one_of(
+        st.builds(lambda m, f: dimmer("d", m, m * f), st.floats(100, 5000), st.floats(0, 1)),
+        st.builds(lambda m, on: relay("r", m, on), st.floats(100, 3000), st.booleans()),
+    ),
+    min_size=1,
+    max_size=6,
+).map(
+    lambda ls: [
+        replace(v, spec=replace(v.spec, name=f"{v.spec.name}{i}")) for i, v in enumerate(ls)
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(loads_strategy, st.floats(-15000, 15000), st.sampled_from([DEFAULT, LEGACY]))
+def test_never_above_max_and_never_more_than_available(loads, grid, params) -> None:
+    d = decide(snap(grid), loads, params, NOW, PolicyMemo())
+    for v in loads:
+        assert 0 <= d.power_w[v.spec.name] <= v.spec.max_w
+    available = sum(v.setpoint_w for v in loads) - grid  # DESIGN §1: what they draw + surplus
+    total = sum(d.power_w.values())
+    if total > sum(v.setpoint_w for v in loads):  # a rise must be paid by surplus
+        assert total <= available + params.balance_band_w
+
+
+@settings(max_examples=200, deadline=None)
+@given(loads_strategy, st.floats(-15000, 15000))
+def test_same_inputs_same_output(loads, grid) -> None:
+    a = decide(snap(grid), loads, DEFAULT, NOW, PolicyMemo())
+    b = decide(snap(grid), list(loads), DEFAULT, NOW, PolicyMemo())
+    assert a == b
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(100, 3000), min_size=2, max_size=5), st.floats(0, 12000))
+def test_priority_order_for_dimmers(maxes, surplus) -> None:
+    loads = [dimmer(f"d{i}", m) for i, m in enumerate(maxes)]
+    d = decide(snap(-surplus), loads, DEFAULT, NOW, PolicyMemo())
+    powers = [d.power_w[v.spec.name] for v in loads]
+    for i in range(1, len(loads)):
+        if powers[i] > 0:  # a lower-priority load runs only when every one above is full
+            assert all(powers[j] == loads[j].spec.max_w for j in range(i))
+
+
+def test_takes_the_measured_surplus_at_once() -> None:
+    d = decide(snap(-1520), [dimmer("h", 2400), dimmer("t", 500)], DEFAULT, NOW, PolicyMemo())
+    assert d.power_w == {"h": 1500.0, "t": 0.0}  # 1520 W surplus less the 20 W margin
+    d = decide(snap(-2900), [dimmer("h", 2400), dimmer("t", 500)], DEFAULT, NOW, PolicyMemo())
+    assert d.power_w == {"h": 2400.0, "t": 480.0}
+
+
+def test_cuts_imports_in_reverse_order() -> None:
+    loads = [dimmer("h", 2400, 2400), dimmer("t", 500, 500)]
+    d = decide(snap(300), loads, DEFAULT, NOW, PolicyMemo())
+    assert d.power_w == {"h": 2400.0, "t": 180.0}
+
+
+def test_dead_band_on_the_export_side_only() -> None:
+    loads = [dimmer("h", 2400, 1000)]
+    assert decide(snap(-60), loads, DEFAULT, NOW, PolicyMemo()).power_w["h"] == 1000  # in band
+    assert decide(snap(5), loads, DEFAULT, NOW, PolicyMemo()).power_w["h"] == 975  # any import
+
+
+def test_waits_for_a_settled_sample() -> None:
+    memo = PolicyMemo(last_command_at=NOW - 1)
+    d = decide(snap(-1000, at=NOW - 0.5), [dimmer("h", 2400, 500)], DEFAULT, NOW, memo)
+    assert (d.power_w["h"], d.reasons["h"]) == (500, "settling")
+    d = decide(snap(-1000, at=NOW + 1), [dimmer("h", 2400, 500)], DEFAULT, NOW + 1, memo)
+    assert d.power_w["h"] == 1480
+
+
+def test_stale_meter_sheds_surplus_loads_but_not_forced_ones() -> None:
+    boost = replace(dimmer("b", 2000), state=State.BOOST, reason="manual")
+    d = decide(
+        MeterSnapshot(-3000, NOW - 60, True),
+        [dimmer("h", 2400, 2400), boost],
+        DEFAULT,
+        NOW,
+        PolicyMemo(),
+    )
+    assert d.power_w == {"h": 0.0, "b": 2000}
+    assert d.reasons == {"h": "meter_stale", "b": "manual"}
+
+
+def test_dimmer_below_min_power_goes_to_zero() -> None:
+    d = decide(
+        snap(-60), [dimmer("h", 2400)], replace(DEFAULT, balance_band_w=0), NOW, PolicyMemo()
+    )
+    assert d.power_w["h"] == 0  # 40 W < min_power_w 50
+
+
+START_DELAY = DEFAULT.relay_on_delay_s
+
+
+def test_relay_starts_after_its_delay_and_respects_min_times() -> None:
+    p = relay("p", 1000)
+    d = decide(snap(-1400), [p], DEFAULT, NOW, PolicyMemo())
+    assert d.power_w["p"] == 0 and d.memo.relay_timers["p"].want_on_since == NOW
+    memo = d.memo
+    d = decide(snap(-1400), [p], DEFAULT, NOW + START_DELAY - 1, memo)
+    assert d.power_w["p"] == 0
+    d = decide(snap(-1400), [p], DEFAULT, NOW + START_DELAY + 1, memo)
+    assert d.power_w["p"] == 1000
+    held = relay("p", 1000, on=True, switched_at=NOW, min_on=600)
+    d = decide(snap(2000), [held], DEFAULT, NOW + 599, PolicyMemo())
+    assert (d.power_w["p"], d.reasons["p"]) == (1000, "min_on_hold")
+    off = relay("p", 1000, on=False, switched_at=NOW, min_off=600)
+    d = decide(snap(-5000), [off], DEFAULT, NOW + 599, PolicyMemo())
+    assert (d.power_w["p"], d.reasons["p"]) == (0, "min_off_hold")
+
+
+def test_held_relay_makes_higher_priority_dimmers_yield() -> None:
+    loads = [dimmer("h", 2400, 2400), relay("p", 1000, on=True, switched_at=NOW - 10, min_on=600)]
+    d = decide(snap(800), loads, DEFAULT, NOW, PolicyMemo())
+    assert d.power_w["p"] == 1000 and d.power_w["h"] == 2400 - 820
+
+
+def test_relay_switch_offsets_dimmers_the_same_tick() -> None:
+    loads = [relay("p", 1000, on=False), dimmer("t", 2000, 1500)]
+    d1 = decide(snap(-100), loads, DEFAULT, NOW, PolicyMemo())
+    later = NOW + START_DELAY
+    d2 = decide(snap(-100, at=later), loads, DEFAULT, later, d1.memo)
+    assert d2.power_w == {"p": 1000, "t": 580.0}  # 1600 − 20 available, the pump takes 1000
+
+
+def test_relay_stops_after_a_sustained_shortfall() -> None:
+    p = relay("p", 1000, on=True, switched_at=NOW - 3600)
+    memo = PolicyMemo()
+    t = NOW
+    while True:
+        d = decide(snap(500), [p], DEFAULT, t, memo)
+        memo = d.memo
+        if d.power_w["p"] == 0:
+            break
+        t += 2
+    # 520 W short: 7.5 Wh of shortfall takes about 52 s
+    assert 45 <= t - NOW <= 60
+
+
+def test_legacy_quarter_steps_and_heater_ends_the_pass() -> None:
+    heater = replace(dimmer("h", 2400, 2400), is_temp_driven=True)
+    d = decide(snap(-2000), [heater, dimmer("t", 500)], LEGACY, NOW, PolicyMemo())
+    assert d.power_w == {"h": 2400, "t": 0}  # heater at max still ends the increase pass
+    d = decide(snap(-2000), [dimmer("a", 2400, 100), dimmer("t", 500)], LEGACY, NOW, PolicyMemo())
+    assert d.power_w == {"a": 600, "t": 0}  # a quarter of the export
+    d = decide(
+        snap(400), [dimmer("a", 2400, 1000), dimmer("t", 500, 60)], LEGACY, NOW, PolicyMemo()
+    )
+    assert d.power_w == {"a": 960, "t": 0}  # 100 W cut in reverse; t falls below 50 W
+    d = decide(snap(-40), [dimmer("a", 2400, 1000)], LEGACY, NOW, PolicyMemo())
+    assert d.power_w == {"a": 1000}  # −50 ≤ P < 0: nothing, no margin
+    d = decide(snap(-2000), [relay("r", 600), dimmer("t", 500)], LEGACY, NOW, PolicyMemo())
+    assert d.power_w == {"r": 0, "t": 500}  # a quarter step (500 W) does not cover the relay
