@@ -118,34 +118,22 @@ def simulate(
     ctl = Controller(specs, tz, params, start)
     machines = [ctl.machines[s.name] for s in specs]
     sims = {eq.name: eq.sim for eq in cfg.equipment}
-    heaters: list[Heater | None] = []
-    bound_heaters: list[Heater | None] = []
-    for spec in specs:
-        if spec.thresholds is not None:
-            s = sims[spec.name]
-            heaters.append(
-                Heater(
-                    s.litres,
-                    s.loss_w_per_k,
-                    s.thermostat_c,
-                    s.t0_c,
-                    cfg.sim.ambient_c,
-                    cfg.sim.cold_water_c,
-                )
-            )
-            bound_heaters.append(
-                Heater(
-                    s.litres,
-                    s.loss_w_per_k,
-                    s.thermostat_c,
-                    s.t0_c,
-                    cfg.sim.ambient_c,
-                    cfg.sim.cold_water_c,
-                )
-            )
-        else:
-            heaters.append(None)
-            bound_heaters.append(None)
+
+    def heater_for(spec: LoadSpec) -> Heater | None:
+        if spec.thresholds is None:
+            return None
+        s = sims[spec.name]
+        return Heater(
+            s.litres,
+            s.loss_w_per_k,
+            s.thermostat_c,
+            s.t0_c,
+            cfg.sim.ambient_c,
+            cfg.sim.cold_water_c,
+        )
+
+    heaters = [heater_for(spec) for spec in specs]
+    bound_heaters = [heater_for(spec) for spec in specs]  # the oracle's own tanks
     n = len(specs)
     first_heater = next((h for h in heaters if h is not None), None)
     is_relay = [s.kind is Kind.RELAY for s in specs]
