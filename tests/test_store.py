@@ -1,0 +1,76 @@
+"""One contract, two stores: the in-memory one and SQLite on a real file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from machines.controller import Controller
+from machines.loads import TransitionRecord
+from machines.model import MeterSnapshot, State
+from machines.policy import PolicyParams
+from state.store import SCHEMA_VERSION, MemoryStore, SqliteStore, StateStore, StoreError
+from tests.conftest import PARIS, T0
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path: Path):
+    s: StateStore = (
+        MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "s.db"))
+    )
+    yield s
+    s.close()
+
+
+def rec(load: str, at: float, dest: str = "off") -> TransitionRecord:
+    return TransitionRecord(load, "solar", dest, "goal_reached", "satisfied", at)
+
+
+def test_round_trip_of_a_controller(store, house) -> None:
+    ctl = Controller(house.specs(), PARIS, PolicyParams(), T0)
+    ctl.load("water_heater").set_temperature(50.0, T0)
+    ctl.load("pool_pump").force(T0, until=T0 + 3600, power_w=None)
+    result = ctl.tick(T0, MeterSnapshot(-500.0, T0, False))
+    store.save(ctl.dump(), result.records)
+    back = Controller(house.specs(), PARIS, PolicyParams(), T0 + 5, saved=store.load_machines())
+    assert back.dump() == ctl.dump()
+    assert back.load("pool_pump").state is State.BOOST
+    assert [r.trigger for r in store.transitions("pool_pump")] == ["forced"]
+
+
+def test_transitions_newest_last_filtered_and_limited(store) -> None:
+    store.save({"a": {"x": 1}, "b": {"x": 2}}, [rec("a", 1), rec("b", 2), rec("a", 3)])
+    store.save({}, [rec("a", 4, "solar")])
+    assert [r.at for r in store.transitions()] == [1, 2, 3, 4]
+    assert [r.at for r in store.transitions("a", limit=2)] == [3, 4]
+    assert store.transitions("nobody") == []
+
+
+def test_sqlite_is_wal_and_one_save_is_one_write(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    s = SqliteStore(str(path))
+    s.save({"a": {"x": 1}}, [rec("a", 1)])
+    assert s.writes == 1
+    s.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_or_foreign_store_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SqliteStore(str(path)).save({"a": {"x": 1}}, [])
+    with sqlite3.connect(path) as raw:
+        raw.execute(
+            "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),)
+        )
+    with pytest.raises(StoreError, match="newer than this pvopt"):
+        SqliteStore(str(path))
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT data FROM machine").fetchone()[0] == '{"x": 1}'
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as raw:
+        raw.execute("CREATE TABLE photos (id INTEGER)")
+    with pytest.raises(StoreError, match="not a pvopt state store"):
+        SqliteStore(str(other))
