@@ -139,22 +139,24 @@ class LoadMachine:
         offset = datetime.fromtimestamp(now, self.tz).utcoffset()
         return now + (offset.total_seconds() if offset else 0.0)
 
-    def _day_index(self, now: float) -> int:
-        return int(self._local_seconds(now) // 86400)
+    def _day_index(self, now: float, local: float | None = None) -> int:
+        return int((self._local_seconds(now) if local is None else local) // 86400)
 
-    def _period_index(self, now: float) -> int:
+    def _period_index(self, now: float, local: float | None = None) -> int:
         period = self.spec.period_s
-        base = self._local_seconds(now) if 86400 % period == 0 else now
-        return int(base // period)
+        if 86400 % period != 0:
+            return int(now // period)  # periods that do not divide a day run on the epoch
+        return int((self._local_seconds(now) if local is None else local) // period)
 
     def roll_counters(self, now: float) -> None:
         """Start a new period / local day when `now` crossed a boundary."""
-        period = self._period_index(now)
+        local = self._local_seconds(now)  # one time-zone lookup per call: this runs every tick
+        period = self._period_index(now, local)
         if period != self.period_index:
             self.prev_period_wh = self.period_wh if period == self.period_index + 1 else 0.0
             self.period_wh = 0.0
             self.period_index = period
-        day = self._day_index(now)
+        day = self._day_index(now, local)
         if day != self.day_index:
             self.energy_yesterday_wh = self.energy_today_wh if day == self.day_index + 1 else 0.0
             self.energy_today_wh = 0.0

@@ -138,10 +138,11 @@ class LinkyState:
     def snapshot(self, now: float, stale_after_s: float) -> MeterSnapshot:
         newest = self.newest_at()
         s = self.apparent_w()
+        q = reactive_power(self.reactive, now) if s is not None else None
         return MeterSnapshot(
-            grid_w=self.grid_w(now),
+            grid_w=None if s is None or q is None else active_power(s, q),
             sampled_at=self.paired_at(),
             stale=newest is None or now - newest > stale_after_s,
             apparent_va=s,
-            reactive_var=reactive_power(self.reactive, now) if s is not None else None,
+            reactive_var=q,
         )

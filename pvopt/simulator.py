@@ -94,14 +94,6 @@ def draw_seconds(cfg: Config, trace: Trace) -> dict[int, float]:
     return out
 
 
-def _real_power(spec: LoadSpec, cfg: Config) -> float:
-    """What a relay really draws when on (an unknown one: `sim.power_w`)."""
-    for eq in cfg.equipment:
-        if eq.name == spec.name:
-            return eq.sim.power_w or spec.max_w
-    return spec.max_w
-
-
 def simulate(
     trace: Trace,
     cfg: Config,
@@ -137,7 +129,7 @@ def simulate(
     n = len(specs)
     first_heater = next((h for h in heaters if h is not None), None)
     is_relay = [s.kind is Kind.RELAY for s in specs]
-    relay_power = [_real_power(s, cfg) for s in specs]
+    relay_power = [sims[s.name].power_w or s.max_w for s in specs]  # unknown relays' truth
     caps = [relay_power[i] if is_relay[i] else specs[i].max_w for i in range(n)]
     enabled = [s.enabled for s in specs]
     draws = draw_seconds(cfg, trace)
