@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean packages
+
+# Debian packages of the real services the demo and the tests run on loopback ports.
+PACKAGES := mosquitto
 
 $(BIN)/pvopt: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +17,26 @@ demo: $(BIN)/pvopt
 	@mkdir -p out
 	$(BIN)/pvopt simulate examples/traces/broken_clouds.csv.gz --config examples/house.yml --plot out/demo.png
 
-test: $(BIN)/pvopt
+test: $(BIN)/pvopt packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/pvopt
 	$(BIN)/pvopt bench
+
+packages:
+	@missing=""; for p in $(PACKAGES); do \
+	  command -v $$p >/dev/null || [ -x /usr/sbin/$$p ] || [ -x /usr/bin/$$p ] || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages:$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -8,6 +8,7 @@ into transitions. Time always comes in as `now` (epoch seconds); nothing here re
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -207,14 +208,19 @@ class LoadMachine:
 
     def set_threshold(self, name: str, value: float) -> None:
         """Change one threshold (MIN/MAX/ECO commands); refused if it breaks the order."""
+        self.set_thresholds({name: value})
+
+    def set_thresholds(self, values: Mapping[str, float]) -> None:
+        """Change several thresholds at once, checked together: all or none."""
         if self.thresholds is None:
             raise CommandError(f"{self.spec.name} has no temperature thresholds")
-        if name not in {"temp_min", "temp_eco", "temp_sol_min", "temp_max"}:
-            raise CommandError(f"unknown threshold {name!r}")
-        candidate = replace(self.thresholds, **{name: float(value)})
+        unknown = set(values) - {"temp_min", "temp_eco", "temp_sol_min", "temp_max"}
+        if unknown:
+            raise CommandError(f"unknown threshold(s) {sorted(unknown)}")
+        candidate = replace(self.thresholds, **{k: float(v) for k, v in values.items()})
         if not candidate.is_ordered():
             raise CommandError(
-                f"{name}={value} breaks temp_min < temp_eco ≤ temp_sol_min < temp_max "
+                f"{values} breaks temp_min < temp_eco ≤ temp_sol_min < temp_max "
                 f"within -20..110 °C ({asdict(candidate)})"
             )
         self.thresholds = candidate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -146,3 +147,39 @@ class LinkyState:
             apparent_va=s,
             reactive_var=q,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GridState:
+    """The latest signed grid power (meter kind `grid`) with its arrival time."""
+
+    grid_w: float | None = None
+    at: float | None = None
+
+    def snapshot(self, now: float, stale_after_s: float) -> MeterSnapshot:
+        return MeterSnapshot(
+            grid_w=self.grid_w,
+            sampled_at=self.at,
+            stale=self.at is None or now - self.at > stale_after_s,
+        )
+
+
+def parse_grid_payload(payload: bytes | str, json_key: str | None, invert: bool) -> float:
+    """Signed active power (+ import) from a bare number or a JSON object at a dotted key
+    (Tasmota `ENERGY.Power`, Shelly `power`)."""
+    if json_key is None:
+        value = parse_number(payload)
+    else:
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+        try:
+            node = json.loads(text)
+        except ValueError:
+            raise MeterValueError(f"not JSON: {text[:40]!r}") from None
+        for part in json_key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise MeterValueError(f"no key {json_key!r} in {text[:60]!r}")
+            node = node[part]
+        if isinstance(node, bool) or not isinstance(node, int | float | str):
+            raise MeterValueError(f"{json_key} is not a number: {node!r}")
+        value = parse_number(str(node))
+    return check_active(-value if invert else value, "grid")

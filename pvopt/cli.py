@@ -8,35 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from pvopt import config as cfgmod
+from pvopt.cli_common import config_option, console, err_console, load_config
 from pvopt.traces import TraceError, load_trace
-
-# Tables are wide; when piped (CI logs, files) do not squeeze them into 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, soft_wrap=True)
-
-
-def _load_config(path: str | None) -> cfgmod.Config:
-    """Load the config named by --config / $PVOPT_CONFIG / ./pvopt.yml, or exit 1 saying why."""
-    try:
-        return cfgmod.load(cfgmod.default_path(path))
-    except cfgmod.ConfigError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]error[/red] {problem}", highlight=False)
-        sys.exit(1)
-
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    metavar="FILE",
-    default=None,
-    help="Config file (default: $PVOPT_CONFIG, else ./pvopt.yml).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,7 +30,7 @@ def config_group() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def config_check(file: str) -> None:
     """Validate FILE; print the resolved config (secrets masked) or every problem (exit 1)."""
-    cfg = _load_config(file)
+    cfg = load_config(file)
     console.print(cfgmod.masked_dump(cfg), highlight=False, markup=False)
     console.print(f"[green]ok[/green] {file}: {len(cfg.equipment)} load(s)", highlight=False)
 
@@ -164,7 +141,7 @@ def simulate(
     json_path: str | None,
 ) -> None:
     """Replay TRACE (ts,pv_w,base_load_w; .csv or .csv.gz) through the regulator."""
-    cfg = _load_config(config_path)
+    cfg = load_config(config_path)
     result = run_simulation(trace, cfg, policy, record=plot_path is not None)
     kpis = result.kpis
     if json_path:
@@ -203,6 +180,11 @@ def bench(traces_dir: str | None, houses: str, json_path: str | None) -> None:
 
     run_bench(traces_dir, houses.split(","), json_path, console, progress_bar)
 
+
+from pvopt.cli_live import auto, force, history, off, run, status  # noqa: E402
+
+for _command in (run, status, history, force, auto, off):
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from pvopt import config
+from pvopt.mosquitto import Mosquitto, MosquittoMissing
 from pvopt.traces import Trace, load_trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,3 +42,13 @@ def window(trace: Trace, start_s: int, seconds: int) -> Trace:
         trace.pv_w[start_s : start_s + seconds],
         trace.base_w[start_s : start_s + seconds],
     )
+
+
+@pytest.fixture
+def broker() -> Iterator[Mosquitto]:
+    """A real Mosquitto on a free loopback port (`.ci/run` installs the Debian package)."""
+    try:
+        with Mosquitto() as b:
+            yield b
+    except MosquittoMissing as exc:
+        pytest.fail(str(exc))

@@ -1,0 +1,133 @@
+"""Manual commands (DESIGN §7): the seed's `scr/{id}/control` words and the original's
+`regulation/control` JSON, parsed into one `Command` and applied to the controller. Pure."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from machines.controller import Controller
+from machines.loads import CommandError
+
+SEED_THRESHOLDS = {"MIN": "temp_min", "ECO": "temp_eco", "MAX": "temp_max"}
+THRESHOLD_KEYS = ("temp_min", "temp_eco", "temp_sol_min", "temp_max")
+MAX_DURATION_S = 30 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One manual command to one load (by name, or id when a number)."""
+
+    action: str  # force | auto | off | set
+    load: str | int
+    power_w: float | None = None
+    duration_s: float | None = None  # force: None = until auto
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The `regulation/control` payload (what the CLI publishes)."""
+        body: dict[str, Any] = {"command": self.action, "name": self.load}
+        if self.power_w is not None:
+            body["power"] = self.power_w
+        if self.duration_s is not None:
+            body["duration"] = self.duration_s
+        body.update(self.thresholds)
+        return json.dumps(body)
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise CommandError(f"{what} must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise CommandError(f"{what} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise CommandError(f"{what} must be finite, not {value!r}")
+    return number
+
+
+def parse_seed_control(load_id: int, payload: bytes) -> Command:
+    """`ON`, `OFF`, `AUTO`, `MIN;t`, `MAX;t`, `ECO;t` on `scr/{id}/control`."""
+    text = payload.decode("utf-8", "replace").strip()
+    word, _, arg = text.partition(";")
+    word = word.strip().upper()
+    if word in {"ON", "OFF", "AUTO"} and not arg:
+        return Command({"ON": "force", "OFF": "off", "AUTO": "auto"}[word], load_id)
+    if word in SEED_THRESHOLDS and arg:
+        value = _number(arg.strip(), word)
+        return Command("set", load_id, thresholds={SEED_THRESHOLDS[word]: value})
+    raise CommandError(f"not a control command: {text[:40]!r} (ON, OFF, AUTO, MIN;t, MAX;t, ECO;t)")
+
+
+def parse_control_json(payload: bytes) -> Command:
+    """`{"command": "force"|"unforce"|"auto"|"off"|"set", "name": N, ...}`."""
+    try:
+        body = json.loads(payload.decode("utf-8", "replace"))
+    except ValueError:
+        raise CommandError(f"not JSON: {payload[:60]!r}") from None
+    if not isinstance(body, dict):
+        raise CommandError(f"not a JSON object: {payload[:60]!r}")
+    action = body.get("command")
+    name = body.get("name")
+    if isinstance(name, bool) or not isinstance(name, str | int) or name == "":
+        raise CommandError(f"'name' must be a load name or id, not {name!r}")
+    if action == "unforce":
+        action = "auto"
+    if action in {"auto", "off"}:
+        return Command(action, name)
+    if action == "force":
+        power = body.get("power")
+        duration = body.get("duration")
+        power_w = None if power is None else _number(power, "power")
+        duration_s = None if duration is None else _number(duration, "duration")
+        if duration_s is not None and not 0 < duration_s <= MAX_DURATION_S:
+            raise CommandError(f"duration {duration_s:g} s outside 0..{MAX_DURATION_S:g} s")
+        return Command("force", name, power_w=power_w, duration_s=duration_s)
+    if action == "set":
+        values = {k: _number(body[k], k) for k in THRESHOLD_KEYS if k in body}
+        extra = set(body) - {"command", "name", *THRESHOLD_KEYS}
+        if extra or not values:
+            raise CommandError(f"'set' takes {', '.join(THRESHOLD_KEYS)}; got {sorted(body)}")
+        return Command("set", name, thresholds=values)
+    raise CommandError(f"unknown command {action!r} (force, unforce, auto, off, set)")
+
+
+def apply(ctl: Controller, cmd: Command, now: float, *, meter_stale: bool) -> str:
+    """Apply `cmd`; returns what was done, raises `UnknownLoad` / `CommandError` unchanged."""
+    m = ctl.load(cmd.load)
+    name = m.spec.name
+    if cmd.action == "force":
+        until = None if cmd.duration_s is None else now + cmd.duration_s
+        m.force(now, until=until, power_w=cmd.power_w)
+        power = "full power" if cmd.power_w is None else f"{cmd.power_w:g} W"
+        lasting = "" if until is None else f" for {cmd.duration_s:g} s"
+        return f"{name}: forced at {power}{lasting}"
+    if cmd.action == "off":
+        m.switch_off(now)
+        return f"{name}: manual off"
+    if cmd.action == "auto":
+        m.set_auto(now, meter_stale=meter_stale)
+        return f"{name}: automatic"
+    if cmd.action == "set":
+        m.set_thresholds(cmd.thresholds)
+        return f"{name}: thresholds {cmd.thresholds}"
+    raise CommandError(f"unknown action {cmd.action!r}")
+
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `15m`, `2h`, `1h30m` → seconds (DESIGN §9)."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise CommandError(f"not a duration: {text!r} (like 90s, 15m, 2h, 1h30m)")
+    h, m, s = (int(g) if g else 0 for g in match.groups())
+    seconds = h * 3600 + m * 60 + s
+    if not 0 < seconds <= MAX_DURATION_S:
+        raise CommandError(f"duration {text!r} outside 1 s..30 days")
+    return float(seconds)

@@ -1,0 +1,74 @@
+"""The status document of DESIGN §8: `regulation/status` and `pvopt status --json` share it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from machines.controller import Controller
+from machines.model import MeterSnapshot
+
+
+def local_iso(ts: float | None, tz: ZoneInfo) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+
+
+def build_status(
+    ctl: Controller,
+    snapshot: MeterSnapshot | None,
+    meter_age_s: float | None,
+    now: float,
+    *,
+    policy: str,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """The status at `now`; `snapshot` None when no meter is known (read from the store)."""
+    tz = ctl.tz
+    local = datetime.fromtimestamp(now, tz)
+    grid = None if snapshot is None or snapshot.grid_w is None else round(snapshot.grid_w, 1)
+    loads = []
+    equipments = []
+    for m in ctl.machines.values():
+        th = m.thresholds
+        loads.append(
+            {
+                "name": m.spec.name,
+                "id": m.spec.id,
+                "state": m.state.value,
+                "mode": m.mode.value,
+                "reason": ctl.reasons.get(m.spec.name, m.reason),
+                "power_w": round(m.setpoint_w, 1),
+                "energy_today_wh": round(m.energy_today_wh, 1),
+                "forced_until": local_iso(m.forced_until, tz),
+                "temperature_c": m.temperature_c,
+                "temp_min": th.temp_min if th else None,
+                "temp_eco": th.temp_eco if th else None,
+                "temp_sol_min": th.temp_sol_min if th else None,
+                "temp_max": th.temp_max if th else None,
+            }
+        )
+        equipments.append(
+            {
+                "name": m.spec.name,
+                "current_power": round(m.setpoint_w, 1),
+                "energy": round(m.energy_today_wh, 1),
+                "forced": m.is_forced,
+            }
+        )
+    return {
+        "time": local.isoformat(timespec="seconds"),
+        "date": round(now, 3),
+        "date_str": local.strftime("%Y-%m-%d %H:%M:%S"),
+        "grid_w": grid,
+        "power_available": round(max(-grid, 0.0)) if grid is not None else None,
+        "power_consumed": round(max(grid, 0.0)) if grid is not None else None,
+        "meter": {
+            "age_s": None if meter_age_s is None else round(meter_age_s, 1),
+            "stale": True if snapshot is None else snapshot.stale,
+        },
+        "policy": policy,
+        "dry_run": dry_run,
+        "loads": loads,
+        "equipments": equipments,
+    }

@@ -1,0 +1,290 @@
+"""The service against a real Mosquitto: regulation through the broker, bad payloads, stale
+meter, broker restart, and kill -9 of a real `pvopt run` subprocess."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pvopt import config
+from pvopt.mosquitto import Mosquitto
+from pvopt.service import Service
+from pvopt.topics import STATUS_TOPIC, wiring
+from state.store import SqliteStore
+from tests.mqtt_probe import Probe
+
+HOUSE: dict[str, Any] = {
+    "site": {"timezone": "Europe/Paris"},
+    "equipment": [
+        {
+            "type": "TempDrivenVariablePowerEquipment",
+            "name": "water_heater",
+            "max_power": 2400,
+            "temp_min": 45,
+            "temp_eco": 50,
+            "temp_sol_min": 55,
+            "temp_max": 60,
+        },
+        {"type": "VariablePowerEquipment", "name": "towel_rail", "max_power": 500},
+    ],
+}
+
+
+def make_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> config.Config:
+    data = json.loads(json.dumps(HOUSE))
+    data["mqtt"] = {"host": "127.0.0.1", "port": port, "client_id": f"pvopt-{time.time_ns()}"}
+    data["state"] = {"path": "pvopt.db"}
+    for key, value in sections.items():
+        data.setdefault(key, {}).update(value)
+    path = tmp_path / "pvopt.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return config.load(path, environ={})
+
+
+def publish_grid(probe: Probe, grid_w: float) -> None:
+    """A Linky sample: drawn or injected apparent power (no ERQT: Q = 0, P = S)."""
+    probe.publish("tic/SINSTS", str(round(max(grid_w, 0.0))))
+    probe.publish("tic/SINSTI", str(round(max(-grid_w, 0.0))))
+
+
+def commanded_w(probe: Probe, cfg: config.Config) -> dict[str, float]:
+    """The power each load was last told to draw, as the actuator reads its payload."""
+    out = {}
+    for w in wiring(cfg):
+        payload = probe.last(w.command_topic)
+        out[w.spec.name] = 0.0 if payload is None else w.power_of(payload.decode())
+    return out
+
+
+def statuses(probe: Probe, since: float) -> list[dict[str, Any]]:
+    with probe.cond:
+        found = [json.loads(p) for at, t, p in probe.messages if t == STATUS_TOPIC and at >= since]
+    return [doc for doc in found if doc["date"] >= since]
+
+
+def test_pv_step_is_absorbed_within_three_ticks(broker: Mosquitto, tmp_path: Path) -> None:
+    # Ticks come from fresh meter values only (the heartbeat is far away): the test is the house.
+    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 60, "settle_s": 0})
+    svc = Service(cfg)
+    svc.start()
+    probe = Probe(broker.port)
+    try:
+        assert probe.wait(svc.bus.connected.is_set, 10)
+        probe.publish("scr/0/temperature", "50")
+        base, pv = 400.0, 300.0
+
+        def one_tick(pv_w: float) -> float:
+            grid = base + sum(commanded_w(probe, cfg).values()) - pv_w
+            before, since = svc.ticks, time.time()
+            publish_grid(probe, grid)
+            assert probe.wait(lambda: svc.ticks > before and statuses(probe, since), 10)
+            return base + sum(commanded_w(probe, cfg).values()) - pv_w
+
+        one_tick(pv)
+        pv = 3300.0  # the clouds part: 3 kW more PV
+        band = cfg.regulation.balance_band_w
+        margin = cfg.regulation.margin_w
+        grids = []
+        for _ in range(3):
+            grids.append(one_tick(pv))
+            if abs(-grids[-1] - margin) < band:
+                break
+        assert abs(-grids[-1] - margin) < band, f"grid after each tick: {grids}"
+        assert commanded_w(probe, cfg)["water_heater"] == pytest.approx(2400, abs=5)
+    finally:
+        probe.close()
+        svc.stop()
+
+
+def test_malformed_payloads_are_ignored_and_logged(
+    broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 60})
+    svc = Service(cfg)
+    svc.start()
+    probe = Probe(broker.port)
+    try:
+        assert probe.wait(svc.bus.connected.is_set, 10)
+        publish_grid(probe, -800)
+        probe.publish("scr/0/temperature", "50.5")
+        assert probe.wait(lambda: svc.meter.snapshot(time.time()).grid_w == -800, 5)
+        assert probe.wait(lambda: svc.ctl.machines["water_heater"].temperature_c == 50.5, 5)
+        with svc.lock:
+            before = svc.ctl.dump()
+        caplog.set_level(logging.WARNING)
+        bad = {
+            "tic/SINSTS": [b"abc", b"nan", b"-5", b"1e9", b""],
+            "tic/SINSTI": [b"inf", b"12,5", b"-1"],
+            "tic/ERQT": [b"x", b"-3"],
+            "tic/PTEC": [b"\x00\x01"],
+            "scr/0/temperature": [b"85", b"-127", b"200", b"hot"],
+            "scr/0/control": [b"BOOST", b"MIN;abc", b"MIN;70", b"MAX;200"],
+            "scr/9/control": [b"ON"],
+            "regulation/control": [
+                b"{not json",
+                b"[]",
+                b'{"command": "force", "name": "nope"}',
+                b'{"command": "force", "name": 42}',
+                b'{"command": "force", "name": "water_heater", "power": 99999}',
+                b'{"command": "dance", "name": "water_heater"}',
+                b'{"command": "set", "name": "towel_rail", "temp_min": 40}',
+            ],
+        }
+        assert set(svc.routes) <= set(bad), "every subscribed topic gets garbage"
+        n_bad = sum(len(v) for v in bad.values())
+        for topic, payloads in bad.items():
+            for payload in payloads:
+                probe.publish(topic, payload)
+
+        def warned() -> int:
+            return sum(1 for r in caplog.records if r.levelno == logging.WARNING)
+
+        assert probe.wait(lambda: warned() >= n_bad, 10), caplog.text
+        for topic in bad:
+            assert topic in caplog.text
+        assert svc.meter.snapshot(time.time()).grid_w == -800
+        with svc.lock:
+            after = svc.ctl.dump()
+        assert after == before
+    finally:
+        probe.close()
+        svc.stop()
+
+
+def test_stale_meter_sheds_within_two_ticks_and_fresh_data_resumes(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    # Shipped defaults (tick 5 s, stale after 30 s); the service's clock is the test's.
+    cfg = make_config(tmp_path, broker.port)
+    now = [time.time()]
+    svc = Service(cfg, clock=lambda: now[0])
+    svc.bus.start()  # no scheduler: the test calls tick() on the virtual clock
+    probe = Probe(broker.port)
+    try:
+        assert probe.wait(svc.bus.connected.is_set, 10)
+        last_meter = now[0]
+        publish_grid(probe, -1500)
+        assert probe.wait(lambda: svc.meter.snapshot(now[0]).grid_w == -1500, 5)
+        svc.tick()
+        assert probe.wait(lambda: commanded_w(probe, cfg)["water_heater"] > 1000, 5)
+        tick_s = cfg.regulation.tick_s
+        # the heartbeat ticks every tick_s after the last meter message
+        t, ticks_to_shed = last_meter, 0
+        while True:
+            t += tick_s
+            now[0] = t
+            svc.tick()
+            if svc.ctl.reasons["water_heater"] == "meter_stale":
+                break
+            ticks_to_shed += 1
+        assert t - last_meter <= 40, "shed within 40 s of the last meter message"
+        assert t - (last_meter + cfg.meter.stale_after_s) <= 2 * tick_s
+        assert probe.wait(lambda: commanded_w(probe, cfg)["water_heater"] == 0, 5)
+        assert svc.status(now[0])["meter"]["stale"] is True
+        now[0] += cfg.regulation.settle_s  # a decision waits for a sample taken after the shed
+        publish_grid(probe, -1500)
+        assert probe.wait(lambda: svc.meter.snapshot(now[0]).sampled_at == now[0], 5)  # both
+        svc.tick()
+        assert probe.wait(lambda: commanded_w(probe, cfg)["water_heater"] > 1000, 5)
+    finally:
+        probe.close()
+        svc.bus.stop()
+
+
+def test_broker_restart_reconnects_and_regulates(broker: Mosquitto, tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 1, "settle_s": 0})
+    svc = Service(cfg)
+    svc.start()
+    try:
+        probe = Probe(broker.port)
+        assert probe.wait(svc.bus.connected.is_set, 10)
+        probe.close()
+        broker.stop()
+        assert not svc.bus.connected.is_set() or probe.wait(
+            lambda: not svc.bus.connected.is_set(), 10
+        )
+        broker.start()
+        probe = Probe(broker.port)
+        assert probe.wait(lambda: svc.bus.connects >= 2, 40), "no reconnect"
+        publish_grid(probe, -1000)
+        assert probe.wait(lambda: commanded_w(probe, cfg)["water_heater"] > 500, 10)
+        assert probe.last("regulation/online") == b"online"
+        probe.close()
+    finally:
+        svc.stop()
+
+
+def _spawn(cfg_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pvopt.cli", "run", "--config", str(cfg_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(cfg_path.parent / "run.log", "ab"),
+    )
+
+
+def test_kill_9_and_restart_resume_every_machine(broker: Mosquitto, tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 0.5}, state={"checkpoint_s": 1})
+    cfg_path = tmp_path / "pvopt.yml"
+    probe = Probe(broker.port)
+    proc = _spawn(cfg_path)
+    try:
+        assert probe.wait(lambda: probe.last("regulation/online") == b"online", 20)
+        probe.publish("scr/0/temperature", "50")
+        probe.publish("scr/0/control", "MIN;44")
+        probe.publish(
+            "regulation/control",
+            json.dumps({"command": "force", "name": "towel_rail", "duration": 7200}),
+        )
+        publish_grid(probe, -1200)  # the heater runs on surplus, the rail is boosted
+        store = SqliteStore(str(tmp_path / "pvopt.db"))
+
+        def checkpointed() -> bool:
+            saved = store.load_machines()
+            rail = saved.get("towel_rail", {})
+            return rail.get("state") == "boost" and rail.get("energy_today_wh", 0) > 0.2
+
+        assert probe.wait(checkpointed, 20)
+        live = statuses(probe, 0)[-1]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        saved = store.load_machines()
+        store.close()
+        for entry in live["loads"]:
+            lost = entry["energy_today_wh"] - saved[entry["name"]]["energy_today_wh"]
+            # at most one checkpoint interval (1 s) plus one tick at this load's power
+            assert -0.05 <= lost <= entry["power_w"] * 1.5 / 3600 + 0.05
+
+        restart = time.time()
+        proc = _spawn(cfg_path)
+        assert probe.wait(lambda: bool(statuses(probe, restart)), 20)
+        first = {e["name"]: e for e in statuses(probe, restart)[0]["loads"]}
+        tz = cfg.site.tz
+        for name, dump in saved.items():
+            e = first[name]
+            assert (e["state"], e["mode"]) == (dump["state"], dump["mode"])
+            assert e["energy_today_wh"] == round(dump["energy_today_wh"], 1)
+            if dump["forced_until"] is not None:
+                from pvopt.status import local_iso
+
+                assert e["forced_until"] == local_iso(dump["forced_until"], tz)
+            if dump["thresholds"] is not None:
+                assert e["temp_min"] == dump["thresholds"]["temp_min"] == 44
+        assert first["towel_rail"]["state"] == "boost"
+        assert probe.wait(lambda: probe.last("scr/1/in", since=restart) == b"100.0", 10)
+        assert probe.wait(lambda: probe.last("scr/0/in", since=restart) is not None, 10)
+    finally:
+        probe.close()
+        proc.terminate()
+        proc.wait(10)
