@@ -39,7 +39,7 @@ class PolicyParams:
     name: str = "default"
     balance_band_w: float = 50.0
     margin_w: float = 20.0
-    settle_s: float = 2.0
+    settle_s: float = 1.5
     relay_on_delay_s: float = 60.0  # budget must cover a relay this long before it starts
     relay_stop_deficit_wh: float = 7.5  # ... and stops once it ran this short of it
     relay_start_headroom_w: float = 300.0  # budget beyond nominal needed to start a relay

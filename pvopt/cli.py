@@ -8,11 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from pvopt import config as cfgmod
-from pvopt.cli_common import config_option, console, err_console, load_config
+from pvopt.cli_common import (
+    config_option,
+    console,
+    err_console,
+    load_config,
+    progress_bar,
+    summary_table,
+)
 from pvopt.traces import TraceError, load_trace
 
 
@@ -72,34 +78,6 @@ def kpi_table(results: list[dict[str, Any]], title: str) -> Table:
             f"{r['minutes_below_temp_min']:.0f}",
         )
     return table
-
-
-def summary_table(kpis: dict[str, Any], title: str) -> Table:
-    """One simulation's KPIs, a row each, then the per-load figures."""
-    table = Table(title=title, show_header=False)
-    table.add_column("kpi")
-    table.add_column("value", justify="right")
-    for key, value in kpis.items():
-        if not isinstance(value, dict | list):
-            table.add_row(key, f"{value:,}" if isinstance(value, int | float) else str(value))
-    for name, k in kpis["loads"].items():
-        table.add_row(
-            f"{name}",
-            f"{k['energy_wh'] / 1000:.2f} kWh, {k['diverted_wh'] / 1000:.2f} "
-            f"diverted, {k['switches']} switches, {k['cold_draws']} cold draws",
-        )
-    return table
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    )
 
 
 def run_simulation(
@@ -181,9 +159,9 @@ def bench(traces_dir: str | None, houses: str, json_path: str | None) -> None:
     run_bench(traces_dir, houses.split(","), json_path, console, progress_bar)
 
 
-from pvopt.cli_live import auto, force, history, off, run, status  # noqa: E402
+from pvopt.cli_live import auto, force, history, house, off, run, status  # noqa: E402
 
-for _command in (run, status, history, force, auto, off):
+for _command in (run, status, history, force, auto, off, house):
     main.add_command(_command)
 
 if __name__ == "__main__":

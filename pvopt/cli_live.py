@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 from datetime import datetime
@@ -18,7 +19,14 @@ from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
 from pvopt import config as cfgmod
 from pvopt.bus import BrokerUnavailable, OneShot
-from pvopt.cli_common import config_option, console, err_console, load_config
+from pvopt.cli_common import (
+    config_option,
+    console,
+    err_console,
+    load_config,
+    progress_bar,
+    summary_table,
+)
 from pvopt.commands import Command, parse_duration
 from pvopt.status import build_status
 from pvopt.topics import CONTROL_TOPIC, STATUS_TOPIC
@@ -261,3 +269,42 @@ def off(config_path: str | None, load: str) -> None:
         Command("off", _resolve(cfg, load)),
         lambda e: e["mode"] == "manual" and e["state"] == "off",
     )
+
+
+@click.command()
+@config_option
+@click.option("--trace", "trace_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--start", default=None, metavar="HH:MM", help="Local time in the trace to start at.")
+@click.option("--duration", default=None, help="How long to play (90s, 15m, 2h; default: all).")
+@click.option("--json", "json_path", metavar="FILE", default=None, help="Write the KPIs as JSON.")
+def house(
+    config_path: str | None,
+    trace_path: str,
+    start: str | None,
+    duration: str | None,
+    json_path: str | None,
+) -> None:
+    """A virtual house in real time: TRACE's PV and load as meter messages over MQTT, the loads
+    obeying their command topics. Prints the KPIs it measured when it ends."""
+    from pvopt.traces import TraceError, load_trace, offset_of, window
+    from pvopt.virtual_house import VirtualHouse
+
+    cfg = load_config(config_path)
+    try:
+        trace = load_trace(trace_path)
+        offset = offset_of(trace, start, cfg.site.tz) if start else 0
+        seconds = int(parse_duration(duration)) if duration else trace.seconds - offset
+        trace = window(trace, offset, seconds)
+    except (TraceError, CommandError) as exc:
+        _fail(str(exc))
+        return
+    vh = VirtualHouse(cfg, trace)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: vh.stopping.set())
+    with progress_bar() as bar:
+        task = bar.add_task(f"house {trace.name} from {start or 'its start'}", total=trace.seconds)
+        result = vh.run(lambda done, _total: bar.update(task, completed=done))
+    kpis = result.kpis
+    if json_path:
+        Path(json_path).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
+    console.print(summary_table(kpis, f"virtual house — {kpis['trace']} — {kpis['seconds']} s"))

@@ -100,7 +100,7 @@ class RegulationConfig(Strict):
     tick_s: float = Field(5.0, gt=0, le=60)
     balance_band_w: float = Field(50.0, ge=0, le=5000)
     margin_w: float = Field(20.0, ge=0, le=5000)
-    settle_s: float = Field(2.0, ge=0, le=60)
+    settle_s: float = Field(1.5, ge=0, le=60)
     command_refresh_s: float = Field(60.0, gt=0, le=3600)
     relay_on_delay_s: float = Field(60.0, ge=0, le=3600)
     relay_stop_deficit_wh: float = Field(7.5, ge=0, le=1000)

@@ -6,8 +6,9 @@ import csv
 import gzip
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -80,3 +81,26 @@ def load_trace(path: str | Path) -> Trace:
         pv_w=np.clip(np.interp(grid, t, np.asarray(pv)), 0.0, None),
         base_w=np.clip(np.interp(grid, t, np.asarray(base)), 0.0, None),
     )
+
+
+def window(trace: Trace, start_s: int, seconds: int) -> Trace:
+    """A slice of a trace: `seconds` from `start_s` seconds after its start."""
+    if not 0 <= start_s < trace.seconds:
+        raise TraceError(f"{trace.name}: start {start_s} s outside its {trace.seconds} s")
+    return Trace(
+        trace.name,
+        trace.start + start_s,
+        trace.pv_w[start_s : start_s + seconds],
+        trace.base_w[start_s : start_s + seconds],
+    )
+
+
+def offset_of(trace: Trace, hhmm: str, tz: ZoneInfo) -> int:
+    """Seconds from the trace's start to local time `hhmm` on its first day."""
+    try:
+        hh, mm = (int(x) for x in hhmm.split(":"))
+        at = time(hh, mm)
+    except ValueError:
+        raise TraceError(f"not a time of day: {hhmm!r} (HH:MM)") from None
+    day = datetime.fromtimestamp(trace.start, tz).date()
+    return round(datetime.combine(day, at, tz).timestamp() - trace.start)

@@ -34,16 +34,6 @@ def broken_clouds() -> Trace:
     return load_trace(TRACES / "broken_clouds.csv.gz")
 
 
-def window(trace: Trace, start_s: int, seconds: int) -> Trace:
-    """A slice of a trace, for tests that need a lively hour rather than a day."""
-    return Trace(
-        trace.name,
-        trace.start + start_s,
-        trace.pv_w[start_s : start_s + seconds],
-        trace.base_w[start_s : start_s + seconds],
-    )
-
-
 @pytest.fixture
 def broker() -> Iterator[Mosquitto]:
     """A real Mosquitto on a free loopback port (`.ci/run` installs the Debian package)."""

@@ -1,0 +1,384 @@
+"""The physical house of DESIGN §11, second by second: actuators, water heaters, hot-water draws,
+the true grid flows, the meter's samples, the oracle's bound and the KPIs.
+
+The simulator drives it on a virtual clock; `pvopt house` drives it in real time over MQTT.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import numpy as np
+
+from machines.meter import LinkyState, track_reactive
+from machines.model import Kind, LoadSpec
+from pvopt.config import Config
+from pvopt.traces import Trace
+
+WH_PER_LITRE_K = 1.163
+PROBE_PERIOD_S = 10
+RECORD_EVERY_S = 10
+H = 1.0 / 3600.0
+
+
+@dataclass
+class Heater:
+    """A water heater as one mixed node (DESIGN §11)."""
+
+    litres: float
+    loss_w_per_k: float
+    thermostat_c: float
+    temp_c: float
+    ambient_c: float
+    cold_c: float
+
+    def __post_init__(self) -> None:
+        self.joules_per_k = self.litres * WH_PER_LITRE_K * 3600.0
+
+    def accepts(self) -> bool:
+        """The heater's own thermostat: no power at or above its setting."""
+        return self.temp_c < self.thermostat_c
+
+    def step(self, power_w: float) -> None:
+        self.temp_c += (
+            power_w - self.loss_w_per_k * (self.temp_c - self.ambient_c)
+        ) / self.joules_per_k
+
+    def draw(self, litres: float) -> None:
+        self.temp_c -= min(litres / self.litres, 1.0) * (self.temp_c - self.cold_c)
+
+
+@dataclass
+class LoadKpi:
+    energy_wh: float = 0.0
+    diverted_wh: float = 0.0
+    switches: int = 0
+    cold_draws: int = 0
+    min_on_off_violations: int = 0
+
+
+@dataclass
+class DayKpi:
+    pv_wh: float = 0.0
+    diverted_wh: float = 0.0
+    bound_wh: float = 0.0
+
+
+@dataclass
+class SimResult:
+    kpis: dict[str, Any]
+    series: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def draw_seconds(cfg: Config, trace: Trace) -> dict[int, float]:
+    """Second offsets into the trace of every hot-water draw (local times, every local day)."""
+    tz = cfg.site.tz
+    first = datetime.fromtimestamp(trace.start, tz).date() - timedelta(days=1)
+    last = datetime.fromtimestamp(trace.start + trace.seconds, tz).date()
+    out: dict[int, float] = {}
+    day = first
+    while day <= last:
+        for at, litres in cfg.sim.draws:
+            hh, mm = map(int, at.split(":"))
+            when = datetime.combine(day, time(hh, mm), tz).timestamp()
+            offset = round(when - trace.start)
+            if 0 <= offset < trace.seconds:
+                out[offset] = out.get(offset, 0.0) + litres
+        day += timedelta(days=1)
+    return out
+
+
+class House:
+    """One house on one trace. Call `step(i)` once per trace second, in order; `actuate` when a
+    command arrives (it acts from the next second); `linky_sample`/`probe` for the sensors."""
+
+    def __init__(self, cfg: Config, trace: Trace, *, record: bool = False):
+        self.cfg = cfg
+        self.trace = trace
+        self.tz = cfg.site.tz
+        self.specs = specs = cfg.specs()
+        sims = {eq.name: eq.sim for eq in cfg.equipment}
+        self.heaters = [self._heater(spec, sims) for spec in specs]
+        self.bound_heaters = [self._heater(spec, sims) for spec in specs]  # the oracle's tanks
+        n = self.n = len(specs)
+        self.is_relay = [s.kind is Kind.RELAY for s in specs]
+        self.relay_power = [sims[s.name].power_w or s.max_w for s in specs]  # unknown relays
+        self.caps = [self.relay_power[i] if self.is_relay[i] else specs[i].max_w for i in range(n)]
+        self.enabled = [s.enabled for s in specs]
+        self.draws = draw_seconds(cfg, trace)
+        self.temp_min = [s.thresholds.temp_min if s.thresholds else -math.inf for s in specs]
+        self.first_heater = next((h for h in self.heaters if h is not None), None)
+        self.pv_arr = trace.pv_w.tolist()
+        self.base_arr = trace.base_w.tolist()
+        self.setpoint = [0.0] * n
+        self.forced = [False] * n
+        self.relay_on = [False] * n
+        self.relay_since: list[float | None] = [None] * n
+        self.loads_kpi = [LoadKpi() for _ in specs]
+        self.days: dict[date, DayKpi] = {}
+        self.day_kpi = DayKpi()
+        self.next_day_at = 0
+        self.erqt = 0.0
+        self.grid = 0.0
+        self.q_ratio = cfg.sim.meter.reactive_ratio
+        self.quantum = cfg.sim.meter.quantum_va
+        self.acc = dict.fromkeys(
+            ("pv", "base", "import", "export", "loads", "diverted", "bound", "ibl", "forced"), 0.0
+        )
+        self.below_s = 0
+        self.seconds = 0
+        self.record = record
+        rec_n = trace.seconds // RECORD_EVERY_S + 1 if record else 0
+        self.rec_loads = np.zeros((n, rec_n))
+        self.rec_pv = np.zeros(rec_n)
+        self.rec_base = np.zeros(rec_n)
+        self.rec_grid = np.zeros(rec_n)
+        self.rec_temp = np.full(rec_n, np.nan)
+
+    def _heater(self, spec: LoadSpec, sims: dict[str, Any]) -> Heater | None:
+        if spec.thresholds is None:
+            return None
+        s = sims[spec.name]
+        sim = self.cfg.sim
+        return Heater(
+            s.litres, s.loss_w_per_k, s.thermostat_c, s.t0_c, sim.ambient_c, sim.cold_water_c
+        )
+
+    def drawn_w(self, k: int) -> float:
+        """What load `k` really draws now (a heater's thermostat may have cut it)."""
+        if self.is_relay[k]:
+            return self.relay_power[k] if self.relay_on[k] else 0.0
+        h = self.heaters[k]
+        return self.setpoint[k] if h is None or h.accepts() else 0.0
+
+    def step(self, i: int) -> float:
+        """Second `i` of the trace: physics, the oracle, the KPIs; returns the grid power."""
+        n = self.n
+        now = self.trace.start + i
+        if i >= self.next_day_at:
+            local = datetime.fromtimestamp(now, self.tz)
+            self.day_kpi = self.days.setdefault(local.date(), DayKpi())
+            midnight = datetime.combine(
+                local.date() + timedelta(days=1), time(0), self.tz
+            ).timestamp()
+            self.next_day_at = i + max(1, int(midnight - now))
+        day_kpi = self.day_kpi
+        pv = self.pv_arr[i]
+        base = self.base_arr[i]
+        heaters = self.heaters
+        loads_kpi = self.loads_kpi
+        # -- physics: what each load really draws this second
+        loads_w = 0.0
+        forced_w = 0.0
+        surplus = pv - base if pv > base else 0.0
+        left = surplus
+        for k in range(n):
+            if self.is_relay[k]:
+                p = self.relay_power[k] if self.relay_on[k] else 0.0
+            else:
+                p = self.setpoint[k]
+                h = heaters[k]
+                if h is not None:
+                    if not h.accepts():
+                        p = 0.0
+                    h.step(p)
+            if p:
+                kp = loads_kpi[k]
+                kp.energy_wh += p * H
+                take = p if p < left else left
+                if take > 0:
+                    kp.diverted_wh += take * H
+                    left -= take
+                loads_w += p
+                if self.forced[k]:
+                    forced_w += p
+        grid = base + loads_w - pv
+        # -- the oracle: every second's surplus, loads continuous, only thermostats limit
+        left = surplus
+        bound = 0.0
+        for k in range(n):
+            bh = self.bound_heaters[k]
+            if not self.enabled[k] or left <= 0:
+                if bh is not None:
+                    bh.step(0.0)
+                continue
+            cap = self.caps[k]
+            if bh is not None:
+                cap = cap if bh.accepts() else 0.0
+                take = cap if cap < left else left
+                bh.step(take)
+            else:
+                take = cap if cap < left else left
+            bound += take
+            left -= take
+        diverted = loads_w if loads_w < surplus else surplus
+        acc = self.acc
+        acc["pv"] += pv
+        acc["base"] += base
+        acc["loads"] += loads_w
+        acc["diverted"] += diverted
+        acc["bound"] += bound
+        day_kpi.pv_wh += pv * H
+        day_kpi.diverted_wh += diverted * H
+        day_kpi.bound_wh += bound * H
+        if grid > 0:
+            acc["import"] += grid
+            f = forced_w if forced_w < grid else grid
+            acc["forced"] += f
+            rest = grid - f
+            flex = loads_w - forced_w
+            acc["ibl"] += flex if flex < rest else rest
+        else:
+            acc["export"] -= grid
+        # -- hot water draws and the comfort KPIs
+        if i in self.draws:
+            litres = self.draws[i]
+            for k in range(n):
+                h = heaters[k]
+                if h is not None:
+                    if h.temp_c < self.temp_min[k]:
+                        loads_kpi[k].cold_draws += 1
+                    h.draw(litres)
+                    bh = self.bound_heaters[k]
+                    if bh is not None:
+                        bh.draw(litres)
+        for k in range(n):
+            h = heaters[k]
+            if h is not None and h.temp_c < self.temp_min[k]:
+                self.below_s += 1
+        if self.record and i % RECORD_EVERY_S == 0:
+            j = i // RECORD_EVERY_S
+            self.rec_pv[j] = pv
+            self.rec_base[j] = base
+            self.rec_grid[j] = grid
+            for k in range(n):
+                self.rec_loads[k, j] = self.drawn_w(k)
+            if self.first_heater is not None:
+                self.rec_temp[j] = self.first_heater.temp_c
+        self.erqt += self.q_ratio * base * H
+        self.grid = grid
+        self.base = base
+        self.seconds += 1
+        return grid
+
+    # -- sensors ----------------------------------------------------------------------------
+    def probe(self) -> list[tuple[int, float]]:
+        """Each water heater's probe reading (0.1 °C resolution)."""
+        return [(k, round(h.temp_c, 1)) for k, h in enumerate(self.heaters) if h is not None]
+
+    def linky_sample(self, previous: LinkyState, now: float) -> LinkyState:
+        """What the Linky reports now: quantised S on SINSTS or SINSTI, and the ERQT index."""
+        grid = self.grid
+        q = self.q_ratio * self.base
+        s_va = round(math.sqrt(grid * grid + q * q) / self.quantum) * self.quantum
+        return LinkyState(
+            s_va if grid >= 0 else 0.0,
+            now,
+            0.0 if grid >= 0 else s_va,
+            now,
+            track_reactive(previous.reactive, float(int(self.erqt)), now),
+        )
+
+    # -- actuators --------------------------------------------------------------------------
+    def actuate(self, k: int, power_w: float, forced: bool, now: float) -> None:
+        """Load `k` is told to draw `power_w` from the next second; counts relay switches and
+        min on/off violations."""
+        self.setpoint[k] = power_w
+        self.forced[k] = forced
+        if not self.is_relay[k]:
+            return
+        on = power_w > 0
+        if on == self.relay_on[k]:
+            return
+        spec = self.specs[k]
+        since = self.relay_since[k]
+        if since is not None:
+            held = now + 1 - since
+            if (self.relay_on[k] and held < spec.min_on_s) or (
+                not self.relay_on[k] and held < spec.min_off_s
+            ):
+                self.loads_kpi[k].min_on_off_violations += 1
+        self.loads_kpi[k].switches += 1
+        self.relay_on[k] = on
+        self.relay_since[k] = now + 1
+
+    # -- results ----------------------------------------------------------------------------
+    def result(self, policy: str) -> SimResult:
+        kpis = _kpis(
+            self.trace,
+            self.seconds,
+            policy,
+            self.acc,
+            self.loads_kpi,
+            self.specs,
+            self.days,
+            self.below_s,
+        )
+        series: dict[str, np.ndarray] = {}
+        if self.record:
+            rec_n = len(self.rec_pv)
+            series = {
+                "t": self.trace.start + np.arange(rec_n) * RECORD_EVERY_S,
+                "pv": self.rec_pv,
+                "base": self.rec_base,
+                "grid": self.rec_grid,
+                "temp": self.rec_temp,
+            }
+            for k, spec in enumerate(self.specs):
+                series[f"load:{spec.name}"] = self.rec_loads[k]
+        return SimResult(kpis, series)
+
+
+def _kpis(
+    trace: Trace,
+    seconds: int,
+    policy: str,
+    acc: dict[str, float],
+    loads_kpi: list[LoadKpi],
+    specs: list[LoadSpec],
+    days: dict[date, DayKpi],
+    below_s: int,
+) -> dict[str, Any]:
+    wh = {k: v / 3600.0 for k, v in acc.items()}
+    return {
+        "trace": trace.name,
+        "policy": policy,
+        "seconds": seconds,
+        "pv_wh": round(wh["pv"], 1),
+        "base_wh": round(wh["base"], 1),
+        "import_wh": round(wh["import"], 1),
+        "export_wh": round(wh["export"], 1),
+        "loads_wh": round(wh["loads"], 1),
+        "diverted_wh": round(wh["diverted"], 1),
+        "bound_wh": round(wh["bound"], 1),
+        "capture": round(wh["diverted"] / wh["bound"], 4) if wh["bound"] > 0 else 1.0,
+        "import_by_loads_wh": round(wh["ibl"], 1),
+        "forced_import_wh": round(wh["forced"], 1),
+        "switches": sum(k.switches for k in loads_kpi),
+        "min_on_off_violations": sum(k.min_on_off_violations for k in loads_kpi),
+        "cold_draws": sum(k.cold_draws for k in loads_kpi),
+        "minutes_below_temp_min": round(below_s / 60.0, 1),
+        "loads": {
+            spec.name: {
+                "energy_wh": round(k.energy_wh, 1),
+                "diverted_wh": round(k.diverted_wh, 1),
+                "switches": k.switches,
+                "cold_draws": k.cold_draws,
+            }
+            for spec, k in zip(specs, loads_kpi, strict=True)
+        },
+        "days": [
+            {
+                "date": d.isoformat(),
+                "pv_wh": round(k.pv_wh, 1),
+                "diverted_wh": round(k.diverted_wh, 1),
+                "bound_wh": round(k.bound_wh, 1),
+                "capture": round(k.diverted_wh / k.bound_wh, 4) if k.bound_wh > 0 else 1.0,
+            }
+            for d, k in sorted(days.items())
+        ],
+        "schedule_events": [],
+    }
