@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean packages
+.PHONY: demo simulate test lint bench bench-service clean packages
 
 # Debian packages of the real services the demo and the tests run on loopback ports.
 PACKAGES := mosquitto
@@ -13,7 +13,10 @@ $(BIN)/pvopt: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $@
 
-demo: $(BIN)/pvopt
+demo: $(BIN)/pvopt packages
+	$(BIN)/pvopt demo
+
+simulate: $(BIN)/pvopt
 	@mkdir -p out
 	$(BIN)/pvopt simulate examples/traces/broken_clouds.csv.gz --config examples/house.yml --plot out/demo.png
 
@@ -24,6 +27,9 @@ test: $(BIN)/pvopt packages
 
 bench: $(BIN)/pvopt
 	$(BIN)/pvopt bench
+
+bench-service: $(BIN)/pvopt packages
+	$(BIN)/pvopt bench-service
 
 packages:
 	@missing=""; for p in $(PACKAGES); do \

@@ -19,7 +19,6 @@ from pvopt.cli_common import (
     progress_bar,
     summary_table,
 )
-from pvopt.traces import TraceError, load_trace
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,6 +84,7 @@ def run_simulation(
 ) -> Any:
     """Simulate one trace with a progress bar; exit 1 on an unreadable trace."""
     from pvopt.simulator import simulate
+    from pvopt.traces import TraceError, load_trace
 
     try:
         trace = load_trace(trace_path)
@@ -157,6 +157,79 @@ def bench(traces_dir: str | None, houses: str, json_path: str | None) -> None:
     from pvopt.bench import run_bench
 
     run_bench(traces_dir, houses.split(","), json_path, console, progress_bar)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    default="examples/seed_house.yml",
+    show_default=True,
+    help="The house to run (its mqtt and state settings are replaced by private ones).",
+)
+@click.option(
+    "--trace",
+    "trace_path",
+    default="examples/traces/broken_clouds.csv.gz",
+    show_default=True,
+    type=click.Path(exists=True, dir_okay=False),
+)
+@click.option("--start", default="11:45", show_default=True, metavar="HH:MM")
+@click.option("--minutes", default=3.0, show_default=True, type=float)
+@click.option("--workdir", default="out/demo", show_default=True, type=click.Path(file_okay=False))
+def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir: str) -> None:
+    """A private Mosquitto, `pvopt run` and a virtual house playing a cloudy window in real
+    time; shows the live status, then the KPIs."""
+    from pvopt.demo import run_demo
+    from pvopt.mosquitto import MosquittoMissing
+
+    load_config(config_path)  # say what is wrong with it before starting anything
+    try:
+        run_demo(
+            Path(config_path),
+            Path(trace_path),
+            start,
+            minutes,
+            Path(workdir),
+            console,
+            progress_bar(),
+        )
+    except MosquittoMissing as exc:
+        err_console.print(f"[red]error[/red] {exc}", highlight=False)
+        sys.exit(1)
+
+
+@main.command("bench-service")
+@click.option("--config", "config_path", default="examples/seed_house.yml", show_default=True)
+@click.option("--trace", "trace_path", default="examples/traces/broken_clouds.csv.gz")
+@click.option("--start", default="11:45", show_default=True, metavar="HH:MM")
+@click.option("--minutes", default=15.0, show_default=True, type=float, help="Live replay length.")
+@click.option("--workdir", default="out/bench-service", show_default=True)
+@click.option(
+    "--json", "json_path", metavar="FILE", default=None, help="Write the figures as JSON."
+)
+def bench_service(
+    config_path: str,
+    trace_path: str,
+    start: str,
+    minutes: float,
+    workdir: str,
+    json_path: str | None,
+) -> None:
+    """Latency, RSS, CPU and SQLite writes of `pvopt run`, and live replays of both policies
+    (about 4 min + MINUTES)."""
+    from pvopt.bench_service import live_quality, measure_service, report
+
+    service = measure_service(Path(config_path), Path(workdir) / "service", console)
+    quality = live_quality(
+        Path(config_path), Path(trace_path), start, minutes, Path(workdir), console
+    )
+    report(service, quality, console)
+    if json_path:
+        Path(json_path).write_text(
+            json.dumps({"service": service, "live": quality}, indent=2) + "\n", encoding="utf-8"
+        )
 
 
 from pvopt.cli_live import auto, force, history, house, off, run, status  # noqa: E402

@@ -116,16 +116,8 @@ def merged_status(cfg: cfgmod.Config, now: float) -> tuple[dict[str, Any], str]:
     return live, f"live from {cfg.mqtt.host}:{cfg.mqtt.port}, age {age:.0f} s"
 
 
-@click.command()
-@config_option
-@click.option("--json", "as_json", is_flag=True, help="Print the status document (DESIGN §8).")
-def status(config_path: str | None, as_json: bool) -> None:
-    """Each load's state, mode, reason, power, energy and deadline."""
-    cfg = load_config(config_path)
-    doc, origin = merged_status(cfg, time.time())
-    if as_json:
-        click.echo(json.dumps(doc, indent=2))
-        return
+def status_table(doc: dict[str, Any], origin: str) -> Table:
+    """The status document as a table: one row per load."""
     grid = doc.get("grid_w")
     meter = doc.get("meter", {})
     title = (
@@ -155,7 +147,20 @@ def status(config_path: str | None, as_json: bool) -> None:
             e["forced_until"] or "",
             temps,
         )
-    console.print(table)
+    return table
+
+
+@click.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status document (DESIGN §8).")
+def status(config_path: str | None, as_json: bool) -> None:
+    """Each load's state, mode, reason, power, energy and deadline."""
+    cfg = load_config(config_path)
+    doc, origin = merged_status(cfg, time.time())
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    console.print(status_table(doc, origin))
 
 
 @click.command()

@@ -15,13 +15,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-
+from jobs import regulation as jobs
+from jobs.regulation import add_regulation_jobs, make_scheduler
 from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
 from machines.meter import MeterValueError, parse_number
@@ -76,18 +74,16 @@ class Service:
             will=(ONLINE_TOPIC, "offline"),
             on_connect=self._on_connect,
         )
-        self.scheduler = BackgroundScheduler(
-            timezone=self.tz,
-            executors={"default": ThreadPoolExecutor(1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
-        )
+        self.scheduler = make_scheduler(self.tz)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        reg = self.cfg.regulation
-        self.scheduler.add_job(self.tick, "interval", seconds=reg.tick_s, id="tick")
-        self.scheduler.add_job(
-            self.checkpoint, "interval", seconds=self.cfg.state.checkpoint_s, id="checkpoint"
+        add_regulation_jobs(
+            self.scheduler,
+            self.tick,
+            self.checkpoint,
+            self.cfg.regulation.tick_s,
+            self.cfg.state.checkpoint_s,
         )
         self.scheduler.start()
         with self.lock:
@@ -193,10 +189,8 @@ class Service:
     # -- jobs (the scheduler's worker thread) -------------------------------------------------
     def kick(self, delay_s: float) -> None:
         """Bring the next tick forward: fresh meter data or a command deserve a decision now."""
-        if not self.scheduler.running or self.stopping.is_set():
-            return
-        run_at = datetime.now(self.tz) + timedelta(seconds=delay_s)
-        self.scheduler.add_job(self.tick, "date", run_date=run_at, id="kick", replace_existing=True)
+        if not self.stopping.is_set():
+            jobs.kick(self.scheduler, self.tick, delay_s)
 
     def tick(self) -> None:
         with self.lock:

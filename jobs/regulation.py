@@ -1,0 +1,46 @@
+"""The service's APScheduler jobs: the regulator tick, its kick on fresh data, the checkpoint.
+
+One worker thread runs every job, so ticks never overlap and the core stays single-threaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+TICK_JOB = "tick"
+KICK_JOB = "kick"
+CHECKPOINT_JOB = "checkpoint"
+
+
+def make_scheduler(tz: ZoneInfo) -> BackgroundScheduler:
+    """A scheduler in the site's time zone with a single worker; late runs coalesce."""
+    return BackgroundScheduler(
+        timezone=tz,
+        executors={"default": ThreadPoolExecutor(1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+    )
+
+
+def add_regulation_jobs(
+    scheduler: BackgroundScheduler,
+    tick: Callable[[], None],
+    checkpoint: Callable[[], None],
+    tick_s: float,
+    checkpoint_s: float,
+) -> None:
+    scheduler.add_job(tick, "interval", seconds=tick_s, id=TICK_JOB)
+    scheduler.add_job(checkpoint, "interval", seconds=checkpoint_s, id=CHECKPOINT_JOB)
+
+
+def kick(scheduler: BackgroundScheduler, tick: Callable[[], None], delay_s: float) -> None:
+    """Run `tick` once, `delay_s` from now, besides the heartbeat; kicks that come faster than
+    that replace each other (a Linky's SINSTS and SINSTI give one decision)."""
+    if not scheduler.running:
+        return
+    run_at = datetime.now(scheduler.timezone) + timedelta(seconds=delay_s)
+    scheduler.add_job(tick, "date", run_date=run_at, id=KICK_JOB, replace_existing=True)
