@@ -71,7 +71,7 @@ class Service:
             cfg.mqtt,
             [*self.routes, SEED_CONTROL_TOPICS],
             self.on_message,
-            will=(ONLINE_TOPIC, "offline"),
+            will=None if dry_run else (ONLINE_TOPIC, "offline"),
             on_connect=self._on_connect,
         )
         self.scheduler = make_scheduler(self.tz)

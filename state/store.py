@@ -7,17 +7,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import (
+    Column,
     Float,
     ForeignKey,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     create_engine,
     event,
     select,
 )
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from machines.loads import TransitionRecord
 
@@ -74,35 +77,33 @@ class MemoryStore:
         pass
 
 
-class Base(DeclarativeBase):
-    pass
+metadata = MetaData()
 
-
-class Meta(Base):
-    __tablename__ = "meta"
-    key: Mapped[str] = mapped_column(String, primary_key=True)
-    value: Mapped[str] = mapped_column(String)
-
-
-class MachineRow(Base):
-    __tablename__ = "machine"
-    name: Mapped[str] = mapped_column(String, primary_key=True)
-    data: Mapped[str] = mapped_column(Text)  # LoadMachine.dump() as JSON
-
-
-class TransitionRow(Base):
-    __tablename__ = "transition"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    load: Mapped[str] = mapped_column(String, ForeignKey("machine.name"), index=True)
-    source: Mapped[str] = mapped_column(String)
-    dest: Mapped[str] = mapped_column(String)
-    trigger: Mapped[str] = mapped_column(String)
-    reason: Mapped[str] = mapped_column(String)
-    at: Mapped[float] = mapped_column(Float, index=True)
+meta_table = Table(
+    "meta", metadata, Column("key", String, primary_key=True), Column("value", String)
+)
+machine_table = Table(
+    "machine",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("data", Text),  # LoadMachine.dump() as JSON
+)
+transition_table = Table(
+    "transition",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("load", String, ForeignKey("machine.name"), index=True),
+    Column("source", String),
+    Column("dest", String),
+    Column("trigger", String),
+    Column("reason", String),
+    Column("at", Float, index=True),
+)
 
 
 class SqliteStore:
-    """SQLite in WAL mode through SQLAlchemy 2.x; each `save` is one committed transaction."""
+    """SQLite in WAL mode through SQLAlchemy 2.x Core (the ORM would cost the Pi 6 MB of RAM for
+    three tables); each `save` is one committed transaction."""
 
     def __init__(self, path: str):
         self.path = path
@@ -115,16 +116,20 @@ class SqliteStore:
             raise StoreError(f"{path}: cannot open the state store: {exc}") from exc
 
     def _open(self) -> None:
-        with Session(self.engine) as s, s.begin():
-            tables = set(self.engine.dialect.get_table_names(s.connection()))
+        with self.engine.begin() as conn:
+            tables = set(self.engine.dialect.get_table_names(conn))
             if tables and "meta" not in tables:
                 raise StoreError(
                     f"{self.path} is not a pvopt state store (tables: {sorted(tables)})"
                 )
-            Base.metadata.create_all(s.connection())
-            row = s.get(Meta, "schema_version")
+            metadata.create_all(conn)
+            row = conn.execute(
+                select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+            ).first()
             if row is None:
-                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+                conn.execute(
+                    meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
                 return
             version = int(row.value)
             if version > SCHEMA_VERSION:
@@ -138,35 +143,48 @@ class SqliteStore:
                 )
 
     def load_machines(self) -> dict[str, dict[str, Any]]:
-        with Session(self.engine) as s:
-            return {row.name: json.loads(row.data) for row in s.scalars(select(MachineRow))}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(machine_table.c.name, machine_table.c.data))
+            return {row.name: json.loads(row.data) for row in rows}
 
     def save(
         self, machines: Mapping[str, dict[str, Any]], records: Sequence[TransitionRecord]
     ) -> None:
-        with Session(self.engine) as s, s.begin():
-            for name, data in machines.items():
-                s.merge(MachineRow(name=name, data=json.dumps(data, sort_keys=True)))
-            s.flush()
-            s.add_all(
-                TransitionRow(
-                    load=r.load,
-                    source=r.source,
-                    dest=r.dest,
-                    trigger=r.trigger,
-                    reason=r.reason,
-                    at=r.at,
+        with self.engine.begin() as conn:
+            if machines:
+                rows = [
+                    {"name": k, "data": json.dumps(v, sort_keys=True)} for k, v in machines.items()
+                ]
+                upsert = sqlite_insert(machine_table).values(rows)
+                conn.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["name"], set_={"data": upsert.excluded.data}
+                    )
                 )
-                for r in records
-            )
+            if records:
+                conn.execute(
+                    transition_table.insert(),
+                    [
+                        {
+                            "load": r.load,
+                            "source": r.source,
+                            "dest": r.dest,
+                            "trigger": r.trigger,
+                            "reason": r.reason,
+                            "at": r.at,
+                        }
+                        for r in records
+                    ],
+                )
         self.writes += 1
 
     def transitions(self, load: str | None = None, limit: int = 100) -> list[TransitionRecord]:
-        query = select(TransitionRow).order_by(TransitionRow.id.desc()).limit(limit)
+        t = transition_table
+        query = select(t).order_by(t.c.id.desc()).limit(limit)
         if load is not None:
-            query = query.where(TransitionRow.load == load)
-        with Session(self.engine) as s:
-            rows = list(s.scalars(query))
+            query = query.where(t.c.load == load)
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query))
         return [
             TransitionRecord(r.load, r.source, r.dest, r.trigger, r.reason, r.at)
             for r in reversed(rows)

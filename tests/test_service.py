@@ -119,6 +119,7 @@ def test_malformed_payloads_are_ignored_and_logged(
         probe.publish("scr/0/temperature", "50.5")
         assert probe.wait(lambda: svc.meter.snapshot(time.time()).grid_w == -800, 5)
         assert probe.wait(lambda: svc.ctl.machines["water_heater"].temperature_c == 50.5, 5)
+        assert probe.wait(lambda: svc.ctl.machines["water_heater"].setpoint_w > 0, 5)  # decided
         with svc.lock:
             before = svc.ctl.dump()
         caplog.set_level(logging.WARNING)
@@ -288,3 +289,38 @@ def test_kill_9_and_restart_resume_every_machine(broker: Mosquitto, tmp_path: Pa
         probe.close()
         proc.terminate()
         proc.wait(10)
+
+
+def test_dry_run_decides_and_reports_but_commands_and_writes_nothing(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 60, "settle_s": 0})
+    svc = Service(cfg, dry_run=True)
+    svc.start()
+    probe = Probe(broker.port)
+    try:
+        assert probe.wait(svc.bus.connected.is_set, 10)
+        since = time.time()
+        publish_grid(probe, -2000)
+
+        def decided() -> bool:
+            docs = statuses(probe, since)
+            return bool(docs) and docs[-1]["loads"][0]["power_w"] > 1000
+
+        assert probe.wait(decided, 10)
+        assert statuses(probe, since)[-1]["dry_run"] is True
+        since = time.time()
+        probe.publish("regulation/control", json.dumps({"command": "off", "name": "towel_rail"}))
+
+        def rail_off() -> bool:
+            docs = statuses(probe, since)
+            return bool(docs) and docs[-1]["loads"][1]["mode"] == "manual"
+
+        assert probe.wait(rail_off, 10)
+    finally:
+        probe.close()
+        svc.stop()
+    with probe.cond:
+        topics = {t for _, t, _ in probe.messages}
+    assert not {"scr/0/in", "scr/1/in", "regulation/online"} & topics
+    assert not (tmp_path / "pvopt.db").exists()
