@@ -196,6 +196,8 @@ def report(service: dict[str, Any], quality: list[dict[str, Any]], console: Cons
     for key, value in service.items():
         table.add_row(key, str(value), aims.get(key, ""))
     console.print(table)
+    if not quality:
+        return
     q = Table(title="live replay through the broker (and the simulator on the same window)")
     for col in ("policy", "capture", "import by loads Wh", "% of diverted", "sim capture", "sim %"):
         q.add_column(col, justify="right")

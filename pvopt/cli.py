@@ -204,7 +204,7 @@ def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir:
 @click.option("--config", "config_path", default="examples/seed_house.yml", show_default=True)
 @click.option("--trace", "trace_path", default="examples/traces/broken_clouds.csv.gz")
 @click.option("--start", default="11:45", show_default=True, metavar="HH:MM")
-@click.option("--minutes", default=15.0, show_default=True, type=float, help="Live replay length.")
+@click.option("--minutes", default=15.0, show_default=True, help="Live replay length (0: none).")
 @click.option("--workdir", default="out/bench-service", show_default=True)
 @click.option(
     "--json", "json_path", metavar="FILE", default=None, help="Write the figures as JSON."
@@ -222,8 +222,10 @@ def bench_service(
     from pvopt.bench_service import live_quality, measure_service, report
 
     service = measure_service(Path(config_path), Path(workdir) / "service", console)
-    quality = live_quality(
-        Path(config_path), Path(trace_path), start, minutes, Path(workdir), console
+    quality = (
+        live_quality(Path(config_path), Path(trace_path), start, minutes, Path(workdir), console)
+        if minutes > 0
+        else []
     )
     report(service, quality, console)
     if json_path:
