@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
 from machines.model import Kind, LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
 from machines.policy import PolicyParams, decide
+from machines.schedules import Planner
 
 
 class UnknownLoad(KeyError):
@@ -41,8 +42,10 @@ class Controller:
         now: float,
         saved: Mapping[str, dict[str, Any]] | None = None,
         temp_stale_s: float = TEMP_STALE_S,
+        planner: Planner | None = None,
     ):
         self.tz = tz
+        self.planner = planner
         self.params = params
         self.memo = PolicyMemo()
         self.last_tick: float | None = None
@@ -92,9 +95,14 @@ class Controller:
             for m in self.machines.values()
         ]
 
-    def tick(self, now: float, snapshot: MeterSnapshot) -> TickResult:
-        """One regulation step at `now` on `snapshot`; applies the decision to the machines."""
+    def tick(
+        self, now: float, snapshot: MeterSnapshot, *, offpeak: bool | None = None
+    ) -> TickResult:
+        """One regulation step at `now` on `snapshot`; applies the decision to the machines.
+        `offpeak` is the meter's tariff for tariff-following schedules (None: unknown)."""
         self.account(now)
+        if self.planner is not None:
+            self.planner.update(now, self.machines, offpeak=offpeak)
         for m in self.machines.values():
             m.update(now, meter_stale=snapshot.stale)
         decision = decide(snapshot, self.views(now), self.params, now, self.memo)

@@ -253,6 +253,9 @@ class LoadMachine:
     def set_auto(self, now: float, *, meter_stale: bool = False) -> None:
         self.mode = Mode.AUTO
         self.forced_until = self.forced_w = None
+        if self.state is BOOST:  # AUTO / unforce ends a boost at once
+            ended = "force_ended_satisfied" if self.satisfied or meter_stale else "force_ended"
+            self.trigger(ended, reason="auto", now=now)
         self.update(now, meter_stale=meter_stale)
 
     # -- the per-tick rule ------------------------------------------------------------------

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from machines.controller import Controller
 from machines.loads import CommandError
+from machines.meter import MeterValueError, parse_number
 
 SEED_THRESHOLDS = {"MIN": "temp_min", "ECO": "temp_eco", "MAX": "temp_max"}
 THRESHOLD_KEYS = ("temp_min", "temp_eco", "temp_sol_min", "temp_max")
@@ -39,15 +39,13 @@ class Command:
 
 
 def _number(value: Any, what: str) -> float:
+    """A finite number from a JSON value or command text (booleans are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise CommandError(f"{what} must be a number, not {value!r}")
     try:
-        number = float(value)
-    except ValueError:
-        raise CommandError(f"{what} must be a number, not {value!r}") from None
-    if not math.isfinite(number):
-        raise CommandError(f"{what} must be finite, not {value!r}")
-    return number
+        return parse_number(str(value))
+    except MeterValueError as exc:
+        raise CommandError(f"{what}: {exc}") from None
 
 
 def parse_seed_control(load_id: int, payload: bytes) -> Command:

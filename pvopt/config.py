@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +26,7 @@ from pydantic import (
 
 from machines.model import Kind, LoadSpec, Thresholds
 from machines.policy import PolicyParams
+from machines.schedules import DAY_NAMES, Schedule
 
 MAX_POWER_W = 100_000.0
 Power = Annotated[float, Field(gt=0, le=MAX_POWER_W)]
@@ -182,6 +184,7 @@ class TempDrivenVariablePowerEquipment(_Dimmer):
     temp_sol_min: Celsius
     temp_max: Celsius
     temperature_topic: str | None = None
+    tank_litres: float | None = Field(None, gt=0, le=5000)  # eco planning; learnt after a night
 
     @field_validator("temp_eco")
     @classmethod
@@ -239,7 +242,7 @@ EQUIPMENT_TYPES = (
     "ConstantPowerEquipment",
     "UnknownPowerEquipment",
 )
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAYS = DAY_NAMES
 
 
 class ScheduleConfig(Strict):
@@ -336,6 +339,43 @@ class Config(Strict):
             ),
         )
         return [load_spec(self.equipment[i], self.load_id(i)) for i in ranked]
+
+    def schedule_list(self) -> list[Schedule]:
+        """The `schedules:` entries for the planner, each load resolved to its name."""
+        names: dict[str, str] = {}
+        for i, eq in enumerate(self.equipment):
+            names[eq.name] = eq.name
+            names.setdefault(str(self.load_id(i)), eq.name)
+        out = []
+        for sc in self.schedules:
+            start = end = at = None
+            if sc.window is not None:
+                a, b = (p.strip() for p in sc.window.split("-"))
+                start, end = time.fromisoformat(a), time.fromisoformat(b)
+            if sc.at is not None:
+                at = time.fromisoformat(sc.at)
+            out.append(
+                Schedule(
+                    name=sc.name,
+                    load=names[str(sc.load)],
+                    action=sc.action,
+                    start=start,
+                    end=end,
+                    tariff=sc.tariff is not None,
+                    at=at,
+                    days=frozenset(DAY_NAMES.index(d) for d in sc.days),
+                    min_today_wh=sc.min_energy_today_wh,
+                    min_two_days_wh=sc.min_energy_two_days_wh,
+                )
+            )
+        return out
+
+    def tank_litres(self) -> dict[str, float]:
+        return {
+            eq.name: eq.tank_litres
+            for eq in self.equipment
+            if getattr(eq, "tank_litres", None) is not None
+        }
 
 
 def load_spec(eq: Any, load_id: int) -> LoadSpec:
@@ -504,9 +544,9 @@ def _semantic(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
     return out
 
 
-def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, tuple[str | int, ...]]:
     """Overlay the seed's env vars on the raw config (env > file); return what came from env."""
-    used: dict[str, tuple[str, ...]] = {}
+    used: dict[str, tuple[str | int, ...]] = {}
     for var, (section, key) in ENV_KEYS.items():
         value = environ.get(var)
         if value is None or value == "":
@@ -518,7 +558,26 @@ def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, tupl
             continue
         target[key] = value
         used[var] = (section, key)
+    hc = (environ.get("HC_START_TIME"), environ.get("HC_END_TIME"))
+    equipment = raw.get("equipment")
+    if all(hc) and not raw.get("schedules") and isinstance(equipment, list):
+        window = "-".join(_hhmm(v) for v in hc if v)
+        raw["schedules"] = [
+            {"name": "offpeak", "load": eq["name"], "window": window, "action": "eco"}
+            for eq in equipment
+            if isinstance(eq, dict) and "name" in eq and ("temp_min" in eq or "min_energy" in eq)
+        ]
+        for i in range(len(raw["schedules"])):
+            used[f"HC_START_TIME/HC_END_TIME ({window})#{i}"] = ("schedules", i)
     return used
+
+
+def _hhmm(value: str) -> str:
+    """The seed's HC times as HH:MM (it also wrote H:MM and HH:MM:SS)."""
+    parts = value.strip().split(":")
+    if len(parts) in (2, 3) and all(p.isdigit() for p in parts):
+        return f"{int(parts[0]):02d}:{int(parts[1]):02d}"
+    return value.strip()
 
 
 def parse(
@@ -553,7 +612,7 @@ def parse(
             loc, msg = _message(err)
             var = from_env.get(tuple(loc[:2]))  # type: ignore[arg-type]
             if var:
-                msg += f" (from env {var})"
+                msg += f" (from env {var.split('#')[0]})"
             problems.append(Problem(source, _line_of(node, loc), dotted(loc), msg))
         raise ConfigError(problems) from None
     semantic = _semantic(cfg)

@@ -306,7 +306,7 @@ class House:
         self.relay_since[k] = now + 1
 
     # -- results ----------------------------------------------------------------------------
-    def result(self, policy: str) -> SimResult:
+    def result(self, policy: str, events: list[dict[str, Any]] | None = None) -> SimResult:
         kpis = _kpis(
             self.trace,
             self.seconds,
@@ -317,6 +317,7 @@ class House:
             self.days,
             self.below_s,
         )
+        kpis["schedule_events"] = events or []
         series: dict[str, np.ndarray] = {}
         if self.record:
             rec_n = len(self.rec_pv)

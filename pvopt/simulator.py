@@ -13,8 +13,10 @@ from collections.abc import Callable
 from machines.controller import Controller
 from machines.meter import LinkyState
 from machines.model import FORCED_STATES
+from machines.schedules import Planner, ScheduleEvent
 from pvopt.config import Config
 from pvopt.physics import PROBE_PERIOD_S, House, SimResult
+from pvopt.status import event_json
 from pvopt.traces import Trace
 
 __all__ = ["SimResult", "simulate"]
@@ -31,7 +33,14 @@ def simulate(
     reg = cfg.regulation if policy is None else cfg.regulation.model_copy(update={"policy": policy})
     start = trace.start
     house = House(cfg, trace, record=record)
-    ctl = Controller(house.specs, cfg.site.tz, reg.params(), start)
+    planner = Planner(
+        cfg.schedule_list(),
+        cfg.site.tz,
+        seed_rule=reg.policy == "legacy",
+        tank_litres=cfg.tank_litres(),
+    )
+    ctl = Controller(house.specs, cfg.site.tz, reg.params(), start, planner=planner)
+    events: list[ScheduleEvent] = []
     machines = [ctl.machines[s.name] for s in house.specs]
     meter_period = max(1, round(cfg.sim.meter.period_s))
     tick_s = reg.tick_s
@@ -52,10 +61,12 @@ def simulate(
         if fresh or now - last_tick >= tick_s:
             last_tick = now
             ctl.tick(now, linky.snapshot(now, stale_after))
+            if planner.events:
+                events.extend(planner.drain_events())
             for k, m in enumerate(machines):
                 house.actuate(k, m.setpoint_w, m.state in FORCED_STATES, now)
         if progress is not None and i % 3600 == 0:
             progress(i, total)
     if progress is not None:
         progress(total, total)
-    return house.result(reg.policy)
+    return house.result(reg.policy, [event_json(e, cfg.site.tz) for e in events])

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from machines.controller import Controller
 from machines.model import MeterSnapshot
+from machines.schedules import ScheduleEvent
 
 
 def local_iso(ts: float | None, tz: ZoneInfo) -> str | None:
@@ -72,3 +73,15 @@ def build_status(
         "loads": loads,
         "equipments": equipments,
     }
+
+
+def event_json(e: ScheduleEvent, tz: ZoneInfo) -> dict[str, Any]:
+    """A schedule event as the simulator's `schedule_events` and the log show it."""
+    out: dict[str, Any] = {"name": e.name, "load": e.load, "event": e.event}
+    out["at"] = local_iso(e.at, tz)
+    if e.event == "close":
+        out["triggered"] = e.triggered
+        out["temperature_c"] = e.temperature_c
+    if e.detail:
+        out["detail"] = e.detail
+    return out

@@ -110,6 +110,7 @@ def test_apply_changes_the_machine_or_nothing(seed_house: config.Config) -> None
     assert (heater.thresholds.temp_min, heater.thresholds.temp_eco) == (48, 52)
     apply(ctl, Command("auto", "water_heater"), T0, meter_stale=False)
     assert heater.mode.value == "auto" and heater.forced_until is None
+    assert heater.state.value == "solar"  # AUTO ends the boost at once
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,401 @@
+"""Forced-heating schedules (DESIGN §6), pure: when a window is open, when a daily check is due,
+and what each load must do about it. The service and the simulator call `Planner.update` before
+every tick; APScheduler only wakes the service at the boundaries `next_events` gives.
+
+Daylight saving: a wall time in the spring-forward gap opens at the first minute that exists; an
+ambiguous one (fall-back night) means its first occurrence, and a window is identified by the
+local date it starts on, so it runs once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from machines.loads import LoadMachine
+
+WH_PER_LITRE_K = 1.163
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DEFAULT_COOLING_K_PER_H = 0.5  # before the probe has shown its own rate; on the safe side
+START_SAFETY = 1.25  # eco starts this much earlier than the estimated heating time ...
+START_MARGIN_S = 15 * 60.0  # ... plus this
+HOLD_BAND_K = 0.3  # once temp_eco was reached, re-heat below temp_eco + this
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """One validated `schedules:` entry, its load resolved to a name."""
+
+    name: str
+    load: str
+    action: str  # eco | boost | boost-deficit
+    start: time | None = None
+    end: time | None = None
+    tariff: bool = False
+    at: time | None = None
+    days: frozenset[int] = frozenset(range(7))  # 0 = Monday: the days a window starts on
+    min_today_wh: float | None = None
+    min_two_days_wh: float | None = None
+
+    @property
+    def key(self) -> str:
+        """Unique per load: the seed's HC window gives one `offpeak` schedule per load."""
+        return f"{self.name}:{self.load}"
+
+    @property
+    def is_window(self) -> bool:
+        return self.at is None
+
+
+def wall(day: date, hm: time, tz: ZoneInfo) -> float:
+    """Epoch of local `hm` on `day`: its first occurrence when ambiguous, the first minute that
+    exists when it falls in a spring-forward gap."""
+    naive = datetime.combine(day, hm)
+    for minutes in range(0, 181):
+        candidate = naive + timedelta(minutes=minutes)
+        aware = candidate.replace(tzinfo=tz, fold=0)
+        ts = aware.timestamp()
+        if datetime.fromtimestamp(ts, tz).replace(tzinfo=None) == candidate:
+            return ts
+    raise ValueError(f"no such local time: {naive} in {tz}")  # pragma: no cover
+
+
+def local_day(now: float, tz: ZoneInfo) -> date:
+    return datetime.fromtimestamp(now, tz).date()
+
+
+def window_on(s: Schedule, day: date, tz: ZoneInfo) -> tuple[float, float]:
+    """The occurrence of window `s` that starts on local `day`: (opens, closes)."""
+    assert s.start is not None and s.end is not None
+    end_day = day + timedelta(days=1) if s.end <= s.start else day
+    return wall(day, s.start, tz), wall(end_day, s.end, tz)
+
+
+def open_window(s: Schedule, now: float, tz: ZoneInfo) -> tuple[float, float] | None:
+    """The occurrence of clock window `s` that contains `now`, if any."""
+    if s.start is None:
+        return None
+    today = local_day(now, tz)
+    for day in (today - timedelta(days=1), today):
+        if day.weekday() in s.days:
+            opens, closes = window_on(s, day, tz)
+            if opens <= now < closes:
+                return opens, closes
+    return None
+
+
+def check_on(s: Schedule, day: date, tz: ZoneInfo) -> float:
+    assert s.at is not None
+    return wall(day, s.at, tz)
+
+
+def next_events(s: Schedule, after: float, tz: ZoneInfo, count: int = 3) -> list[tuple[float, str]]:
+    """The next `count` boundaries of `s` strictly after `after`: ("open"|"close"|"check")."""
+    out: list[tuple[float, str]] = []
+    day = local_day(after, tz) - timedelta(days=1)
+    for _ in range(400):
+        if day.weekday() in s.days:
+            if s.at is not None:
+                events = [(check_on(s, day, tz), "check")]
+            elif s.start is not None:
+                opens, closes = window_on(s, day, tz)
+                events = [(opens, "open"), (closes, "close")]
+            else:
+                events = []  # tariff-only: follows the meter
+            out.extend(e for e in events if e[0] > after)
+        if len(out) >= count:
+            break
+        day += timedelta(days=1)
+    return sorted(out)[:count]
+
+
+@dataclass
+class WindowRun:
+    """One open occurrence of a window schedule, and what eco decided in it."""
+
+    key: str
+    opened_at: float
+    closes_at: float | None  # None: a tariff window, open while the meter says off-peak
+    triggered: bool = False  # eco: the guarantee was at risk in this window
+    heating: bool = False  # eco: heating to temp_eco now
+    reached: bool = False  # eco: temp_eco was reached once: hold it
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEvent:
+    key: str
+    name: str
+    load: str
+    event: str  # open | close | check | missed
+    at: float
+    triggered: bool | None = None
+    temperature_c: float | None = None
+    detail: str = ""
+
+
+@dataclass
+class LoadMemory:
+    """What the planner learns about a water heater: cooling rate and heat capacity."""
+
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (t, °C) while idle
+    heat_wh_per_k: float | None = None
+    heat_start: tuple[float, float] | None = None  # (t, °C) when eco heating started
+
+
+class Planner:
+    """Opens and closes windows, runs daily checks and sets each load's eco/boost (DESIGN §6)."""
+
+    def __init__(
+        self,
+        schedules: list[Schedule],
+        tz: ZoneInfo,
+        *,
+        seed_rule: bool = False,
+        tank_litres: Mapping[str, float] | None = None,
+        saved: Mapping[str, Any] | None = None,
+    ):
+        self.schedules = schedules
+        self.tz = tz
+        self.seed_rule = seed_rule
+        self.tank_litres = dict(tank_litres or {})
+        self.runs: dict[str, WindowRun] = {}
+        self.last_opened: dict[str, float] = {}  # key -> opens of the last occurrence run
+        self.checks_done: dict[str, str] = {}  # key -> ISO local day of the last check
+        self.memory: dict[str, LoadMemory] = {}
+        self.events: list[ScheduleEvent] = []
+        self.started = False
+        if saved:
+            self._restore(saved)
+
+    # -- persistence ------------------------------------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        return {
+            "runs": {k: asdict(r) for k, r in self.runs.items()},
+            "last_opened": dict(self.last_opened),
+            "checks_done": dict(self.checks_done),
+            "heat_wh_per_k": {
+                k: m.heat_wh_per_k for k, m in self.memory.items() if m.heat_wh_per_k
+            },
+        }
+
+    def _restore(self, saved: Mapping[str, Any]) -> None:
+        keys = {s.key for s in self.schedules}
+        self.runs = {k: WindowRun(**r) for k, r in saved.get("runs", {}).items() if k in keys}
+        self.last_opened = {k: v for k, v in saved.get("last_opened", {}).items() if k in keys}
+        self.checks_done = {k: v for k, v in saved.get("checks_done", {}).items() if k in keys}
+        for load, c in saved.get("heat_wh_per_k", {}).items():
+            self.memory.setdefault(load, LoadMemory()).heat_wh_per_k = c
+
+    def drain_events(self) -> list[ScheduleEvent]:
+        out, self.events = self.events, []
+        return out
+
+    # -- the per-tick rule --------------------------------------------------------------------
+    def update(
+        self,
+        now: float,
+        machines: Mapping[str, LoadMachine],
+        *,
+        offpeak: bool | None = None,
+    ) -> None:
+        """Bring windows, checks and every load's eco/boost up to date at `now`. `offpeak` is
+        the meter's tariff (None when unknown or stale: tariff windows fall back to the clock)."""
+        for name, m in machines.items():
+            self._observe(name, m, now)
+        self._close_ended(now, machines, offpeak)
+        for s in self.schedules:
+            m = machines.get(s.load)
+            if m is None:
+                continue
+            if s.is_window:
+                self._maybe_open(s, m, now, offpeak)
+            elif not self.seed_rule:
+                self._maybe_check(s, m, now)
+        self._set_eco(now, machines)
+        self.started = True
+
+    def _emit(self, s: Schedule, event: str, at: float, **extra: Any) -> None:
+        self.events.append(ScheduleEvent(s.key, s.name, s.load, event, at, **extra))
+
+    def _occurrence(
+        self, s: Schedule, now: float, offpeak: bool | None
+    ) -> tuple[float, float | None] | None:
+        if s.tariff and offpeak is not None:
+            return (now, None) if offpeak else None
+        return open_window(s, now, self.tz)
+
+    def _close_ended(
+        self, now: float, machines: Mapping[str, LoadMachine], offpeak: bool | None
+    ) -> None:
+        by_key = {s.key: s for s in self.schedules}
+        for key, run in list(self.runs.items()):
+            s = by_key[key]
+            if run.closes_at is None:
+                ended = not (offpeak if offpeak is not None else open_window(s, now, self.tz))
+            else:
+                ended = now >= run.closes_at
+            if not ended:
+                continue
+            del self.runs[key]
+            m = machines.get(s.load)
+            self._emit(
+                s,
+                "close",
+                run.closes_at if run.closes_at is not None else now,
+                triggered=run.triggered,
+                temperature_c=None if m is None else m.temperature_c,
+            )
+            if m is not None and s.action == "boost" and m.is_forced and m.forced_until is None:
+                m.set_auto(now)  # a tariff boost has no deadline of its own
+
+    def _maybe_open(self, s: Schedule, m: LoadMachine, now: float, offpeak: bool | None) -> None:
+        if s.key in self.runs or not m.spec.enabled:
+            return
+        occ = self._occurrence(s, now, offpeak)
+        if occ is None:
+            return
+        opens, closes = occ
+        if closes is not None and self.last_opened.get(s.key) == opens:
+            return  # this occurrence already ran (a restart inside it keeps its run)
+        self.runs[s.key] = WindowRun(s.key, opens, closes)
+        self.last_opened[s.key] = opens
+        self._emit(s, "open", now)
+        if s.action == "boost" and m.mode.value == "auto":
+            later = (
+                m.is_forced
+                and m.state.value == "boost"
+                and (m.forced_until is None or (closes is not None and m.forced_until >= closes))
+            )
+            if not later:
+                m.force(now, until=closes, power_w=None, reason="forced_window", manual=False)
+
+    def _maybe_check(self, s: Schedule, m: LoadMachine, now: float) -> None:
+        today = local_day(now, self.tz)
+        done = self.checks_done.get(s.key)
+        if done == today.isoformat():
+            return
+        if not self.started and done is not None:  # pvopt was down: which checks did it miss?
+            day = max(date.fromisoformat(done) + timedelta(days=1), today - timedelta(days=7))
+            while day < today:
+                if day.weekday() in s.days:
+                    self._emit(s, "missed", check_on(s, day, self.tz), detail=day.isoformat())
+                day += timedelta(days=1)
+        if not (today.weekday() in s.days and now >= check_on(s, today, self.tz)):
+            return
+        self.checks_done[s.key] = today.isoformat()
+        detail = self._boost_deficit(s, m, now)
+        self._emit(s, "check", now, detail=detail)
+
+    def _boost_deficit(self, s: Schedule, m: LoadMachine, now: float) -> str:
+        today_wh = m.energy_today_wh
+        two_days = m.energy_yesterday_wh + today_wh
+        need_today = s.min_today_wh or 0.0
+        need_two = s.min_two_days_wh if s.min_two_days_wh is not None else 0.0
+        if today_wh >= need_today or two_days >= need_two:
+            return f"ok: {today_wh:.0f} Wh today, {two_days:.0f} Wh in two days"
+        if not m.can_be_forced(now) or m.mode.value != "auto":
+            return "deficit, but the load cannot be forced now"
+        hours = (need_today - today_wh) / m.spec.max_w
+        until = now + hours * 3600.0
+        if not (m.is_forced and m.state.value == "boost" and (m.forced_until or 0) >= until):
+            m.force(now, until=until, power_w=None, reason="deficit", manual=False)
+        return f"deficit: boost {hours * 60:.0f} min ({today_wh:.0f} Wh today)"
+
+    # -- eco: the guarantee -------------------------------------------------------------------
+    def _observe(self, name: str, m: LoadMachine, now: float) -> None:
+        """Learn the tank's cooling rate while idle and its heat capacity while eco heats."""
+        if m.thresholds is None or not m.temperature_known(now):
+            return
+        mem = self.memory.setdefault(name, LoadMemory())
+        t = m.temperature_c
+        assert t is not None
+        if m.setpoint_w > 0:
+            mem.samples.clear()
+        elif not mem.samples or now - mem.samples[-1][0] >= 600:
+            mem.samples.append((now, t))
+            del mem.samples[:-13]  # two hours
+
+    def cooling_k_per_h(self, name: str) -> float:
+        mem = self.memory.get(name)
+        if mem is None or len(mem.samples) < 4:  # under 30 min of idle history
+            return DEFAULT_COOLING_K_PER_H
+        steps = [
+            (t0 - t1) / (b - a) * 3600.0
+            for (a, t0), (b, t1) in zip(mem.samples, mem.samples[1:], strict=False)
+        ]
+        calm = sorted(x for x in steps if x >= 0)  # a draw is a jump: take the calm median
+        return calm[len(calm) // 2] if calm else 0.0
+
+    def heat_wh_per_k(self, m: LoadMachine) -> float:
+        mem = self.memory.get(m.spec.name)
+        if mem is not None and mem.heat_wh_per_k:
+            return mem.heat_wh_per_k
+        return self.tank_litres.get(m.spec.name, 300.0) * WH_PER_LITRE_K
+
+    def _set_eco(self, now: float, machines: Mapping[str, LoadMachine]) -> None:
+        by_key = {s.key: s for s in self.schedules}
+        wanted: dict[str, str] = {}
+        for key, run in self.runs.items():
+            s = by_key[key]
+            m = machines.get(s.load)
+            if m is None or s.action != "eco" or not m.can_be_forced(now):
+                continue
+            if m.spec.min_energy_wh is not None and m.thresholds is None:
+                if m.has_deficit():
+                    run.triggered = True
+                    wanted[s.load] = "deficit"
+                continue
+            if m.thresholds is None or m.temperature_c is None:
+                continue
+            if self._eco_heats(run, m, now):
+                wanted[s.load] = "forced_window"
+        for name, m in machines.items():
+            m.eco_reason = wanted.get(name)
+
+    def _eco_heats(self, run: WindowRun, m: LoadMachine, now: float) -> bool:
+        th = m.thresholds
+        t = m.temperature_c
+        assert th is not None and t is not None
+        mem = self.memory.setdefault(m.spec.name, LoadMemory())
+        if self.seed_rule:  # the seed: heat at once at temp_min, up to temp_eco
+            if t <= th.temp_min:
+                run.triggered = run.heating = True
+            if run.heating and t >= th.temp_eco:
+                run.heating = False
+            return run.heating
+        left_s = (run.closes_at - now) if run.closes_at is not None else 0.0
+        if not run.triggered:
+            end_t = t - self.cooling_k_per_h(m.spec.name) * left_s / 3600.0
+            run.triggered = t <= th.temp_min or end_t <= th.temp_min
+        if not run.triggered:
+            return False
+        if run.reached:  # hold ≥ temp_eco until the window closes
+            if t < th.temp_eco + HOLD_BAND_K / 2:
+                run.heating = True
+            elif t >= th.temp_eco + HOLD_BAND_K:
+                run.heating = False
+            return run.heating
+        if t >= th.temp_eco:
+            run.reached, run.heating = True, False
+            self._learn_capacity(mem, m, now, t)
+            return False
+        if not run.heating:
+            need_s = (th.temp_eco - t) * self.heat_wh_per_k(m) / m.spec.max_w * 3600.0
+            if run.closes_at is None or left_s <= need_s * START_SAFETY + START_MARGIN_S:
+                run.heating = True  # as late as still reaches temp_eco by the close
+                mem.heat_start = (now, t)
+        return run.heating
+
+    def _learn_capacity(self, mem: LoadMemory, m: LoadMachine, now: float, t: float) -> None:
+        """Wh per K actually seen while eco heated at full power, for tomorrow's start time."""
+        if mem.heat_start is None:
+            return
+        t0_at, t0 = mem.heat_start
+        mem.heat_start = None
+        if t - t0 >= 2.0 and now > t0_at:
+            c = m.spec.max_w * (now - t0_at) / 3600.0 / (t - t0)
+            if 20.0 <= c <= 2000.0:
+                mem.heat_wh_per_k = c
