@@ -234,9 +234,18 @@ def bench_service(
         )
 
 
-from pvopt.cli_live import auto, force, history, house, off, run, status  # noqa: E402
+from pvopt.cli_live import (  # noqa: E402
+    auto,
+    force,
+    history,
+    house,
+    off,
+    run,
+    schedules,
+    status,
+)
 
-for _command in (run, status, history, force, auto, off, house):
+for _command in (run, status, history, force, auto, off, house, schedules):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -313,3 +313,38 @@ def house(
     if json_path:
         Path(json_path).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
     console.print(summary_table(kpis, f"virtual house — {kpis['trace']} — {kpis['seconds']} s"))
+
+
+@click.command()
+@config_option
+@click.option("--count", default=3, show_default=True, help="Firings to list per schedule.")
+def schedules(config_path: str | None, count: int) -> None:
+    """Each schedule and its next firings, in the site's local time."""
+    from machines.schedules import DAY_NAMES, next_events
+
+    cfg = load_config(config_path)
+    tz = cfg.site.tz
+    found = cfg.schedule_list()
+    if not found:
+        console.print(
+            "no schedules: add `schedules:` to the config, or set HC_START_TIME and HC_END_TIME",
+            highlight=False,
+        )
+        return
+    table = Table(title=f"schedules ({cfg.site.timezone}, now {datetime.now(tz):%a %d %b %H:%M})")
+    for col in ("name", "load", "action", "when", "days", "next"):
+        table.add_column(col)
+    now = time.time()
+    for s in found:
+        if s.at is not None:
+            when = f"at {s.at:%H:%M}"
+        else:
+            clock = f"{s.start:%H:%M}-{s.end:%H:%M}" if s.start and s.end else ""
+            when = f"tariff HC{f' (else {clock})' if clock else ''}" if s.tariff else clock
+        days = "every day" if len(s.days) == 7 else ",".join(DAY_NAMES[d] for d in sorted(s.days))
+        nxt = [
+            f"{event} {datetime.fromtimestamp(t, tz):%a %d %b %H:%M %Z}"
+            for t, event in next_events(s, now, tz, count)
+        ]
+        table.add_row(s.name, s.load, s.action, when, days, "\n".join(nxt) or "follows the meter")
+    console.print(table)

@@ -98,6 +98,14 @@ class MeterCache:
             return MeterSnapshot(None, None, stale=False)  # still waiting for the first value
         return snap
 
+    def offpeak(self, now: float) -> bool | None:
+        """Whether the meter's tariff (PTEC) says off-peak; None when unknown or stale."""
+        with self._lock:
+            tariff, at = self.tariff, self.tariff_at
+        if tariff is None or at is None or now - at > self.cfg.stale_after_s:
+            return None
+        return tariff in self.cfg.offpeak_values
+
     def age_s(self, now: float) -> float | None:
         """Seconds since the newest power value, None before the first."""
         with self._lock:

@@ -20,15 +20,17 @@ from typing import Any
 
 from jobs import regulation as jobs
 from jobs.regulation import add_regulation_jobs, make_scheduler
+from jobs.schedules import add_schedule_job
 from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
 from machines.meter import MeterValueError, parse_number
 from machines.model import MeterSnapshot
+from machines.schedules import Planner
 from pvopt.bus import MqttBus
 from pvopt.commands import Command, apply, parse_control_json, parse_seed_control
 from pvopt.config import Config
 from pvopt.meter_cache import MeterCache
-from pvopt.status import build_status, local_iso
+from pvopt.status import build_status, event_json, local_iso
 from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC, LoadWiring, wiring
 from state.store import MemoryStore, SqliteStore, StateStore
 
@@ -50,9 +52,18 @@ class Service:
         self.tz = cfg.site.tz
         self.policy = cfg.regulation.policy
         self.wires: dict[str, LoadWiring] = {w.spec.name: w for w in wiring(cfg)}
-        self.store, saved = _open_store(cfg.state.path, dry_run)
+        self.store, saved, saved_planner = _open_store(cfg.state.path, dry_run)
         now = clock()
-        self.ctl = Controller(cfg.specs(), self.tz, cfg.regulation.params(), now, saved)
+        self.planner = Planner(
+            cfg.schedule_list(),
+            self.tz,
+            seed_rule=self.policy == "legacy",
+            tank_litres=cfg.tank_litres(),
+            saved=saved_planner,
+        )
+        self.ctl = Controller(
+            cfg.specs(), self.tz, cfg.regulation.params(), now, saved, planner=self.planner
+        )
         self._log_restored(saved)
         self.meter = MeterCache(cfg.meter, started_at=now)
         self.lock = threading.RLock()
@@ -85,6 +96,7 @@ class Service:
             self.cfg.regulation.tick_s,
             self.cfg.state.checkpoint_s,
         )
+        add_schedule_job(self.scheduler, self.planner.schedules, self.tz, self.tick)
         self.scheduler.start()
         with self.lock:
             self.send_commands(self.clock(), force=True)  # re-send what was restored
@@ -193,25 +205,30 @@ class Service:
             jobs.kick(self.scheduler, self.tick, delay_s)
 
     def tick(self) -> None:
+        """One decision: schedules, machines, policy; then commands, status and the store.
+        Before the first meter value the surplus loads stay at 0 W; forced loads run."""
         with self.lock:
             now = self.clock()
             snap = self.meter.snapshot(now)
             self.last_snapshot = snap
-            if snap.grid_w is not None or snap.stale:
-                result = self.ctl.tick(now, snap)
-                self.ticks += 1
-                for r in result.records:
-                    log.info("%s: %s → %s (%s, %s)", r.load, r.source, r.dest, r.trigger, r.reason)
-                if result.changed:
-                    log.info(
-                        "grid %s W: %s",
-                        "?" if snap.grid_w is None else f"{snap.grid_w:+.0f}",
-                        ", ".join(
-                            f"{n} {p:.0f} W ({result.reasons[n]})"
-                            for n, p in result.power_w.items()
-                        ),
-                    )
-                self._persist(result.records, now)
+            result = self.ctl.tick(now, snap, offpeak=self.meter.offpeak(now))
+            self.ticks += 1
+            events = self.planner.drain_events()
+            for e in events:
+                doc = event_json(e, self.tz)
+                extra = {k: v for k, v in doc.items() if k not in ("name", "load", "event", "at")}
+                log.info("schedule %s (%s): %s at %s %s", e.name, e.load, e.event, doc["at"], extra)
+            for r in result.records:
+                log.info("%s: %s → %s (%s, %s)", r.load, r.source, r.dest, r.trigger, r.reason)
+            if result.changed:
+                log.info(
+                    "grid %s W: %s",
+                    "?" if snap.grid_w is None else f"{snap.grid_w:+.0f}",
+                    ", ".join(
+                        f"{n} {p:.0f} W ({result.reasons[n]})" for n, p in result.power_w.items()
+                    ),
+                )
+            self._persist(result.records, now, always=bool(events))
             self.send_commands(now)
             self.publish_status(now)
 
@@ -224,7 +241,7 @@ class Service:
         if self.dry_run or not (records or always):
             return
         try:
-            self.store.save(self.ctl.dump(), records)
+            self.store.save(self.ctl.dump(), records, self.planner.dump())
         except Exception:  # a full disk must not stop the regulation
             log.exception("state store write failed; will retry at the next checkpoint")
 
@@ -273,14 +290,18 @@ class Service:
                 )
 
 
-def _open_store(path: str, dry_run: bool) -> tuple[StateStore, dict[str, dict[str, Any]]]:
-    """The SQLite store and its machines; a dry run reads it (if any) and never writes."""
+def _open_store(
+    path: str, dry_run: bool
+) -> tuple[StateStore, dict[str, dict[str, Any]], dict[str, Any]]:
+    """The store, its machines and its planner; a dry run reads it (if any), never writes."""
     if not dry_run:
         store = SqliteStore(path)
-        return store, store.load_machines()
-    saved: dict[str, dict[str, Any]] = {}
-    if Path(path).exists():
-        reader = SqliteStore(path)
-        saved = reader.load_machines()
-        reader.close()
-    return MemoryStore(), saved
+        if store.migrated_from is not None:
+            log.info("state store %s migrated from schema v%d", path, store.migrated_from)
+        return store, store.load_machines(), store.load_planner()
+    if not Path(path).exists():
+        return MemoryStore(), {}, {}
+    reader = SqliteStore(path)
+    saved, planner = reader.load_machines(), reader.load_planner()
+    reader.close()
+    return MemoryStore(), saved, planner

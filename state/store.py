@@ -20,11 +20,12 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from machines.loads import TransitionRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: the `document` table (schedule planner); v1 migrates
 
 
 class StoreError(RuntimeError):
@@ -39,9 +40,16 @@ class StateStore(Protocol):
         ...
 
     def save(
-        self, machines: Mapping[str, dict[str, Any]], records: Sequence[TransitionRecord]
+        self,
+        machines: Mapping[str, dict[str, Any]],
+        records: Sequence[TransitionRecord],
+        planner: dict[str, Any] | None = None,
     ) -> None:
-        """Commit machine dumps and transition records in one transaction (one write)."""
+        """Commit machine dumps, transition records and the planner in one transaction."""
+        ...
+
+    def load_planner(self) -> dict[str, Any]:
+        """The schedule planner's saved state ({} when none)."""
         ...
 
     def transitions(self, load: str | None = None, limit: int = 100) -> list[TransitionRecord]:
@@ -57,17 +65,26 @@ class MemoryStore:
     def __init__(self) -> None:
         self._machines: dict[str, dict[str, Any]] = {}
         self._records: list[TransitionRecord] = []
+        self._planner: dict[str, Any] = {}
         self.writes = 0
 
     def load_machines(self) -> dict[str, dict[str, Any]]:
         return {k: json.loads(json.dumps(v)) for k, v in self._machines.items()}
 
     def save(
-        self, machines: Mapping[str, dict[str, Any]], records: Sequence[TransitionRecord]
+        self,
+        machines: Mapping[str, dict[str, Any]],
+        records: Sequence[TransitionRecord],
+        planner: dict[str, Any] | None = None,
     ) -> None:
         self._machines.update({k: json.loads(json.dumps(v)) for k, v in machines.items()})
         self._records.extend(records)
+        if planner is not None:
+            self._planner = json.loads(json.dumps(planner))
         self.writes += 1
+
+    def load_planner(self) -> dict[str, Any]:
+        return json.loads(json.dumps(self._planner))
 
     def transitions(self, load: str | None = None, limit: int = 100) -> list[TransitionRecord]:
         found = [r for r in self._records if load is None or r.load == load]
@@ -99,6 +116,9 @@ transition_table = Table(
     Column("reason", String),
     Column("at", Float, index=True),
 )
+document_table = Table(  # small JSON documents by name: "planner"
+    "document", metadata, Column("key", String, primary_key=True), Column("data", Text)
+)
 
 
 class SqliteStore:
@@ -110,6 +130,7 @@ class SqliteStore:
         self.engine = create_engine(f"sqlite:///{path}")
         event.listen(self.engine, "connect", _sqlite_pragmas)
         self.writes = 0
+        self.migrated_from: int | None = None
         try:
             self._open()
         except SQLAlchemyError as exc:
@@ -137,10 +158,17 @@ class SqliteStore:
                     f"{self.path} has schema v{version}, newer than this pvopt knows "
                     f"(v{SCHEMA_VERSION}): upgrade pvopt; the store was left untouched"
                 )
-            if version < SCHEMA_VERSION:  # no older schema exists yet: refuse, never reset
+            if version < 1:
                 raise StoreError(
                     f"{self.path} has schema v{version} and no migration to v{SCHEMA_VERSION}"
                 )
+            if version < SCHEMA_VERSION:  # v1 → v2: create_all above added `document`
+                conn.execute(
+                    meta_table.update()
+                    .where(meta_table.c.key == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
+                )
+                self.migrated_from = version
 
     def load_machines(self) -> dict[str, dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -148,19 +176,16 @@ class SqliteStore:
             return {row.name: json.loads(row.data) for row in rows}
 
     def save(
-        self, machines: Mapping[str, dict[str, Any]], records: Sequence[TransitionRecord]
+        self,
+        machines: Mapping[str, dict[str, Any]],
+        records: Sequence[TransitionRecord],
+        planner: dict[str, Any] | None = None,
     ) -> None:
         with self.engine.begin() as conn:
-            if machines:
-                rows = [
-                    {"name": k, "data": json.dumps(v, sort_keys=True)} for k, v in machines.items()
-                ]
-                upsert = sqlite_insert(machine_table).values(rows)
-                conn.execute(
-                    upsert.on_conflict_do_update(
-                        index_elements=["name"], set_={"data": upsert.excluded.data}
-                    )
-                )
+            if planner is not None:
+                _upsert(conn, document_table, "key", "planner", json.dumps(planner, sort_keys=True))
+            for name, dump in machines.items():
+                _upsert(conn, machine_table, "name", name, json.dumps(dump, sort_keys=True))
             if records:
                 conn.execute(
                     transition_table.insert(),
@@ -178,6 +203,13 @@ class SqliteStore:
                 )
         self.writes += 1
 
+    def load_planner(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(document_table.c.data).where(document_table.c.key == "planner")
+            ).first()
+        return json.loads(row.data) if row is not None else {}
+
     def transitions(self, load: str | None = None, limit: int = 100) -> list[TransitionRecord]:
         t = transition_table
         query = select(t).order_by(t.c.id.desc()).limit(limit)
@@ -192,6 +224,11 @@ class SqliteStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _upsert(conn: Connection, table: Table, key_col: str, key: str, data: str) -> None:
+    stmt = sqlite_insert(table).values({key_col: key, "data": data})
+    conn.execute(stmt.on_conflict_do_update(index_elements=[key_col], set_={"data": data}))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

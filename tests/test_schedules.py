@@ -6,6 +6,7 @@ from datetime import date, datetime, time
 
 import pytest
 
+from jobs.schedules import BoundaryTrigger
 from machines.controller import Controller
 from machines.model import Kind, LoadSpec, MeterSnapshot, Thresholds
 from machines.policy import PolicyParams
@@ -220,3 +221,24 @@ def test_seed_hc_env_creates_offpeak_windows() -> None:
     )
     cfg2 = config.parse(with_own, "h.yml", {"HC_START_TIME": "22:30", "HC_END_TIME": "6:30"})
     assert [s.name for s in cfg2.schedule_list()] == ["x"]  # the config's own schedules win
+
+
+def test_the_service_is_woken_at_each_boundary_dst_included() -> None:
+    trigger = BoundaryTrigger([OFFPEAK, DAILY], PARIS)
+    now = datetime(2026, 3, 28, 17, 0, tzinfo=PARIS)
+    fired = []
+    prev = None
+    for _ in range(4):
+        prev = trigger.get_next_fire_time(prev, now)
+        assert prev is not None
+        fired.append(prev.strftime("%d %H:%M %z"))
+        now = prev
+    assert fired == ["29 03:00 +0200", "29 06:50 +0200", "29 16:00 +0200", "30 02:05 +0200"]
+    night = BoundaryTrigger([OFFPEAK], PARIS)
+    prev, now, opens = None, datetime(2026, 10, 24, 12, 0, tzinfo=PARIS), []
+    for _ in range(4):
+        prev = night.get_next_fire_time(prev, now)
+        assert prev is not None
+        opens.append(prev.strftime("%d %H:%M %z"))
+        now = prev
+    assert opens == ["25 02:05 +0200", "25 06:50 +0100", "26 02:05 +0100", "26 06:50 +0100"]

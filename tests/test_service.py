@@ -10,8 +10,10 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -324,3 +326,49 @@ def test_dry_run_decides_and_reports_but_commands_and_writes_nothing(
         topics = {t for _, t, _ in probe.messages}
     assert not {"scr/0/in", "scr/1/in", "regulation/online"} & topics
     assert not (tmp_path / "pvopt.db").exists()
+
+
+def test_a_window_opening_forces_the_load_and_a_restart_keeps_it(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    tz = ZoneInfo("Europe/Paris")
+    opens = (datetime.now(tz) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    closes = opens + timedelta(hours=2)
+    window = f"{opens:%H:%M}-{closes:%H:%M}"
+    cfg = make_config(tmp_path, broker.port)
+    data = yaml.safe_load((tmp_path / "pvopt.yml").read_text())
+    data["schedules"] = [{"name": "hc", "load": "towel_rail", "window": window, "action": "boost"}]
+    (tmp_path / "pvopt.yml").write_text(yaml.safe_dump(data))
+    cfg = config.load(tmp_path / "pvopt.yml", environ={})
+    probe = Probe(broker.port)
+    svc = Service(cfg)
+    svc.start()
+    try:
+        assert probe.wait(svc.bus.connected.is_set, 10)
+
+        def rail(since: float) -> dict[str, Any] | None:
+            docs = statuses(probe, since)
+            return docs[-1]["loads"][1] if docs else None
+
+        start = time.time()
+        assert rail(start) is None or rail(start)["state"] != "boost"
+        # the boundary job wakes the regulator at the minute: no meter data needed
+        assert probe.wait(lambda: (rail(start) or {}).get("state") == "boost", 75)
+        assert time.time() >= opens.timestamp()
+        assert probe.wait(lambda: probe.last("scr/1/in", since=opens.timestamp()) == b"100.0", 5)
+        until = rail(start)["forced_until"]
+        assert until == closes.isoformat()
+    finally:
+        svc.stop()
+    restart = time.time()
+    svc = Service(cfg)
+    svc.start()
+    try:
+        assert probe.wait(lambda: rail(restart) is not None, 10)
+        again = rail(restart)
+        assert (again["state"], again["forced_until"]) == ("boost", until)
+        assert probe.wait(lambda: probe.last("scr/1/in", since=restart) == b"100.0", 5)
+        assert not [r for r in svc.store.transitions("towel_rail") if r.at >= restart]
+    finally:
+        probe.close()
+        svc.stop()

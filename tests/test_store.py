@@ -74,3 +74,36 @@ def test_newer_or_foreign_store_is_refused_and_left_untouched(tmp_path: Path) ->
         raw.execute("CREATE TABLE photos (id INTEGER)")
     with pytest.raises(StoreError, match="not a pvopt state store"):
         SqliteStore(str(other))
+
+
+def test_planner_document_round_trips(store) -> None:
+    assert store.load_planner() == {}
+    store.save({}, [], {"checks_done": {"daily:water_heater": "2026-01-15"}})
+    store.save({"a": {"x": 1}}, [])  # saving machines alone keeps the planner
+    assert store.load_planner() == {"checks_done": {"daily:water_heater": "2026-01-15"}}
+
+
+def test_a_v1_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as raw:  # what pvopt's first release wrote
+        raw.executescript(
+            """
+            CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+            INSERT INTO meta VALUES ('schema_version', '1');
+            CREATE TABLE machine (name VARCHAR PRIMARY KEY, data TEXT);
+            INSERT INTO machine VALUES ('water_heater', '{"state": "boost"}');
+            CREATE TABLE "transition" (id INTEGER PRIMARY KEY, load VARCHAR, source VARCHAR,
+                dest VARCHAR, "trigger" VARCHAR, reason VARCHAR, at FLOAT);
+            INSERT INTO "transition" VALUES (1, 'water_heater', 'solar', 'boost', 'forced',
+                'manual', 5.0);
+            """
+        )
+    s = SqliteStore(str(path))
+    assert s.migrated_from == 1
+    assert s.load_machines() == {"water_heater": {"state": "boost"}}
+    assert [r.dest for r in s.transitions()] == ["boost"]
+    s.save({}, [], {"x": 1})
+    s.close()
+    again = SqliteStore(str(path))
+    assert again.migrated_from is None and again.load_planner() == {"x": 1}
+    again.close()
