@@ -163,3 +163,19 @@ def test_broken_clouds_targets(results) -> None:
     assert full["import_by_loads_wh"] <= 0.02 * full["diverted_wh"]
     assert full["switches"] <= 16
     assert full["min_on_off_violations"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trace", ["overcast_winter", "week_spring"])
+def test_schedules_keep_the_guarantee(results, trace: str) -> None:
+    """examples/house.yml carries DESIGN §6's two schedules; legacy applies the seed's rule."""
+    new, seed = results[(trace, "house", "default")], results[(trace, "house", "legacy")]
+    temp_eco = config.load(EXAMPLES / "house.yml").equipment[0].temp_eco
+    closes = [e for e in new["schedule_events"] if e["event"] == "close"]
+    assert closes, "the off-peak window opened and closed"
+    assert all(e["temperature_c"] >= temp_eco - 0.1 for e in closes if e["triggered"])
+    assert new["cold_draws"] <= seed["cold_draws"]
+    checks = [e for e in new["schedule_events"] if e["event"] == "check"]
+    assert len({e["at"][:10] for e in checks}) == len(checks) >= 1  # once a day at 16:00
+    if trace == "overcast_winter":
+        assert new["forced_import_wh"] > 0  # a grey day: the 16:00 check boosted from the grid
