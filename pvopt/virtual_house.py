@@ -17,7 +17,7 @@ from machines.meter import LinkyState
 from pvopt.bus import MqttBus
 from pvopt.config import Config
 from pvopt.physics import PROBE_PERIOD_S, House, SimResult
-from pvopt.topics import wiring
+from pvopt.topics import STATUS_TOPIC, wiring
 from pvopt.traces import Trace
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,29 @@ class VirtualHouse:
         self.linky = LinkyState()
         self.commands = 0
         self.stopping = threading.Event()
+        self.forced = [False] * len(self.wires)  # from the status: eco/boost draw is forced
         self.bus = MqttBus(
             cfg.mqtt,
-            self.index,
-            self._on_command,
+            [*self.index, STATUS_TOPIC],
+            self._on_message,
             client_id=f"{cfg.mqtt.client_id}-house",
         )
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == STATUS_TOPIC:
+            self._on_status(payload)
+        else:
+            self._on_command(topic, payload)
+
+    def _on_status(self, payload: bytes) -> None:
+        try:
+            states = {e["name"]: e["state"] for e in json.loads(payload)["loads"]}
+        except (ValueError, KeyError, TypeError):
+            return
+        with self.lock:
+            for k, w in enumerate(self.wires):
+                self.forced[k] = states.get(w.spec.name) in ("eco", "boost")
+                self.house.forced[k] = self.forced[k]
 
     def _on_command(self, topic: str, payload: bytes) -> None:
         k = self.index[topic]
@@ -49,7 +66,7 @@ class VirtualHouse:
             log.warning("house: ignored %s payload %r", topic, payload[:40])
             return
         with self.lock:
-            self.house.actuate(k, power, False, self.clock())
+            self.house.actuate(k, power, self.forced[k], self.clock())
             self.commands += 1
 
     def _publish_meter(self, now: float) -> None:
