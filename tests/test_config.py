@@ -177,3 +177,46 @@ def test_cli_config_check_exit_codes(tmp_path: Path) -> None:
     assert "VariablePowerEquipment" in out.output
     missing = runner.invoke(main, ["config", "check", str(tmp_path / "nope.yml")])
     assert missing.exit_code == 1 and "cannot read" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("schedule", "key", "words"),
+    [
+        (
+            "{name: x, load: water_heater, window: '02:05-06:50', at: '16:00'}",
+            "schedules[0]",
+            "not both",
+        ),
+        (
+            "{name: x, load: water_heater, window: '2:05-25:00'}",
+            "schedules[0].window",
+            "HH:MM-HH:MM",
+        ),
+        (
+            "{name: x, load: water_heater, at: '16h00', action: boost-deficit}",
+            "schedules[0].at",
+            "HH:MM",
+        ),
+        (
+            "{name: x, load: water_heater, window: '02:05-06:50', action: boost-deficit}",
+            "schedules[0]",
+            "goes with `at`",
+        ),
+        (
+            "{name: x, load: water_heatr, window: '02:05-06:50'}",
+            "schedules[0].load",
+            "did you mean 'water_heater'",
+        ),
+        (
+            "{name: x, load: water_heater, window: '02:05-06:50', days: [monday]}",
+            "schedules[0].days[0]",
+            "mon",
+        ),
+        ("{name: x, load: water_heater}", "schedules[0]", "needs `window`"),
+    ],
+)
+def test_bad_schedules_are_located(schedule: str, key: str, words: str) -> None:
+    found = problems(GOOD + f"schedules:\n  - {schedule}\n")
+    assert len(found) == 1, found
+    assert (found[0].line, found[0].key) == (13, key)
+    assert words in found[0].message
