@@ -9,6 +9,7 @@ local date it starts on, so it runs once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -167,6 +168,7 @@ class Planner:
         self.memory: dict[str, LoadMemory] = {}
         self.events: list[ScheduleEvent] = []
         self.started = False
+        self._quiet_until: dict[str, float] = {}  # key -> nothing can happen before (a cache)
         if saved:
             self._restore(saved)
 
@@ -254,12 +256,19 @@ class Planner:
     def _maybe_open(self, s: Schedule, m: LoadMachine, now: float, offpeak: bool | None) -> None:
         if s.key in self.runs or not m.spec.enabled:
             return
+        follows_clock = not (s.tariff and offpeak is not None)
+        if follows_clock and now < self._quiet_until.get(s.key, -math.inf):
+            return
         occ = self._occurrence(s, now, offpeak)
         if occ is None:
+            if follows_clock:
+                opens_next = [t for t, e in next_events(s, now, self.tz, 2) if e == "open"]
+                self._quiet_until[s.key] = opens_next[0] if opens_next else math.inf
             return
         opens, closes = occ
         if closes is not None and self.last_opened.get(s.key) == opens:
-            return  # this occurrence already ran (a restart inside it keeps its run)
+            self._quiet_until[s.key] = closes  # this occurrence already ran (a restart in it)
+            return
         self.runs[s.key] = WindowRun(s.key, opens, closes)
         self.last_opened[s.key] = opens
         self._emit(s, "open", now)
@@ -273,9 +282,12 @@ class Planner:
                 m.force(now, until=closes, power_w=None, reason="forced_window", manual=False)
 
     def _maybe_check(self, s: Schedule, m: LoadMachine, now: float) -> None:
+        if self.started and now < self._quiet_until.get(s.key, -math.inf):
+            return
         today = local_day(now, self.tz)
         done = self.checks_done.get(s.key)
         if done == today.isoformat():
+            self._quiet_until[s.key] = self._next_at(s, now)
             return
         if not self.started and done is not None:  # pvopt was down: which checks did it miss?
             day = max(date.fromisoformat(done) + timedelta(days=1), today - timedelta(days=7))
@@ -284,10 +296,16 @@ class Planner:
                     self._emit(s, "missed", check_on(s, day, self.tz), detail=day.isoformat())
                 day += timedelta(days=1)
         if not (today.weekday() in s.days and now >= check_on(s, today, self.tz)):
+            self._quiet_until[s.key] = self._next_at(s, now)
             return
         self.checks_done[s.key] = today.isoformat()
+        self._quiet_until[s.key] = self._next_at(s, now)
         detail = self._boost_deficit(s, m, now)
         self._emit(s, "check", now, detail=detail)
+
+    def _next_at(self, s: Schedule, now: float) -> float:
+        found = next_events(s, now, self.tz, 1)
+        return found[0][0] if found else math.inf
 
     def _boost_deficit(self, s: Schedule, m: LoadMachine, now: float) -> str:
         today_wh = m.energy_today_wh

@@ -211,7 +211,7 @@ def test_min_energy_deficit_forces_inside_a_window_until_met() -> None:
 
 
 def test_seed_hc_env_creates_offpeak_windows() -> None:
-    text = (EXAMPLES / "house.yml").read_text()
+    text = (EXAMPLES / "seed_house.yml").read_text()  # no schedules of its own
     cfg = config.parse(text, "house.yml", {"HC_START_TIME": "22:30", "HC_END_TIME": "6:30"})
     eligible = [s.load for s in cfg.schedule_list()]
     assert eligible == ["water_heater"]  # the only load with thresholds or min_energy
