@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 
 .PHONY: demo simulate test lint bench bench-service clean packages
 
-# Debian packages of the real services the demo and the tests run on loopback ports.
-PACKAGES := mosquitto
+# Debian packages (binary:package) of the real services the demo and the tests run on loopback.
+PACKAGES := mosquitto:mosquitto influxd:influxdb
 
 $(BIN)/pvopt: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,8 @@ bench-service: $(BIN)/pvopt packages
 	$(BIN)/pvopt bench-service
 
 packages:
-	@missing=""; for p in $(PACKAGES); do \
-	  command -v $$p >/dev/null || [ -x /usr/sbin/$$p ] || [ -x /usr/bin/$$p ] || missing="$$missing $$p"; \
+	@missing=""; for bp in $(PACKAGES); do b=$${bp%%:*}; p=$${bp##*:}; \
+	  command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || [ -x /usr/bin/$$b ] || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \

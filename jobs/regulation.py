@@ -5,6 +5,8 @@ One worker thread runs every job, so ticks never overlap and the core stays sing
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -15,13 +17,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 TICK_JOB = "tick"
 KICK_JOB = "kick"
 CHECKPOINT_JOB = "checkpoint"
+CHECKPOINT_LAG_S = 1.0
 
 
 def make_scheduler(tz: ZoneInfo) -> BackgroundScheduler:
-    """A scheduler in the site's time zone with a single worker; late runs coalesce."""
+    """A scheduler in the site's time zone: one worker for the regulator and the store, one
+    (`io`) for InfluxDB; late runs coalesce."""
     return BackgroundScheduler(
         timezone=tz,
-        executors={"default": ThreadPoolExecutor(1)},
+        executors={"default": ThreadPoolExecutor(1), "io": ThreadPoolExecutor(1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
     )
 
@@ -34,7 +38,15 @@ def add_regulation_jobs(
     checkpoint_s: float,
 ) -> None:
     scheduler.add_job(tick, "interval", seconds=tick_s, id=TICK_JOB)
-    scheduler.add_job(checkpoint, "interval", seconds=checkpoint_s, id=CHECKPOINT_JOB)
+    # checkpoints just after UTC multiples of checkpoint_s: the interval that ended is complete
+    first = (math.floor(time.time() / checkpoint_s) + 1) * checkpoint_s + CHECKPOINT_LAG_S
+    scheduler.add_job(
+        checkpoint,
+        "interval",
+        seconds=checkpoint_s,
+        start_date=datetime.fromtimestamp(first, scheduler.timezone),
+        id=CHECKPOINT_JOB,
+    )
 
 
 def kick(scheduler: BackgroundScheduler, tick: Callable[[], None], delay_s: float) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from machines.energy import Ledger, LoadSpan
 from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
 from machines.model import Kind, LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
 from machines.policy import PolicyParams, decide
@@ -43,9 +44,13 @@ class Controller:
         saved: Mapping[str, dict[str, Any]] | None = None,
         temp_stale_s: float = TEMP_STALE_S,
         planner: Planner | None = None,
+        ledger: Ledger | None = None,
     ):
         self.tz = tz
         self.planner = planner
+        self.ledger = ledger
+        self.intervals: list[dict[str, Any]] = []  # completed by the ledger, not yet drained
+        self.last_snapshot: MeterSnapshot | None = None
         self.params = params
         self.memo = PolicyMemo()
         self.last_tick: float | None = None
@@ -72,12 +77,43 @@ class Controller:
         raise UnknownLoad(key)
 
     def account(self, now: float) -> None:
-        """Count the energy each load drew at its setpoint since the last tick."""
+        """Count the energy each load drew at its setpoint since the last tick (and, with a
+        ledger, the interval figures: the meter value held since the last tick too)."""
         if self.last_tick is not None and now > self.last_tick:
             hours = (now - self.last_tick) / 3600.0
             for m in self.machines.values():
                 m.add_energy(m.setpoint_w * hours, now)
+            if self.ledger is not None:
+                self._ledger_add(self.last_tick, now)
         self.last_tick = now
+
+    def _ledger_add(self, t0: float, t1: float) -> None:
+        assert self.ledger is not None
+        spans = [
+            LoadSpan(
+                name,
+                m.setpoint_w,
+                m.state.value,
+                m.temperature_c if m.temperature_known(t1) else None,
+            )
+            for name, m in self.machines.items()
+        ]
+        snap = self.last_snapshot
+        fresh = snap is not None and not snap.stale
+        self.intervals.extend(
+            self.ledger.add(
+                t0,
+                t1,
+                spans,
+                snap.grid_w if fresh and snap else None,
+                snap.reactive_var if fresh and snap else None,
+                snap.pv_w if fresh and snap else None,
+            )
+        )
+
+    def drain_intervals(self) -> list[dict[str, Any]]:
+        out, self.intervals = self.intervals, []
+        return out
 
     def views(self, now: float) -> list[LoadView]:
         return [
@@ -101,6 +137,7 @@ class Controller:
         """One regulation step at `now` on `snapshot`; applies the decision to the machines.
         `offpeak` is the meter's tariff for tariff-following schedules (None: unknown)."""
         self.account(now)
+        self.last_snapshot = snapshot
         if self.planner is not None:
             self.planner.update(now, self.machines, offpeak=offpeak)
         for m in self.machines.values():

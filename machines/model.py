@@ -75,6 +75,7 @@ class MeterSnapshot:
     stale: bool = False
     apparent_va: float | None = None  # Linky: net S = SINSTS − SINSTI
     reactive_var: float | None = None  # Linky: Q derived from ERQT
+    pv_w: float | None = None  # meter.pv_topic, for reporting only
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,6 +236,7 @@ def bench_service(
 
 from pvopt.cli_live import (  # noqa: E402
     auto,
+    energy,
     force,
     history,
     house,
@@ -245,7 +246,7 @@ from pvopt.cli_live import (  # noqa: E402
     status,
 )
 
-for _command in (run, status, history, force, auto, off, house, schedules):
+for _command in (run, status, history, force, auto, off, house, schedules, energy):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import time
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +348,83 @@ def schedules(config_path: str | None, count: int) -> None:
         ]
         table.add_row(s.name, s.load, s.action, when, days, "\n".join(nxt) or "follows the meter")
     console.print(table)
+
+
+@click.command()
+@config_option
+@click.option("--day", default=None, metavar="YYYY-MM-DD", help="The (last) day; default today.")
+@click.option("--days", default=1, show_default=True, help="How many days, ending at --day.")
+@click.option("--plot", "plot_path", metavar="PNG", default=None, help="Draw the (last) day.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def energy(
+    config_path: str | None, day: str | None, days: int, plot_path: str | None, as_json: bool
+) -> None:
+    """Energy per load and at the grid, per day, from the local store (not from InfluxDB)."""
+    from pvopt.energy_report import report
+
+    cfg = load_config(config_path)
+    tz = cfg.site.tz
+    try:
+        last = date.fromisoformat(day) if day else datetime.now(tz).date()
+    except ValueError:
+        _fail(f"not a date: {day!r} (YYYY-MM-DD)")
+        return
+    if not 1 <= days <= 3660:
+        _fail("--days must be between 1 and 3660")
+    store = _open_store(cfg)
+    if store is None:
+        _fail(f"no state store at {cfg.state.path}: has `pvopt run` ever run with this config?")
+        return
+    names = [s.name for s in cfg.specs()]
+    rows = report(store, tz, names, last, days)
+    store.close()
+    if as_json:
+        click.echo(json.dumps([{"date": d.isoformat(), **t} for d, t, _ in rows], indent=2))
+    else:
+        console.print(energy_table(rows, names))
+    if plot_path:
+        from pvopt.plot import plot_day
+
+        d, _, intervals = rows[-1]
+        plot_day(intervals, names, tz, f"{d.isoformat()} — {cfg.source}", plot_path)
+        console.print(f"plot written to {plot_path}", highlight=False)
+
+
+def energy_table(rows: list[Any], names: list[str]) -> Table:
+    table = Table(title="energy (kWh) from the local store")
+    table.add_column("day")
+    for name in names:
+        table.add_column(name, justify="right")
+    for col in (
+        "loads",
+        "diverted",
+        "import",
+        "export",
+        "PV",
+        "surplus kept",
+        "self-cons.",
+        "self-suff.",
+    ):
+        table.add_column(col, justify="right")
+
+    def kwh(v: float | None) -> str:
+        return "—" if v is None else f"{v / 1000:.2f}"
+
+    def pct(v: float | None) -> str:
+        return "—" if v is None else f"{100 * v:.0f} %"
+
+    for d, t, _ in rows:
+        partial = "" if t["covered_h"] >= 23 else f" ({t['covered_h']:g} h)"
+        table.add_row(
+            f"{d.isoformat()}{partial}",
+            *(kwh(t["loads"][n]) for n in names),
+            kwh(t["loads_wh"]),
+            kwh(t["diverted_wh"]),
+            kwh(t["import_wh"]),
+            kwh(t["export_wh"]),
+            kwh(t["pv_wh"]),
+            pct(t["surplus_kept"]),
+            pct(t["self_consumption"]),
+            pct(t["self_sufficiency"]),
+        )
+    return table

@@ -136,6 +136,8 @@ class InfluxConfig(Strict):
     password: SecretStr | None = None
     interval_s: int = Field(60, ge=10, le=3600)
     outbox_max_days: float = Field(30.0, gt=0)
+    retention_policy: str | None = "pvopt"  # created if missing (never the default); None: default
+    retention: str = Field("INF", pattern=r"^(INF|\d+[hdw])$")  # of the `pvopt` policy
 
 
 class LoadSimConfig(Strict):

@@ -37,6 +37,7 @@ class MeterCache:
         self._linky = LinkyState()
         self._grid = GridState()
         self.pv_w: float | None = None
+        self.pv_at: float | None = None
         self.tariff: str | None = None
         self.tariff_at: float | None = None
         self.rejected = 0
@@ -80,7 +81,8 @@ class MeterCache:
                 self._linky = replace(self._linky, reactive=tracker)
                 return False
             if topic == cfg.pv_topic:
-                self.pv_w = parse_grid_payload(payload, None, False)
+                self.pv_w = abs(parse_grid_payload(payload, None, False))
+                self.pv_at = now
                 return False
             if topic == cfg.tariff_topic:
                 text = payload.decode("utf-8", "replace").strip()
@@ -96,6 +98,8 @@ class MeterCache:
             snap = state.snapshot(now, self.cfg.stale_after_s)
         if snap.sampled_at is None and now - self.started_at <= self.cfg.stale_after_s:
             return MeterSnapshot(None, None, stale=False)  # still waiting for the first value
+        if self.pv_at is not None and now - self.pv_at <= self.cfg.stale_after_s:
+            snap = replace(snap, pv_w=self.pv_w)
         return snap
 
     def offpeak(self, now: float) -> bool | None:

@@ -19,16 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from jobs import regulation as jobs
+from jobs.influx import add_influx_job
 from jobs.regulation import add_regulation_jobs, make_scheduler
 from jobs.schedules import add_schedule_job
 from machines.controller import Controller, UnknownLoad
-from machines.loads import CommandError
+from machines.energy import Ledger, dump_ledger, restore_ledger
+from machines.loads import CommandError, TransitionRecord
 from machines.meter import MeterValueError, parse_number
 from machines.model import MeterSnapshot
 from machines.schedules import Planner
 from pvopt.bus import MqttBus
 from pvopt.commands import Command, apply, parse_control_json, parse_seed_control
 from pvopt.config import Config
+from pvopt.influx import InfluxSink, Outbox
 from pvopt.meter_cache import MeterCache
 from pvopt.status import build_status, event_json, local_iso
 from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC, LoadWiring, wiring
@@ -38,6 +41,7 @@ log = logging.getLogger("pvopt")
 
 SEED_CONTROL_TOPICS = "scr/+/control"  # one wildcard, so unknown ids are seen and refused
 SEED_CONTROL = re.compile(r"scr/(\d+)/control")
+DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
 KICK_DELAY_S = 0.1  # a Linky sends SINSTS and SINSTI a few ms apart: decide on the pair
 Clock = Callable[[], float]
 
@@ -52,18 +56,40 @@ class Service:
         self.tz = cfg.site.tz
         self.policy = cfg.regulation.policy
         self.wires: dict[str, LoadWiring] = {w.spec.name: w for w in wiring(cfg)}
-        self.store, saved, saved_planner = _open_store(cfg.state.path, dry_run)
+        self.store, saved, docs = _open_store(cfg.state.path, dry_run)
         now = clock()
         self.planner = Planner(
             cfg.schedule_list(),
             self.tz,
             seed_rule=self.policy == "legacy",
             tank_litres=cfg.tank_litres(),
-            saved=saved_planner,
+            saved=docs["planner"],
         )
+        self.interval_s = cfg.influxdb.interval_s if cfg.influxdb else DEFAULT_INTERVAL_S
+        self.ledger = Ledger(self.interval_s, [s.name for s in cfg.specs()])
         self.ctl = Controller(
-            cfg.specs(), self.tz, cfg.regulation.params(), now, saved, planner=self.planner
+            cfg.specs(),
+            self.tz,
+            cfg.regulation.params(),
+            now,
+            saved,
+            planner=self.planner,
+            ledger=self.ledger,
         )
+        # intervals drained from the ledger but not committed yet (a failed write keeps them)
+        self.pending_intervals = restore_ledger(self.ledger, docs["ledger"], now)
+        self.pending_records: list[TransitionRecord] = []
+        self.committed_until = 0
+        self.last_prune = 0.0
+        self.load_ids = {s.name: s.id for s in cfg.specs()}
+        self.outbox: Outbox | None = None
+        self.sink: InfluxSink | None = None
+        if cfg.influxdb is not None and not dry_run:
+            self.outbox = Outbox(cfg.influxdb, docs["outbox"], clock)
+            self.sink = InfluxSink(cfg.influxdb)
+            self.committed_until = max(
+                (i["end"] for i in self.store.intervals(self.outbox.sent_until)), default=0
+            )
         self._log_restored(saved)
         self.meter = MeterCache(cfg.meter, started_at=now)
         self.lock = threading.RLock()
@@ -97,6 +123,8 @@ class Service:
             self.cfg.state.checkpoint_s,
         )
         add_schedule_job(self.scheduler, self.planner.schedules, self.tz, self.tick)
+        if self.outbox is not None:
+            add_influx_job(self.scheduler, self.flush)
         self.scheduler.start()
         with self.lock:
             self.send_commands(self.clock(), force=True)  # re-send what was restored
@@ -123,11 +151,14 @@ class Service:
         self.scheduler.shutdown(wait=True)
         with self.lock:
             now = self.clock()
+            self.ctl.account(now)  # energy up to now, at the setpoints that were in force
             for m in self.ctl.machines.values():
                 if not m.is_forced:
                     m.setpoint_w = 0.0
             self.send_commands(now, force=True)
-            self.checkpoint()
+            self.ctl.intervals.extend(self.ledger.peek())  # the open interval, so far
+            self._persist(self.ctl.drain_records(), now, checkpoint=True)
+        self.flush()  # best effort: what InfluxDB does not take now waits in the outbox
         if not self.dry_run:
             self.bus.client.publish(ONLINE_TOPIC, "offline", qos=1, retain=True).wait_for_publish(2)
         self.bus.stop()
@@ -195,7 +226,7 @@ class Service:
                 log.warning("refused command from %s: %s", source, exc)
                 return
             log.info("command from %s: %s", source, done)
-            self._persist(self.ctl.drain_records(), now, always=True)
+            self._persist(self.ctl.drain_records(), now, write=True)
         self.kick(0.0)
 
     # -- jobs (the scheduler's worker thread) -------------------------------------------------
@@ -228,22 +259,56 @@ class Service:
                         f"{n} {p:.0f} W ({result.reasons[n]})" for n, p in result.power_w.items()
                     ),
                 )
-            self._persist(result.records, now, always=bool(events))
+            self._persist(result.records, now, write=bool(events))
             self.send_commands(now)
             self.publish_status(now)
 
     def checkpoint(self) -> None:
-        """Energy counters, setpoints and temperatures: one write per `checkpoint_s`."""
+        """Energy counters, setpoints, temperatures and the intervals that ended, with the
+        outbox's progress: one write per `checkpoint_s`."""
         with self.lock:
-            self._persist(self.ctl.drain_records(), self.clock(), always=True)
+            now = self.clock()
+            self.ctl.account(now)  # close the interval that just ended
+            self._persist(self.ctl.drain_records(), now, checkpoint=True)
 
-    def _persist(self, records: list[Any], now: float, *, always: bool = False) -> None:
-        if self.dry_run or not (records or always):
+    def _persist(
+        self, records: list[Any], now: float, *, write: bool = False, checkpoint: bool = False
+    ) -> None:
+        """Transitions, commands and schedule events commit at once; energy waits for a
+        checkpoint (DESIGN §8)."""
+        self.pending_records.extend(records)
+        if checkpoint:
+            self.pending_intervals.extend(self.ctl.drain_intervals())
+        if self.dry_run or not (self.pending_records or write or checkpoint):
             return
+        docs = {"planner": self.planner.dump()}
+        if checkpoint:
+            docs["ledger"] = dump_ledger(self.ledger)
+            if self.outbox is not None:
+                docs["outbox"] = self.outbox.doc()
+        prune = None
+        if checkpoint and now - self.last_prune >= 86400:
+            prune = int(now - self.cfg.state.history_days * 86400)
         try:
-            self.store.save(self.ctl.dump(), records, self.planner.dump())
+            self.store.save(
+                self.ctl.dump(), self.pending_records, docs, self.pending_intervals, prune
+            )
         except Exception:  # a full disk must not stop the regulation
-            log.exception("state store write failed; will retry at the next checkpoint")
+            log.exception("state store write failed; kept in memory, retried at the next one")
+            return
+        if prune is not None:
+            self.last_prune = now
+        if self.pending_intervals:
+            self.committed_until = self.pending_intervals[-1]["end"]
+        self.pending_records, self.pending_intervals = [], []
+
+    def flush(self) -> None:
+        """Write committed intervals to InfluxDB (the `io` worker: never delays a tick)."""
+        if self.outbox is None or self.sink is None:
+            return
+        if self.outbox.sent_until >= self.committed_until:
+            return
+        self.outbox.flush(self.store, self.sink, self.load_ids)
 
     # -- outputs ------------------------------------------------------------------------------
     def send_commands(self, now: float, *, force: bool = False) -> None:
@@ -267,7 +332,9 @@ class Service:
             policy=self.policy,
             dry_run=self.dry_run,
         )
-        doc["store_writes"] = getattr(self.store, "writes", 0)
+        doc["store_writes"] = self.store.writes
+        if self.outbox is not None:
+            doc["influxdb"] = self.outbox.status()
         doc["meter"]["rejected"] = self.meter.rejected
         return doc
 
@@ -290,18 +357,22 @@ class Service:
                 )
 
 
+DOCUMENTS = ("planner", "ledger", "outbox")
+
+
 def _open_store(
     path: str, dry_run: bool
-) -> tuple[StateStore, dict[str, dict[str, Any]], dict[str, Any]]:
-    """The store, its machines and its planner; a dry run reads it (if any), never writes."""
+) -> tuple[StateStore, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The store, its machines and documents; a dry run reads it (if any), never writes."""
     if not dry_run:
         store = SqliteStore(path)
         if store.migrated_from is not None:
             log.info("state store %s migrated from schema v%d", path, store.migrated_from)
-        return store, store.load_machines(), store.load_planner()
+        return store, store.load_machines(), {k: store.load_document(k) for k in DOCUMENTS}
     if not Path(path).exists():
-        return MemoryStore(), {}, {}
+        return MemoryStore(), {}, {key: {} for key in DOCUMENTS}
     reader = SqliteStore(path)
-    saved, planner = reader.load_machines(), reader.load_planner()
+    saved = reader.load_machines()
+    docs = {k: reader.load_document(k) for k in DOCUMENTS}
     reader.close()
-    return MemoryStore(), saved, planner
+    return MemoryStore(), saved, docs

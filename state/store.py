@@ -1,4 +1,5 @@
-"""Where machine state and the transition log survive restarts: one small interface, two stores."""
+"""Where machine state, the transition log, per-interval energy and the InfluxDB outbox survive
+restarts: one small interface, two stores."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     event,
     select,
 )
@@ -25,7 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from machines.loads import TransitionRecord
 
-SCHEMA_VERSION = 2  # v2: the `document` table (schedule planner); v1 migrates
+# v2: `document` (small JSON documents: the schedule planner, the outbox) and `interval`
+# (per-interval energy: the history and the outbox). A v1 store migrates on open.
+SCHEMA_VERSION = 2
 
 
 class StoreError(RuntimeError):
@@ -35,6 +39,8 @@ class StoreError(RuntimeError):
 class StateStore(Protocol):
     """What the service needs from persistence; the CLI only reads."""
 
+    writes: int
+
     def load_machines(self) -> dict[str, dict[str, Any]]:
         """Every saved machine dump, by load name."""
         ...
@@ -43,13 +49,22 @@ class StateStore(Protocol):
         self,
         machines: Mapping[str, dict[str, Any]],
         records: Sequence[TransitionRecord],
-        planner: dict[str, Any] | None = None,
+        documents: Mapping[str, dict[str, Any]] | None = None,
+        intervals: Sequence[dict[str, Any]] = (),
+        prune_before: int | None = None,
     ) -> None:
-        """Commit machine dumps, transition records and the planner in one transaction."""
+        """Commit machine dumps, transition records, documents and new intervals (and drop
+        intervals that ended before `prune_before`) in one transaction: one write."""
         ...
 
-    def load_planner(self) -> dict[str, Any]:
-        """The schedule planner's saved state ({} when none)."""
+    def load_document(self, key: str) -> dict[str, Any]:
+        """A saved document ({} when none)."""
+        ...
+
+    def intervals(
+        self, after: int, until: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Intervals with after < end ≤ until, oldest first."""
         ...
 
     def transitions(self, load: str | None = None, limit: int = 100) -> list[TransitionRecord]:
@@ -59,32 +74,47 @@ class StateStore(Protocol):
     def close(self) -> None: ...
 
 
+def _copy(doc: Any) -> Any:
+    return json.loads(json.dumps(doc))
+
+
 class MemoryStore:
     """A store for pure-unit tests and `--dry-run`: nothing touches a disk."""
 
     def __init__(self) -> None:
         self._machines: dict[str, dict[str, Any]] = {}
         self._records: list[TransitionRecord] = []
-        self._planner: dict[str, Any] = {}
+        self._documents: dict[str, dict[str, Any]] = {}
+        self._intervals: dict[int, dict[str, Any]] = {}
         self.writes = 0
 
     def load_machines(self) -> dict[str, dict[str, Any]]:
-        return {k: json.loads(json.dumps(v)) for k, v in self._machines.items()}
+        return _copy(self._machines)
 
     def save(
         self,
         machines: Mapping[str, dict[str, Any]],
         records: Sequence[TransitionRecord],
-        planner: dict[str, Any] | None = None,
+        documents: Mapping[str, dict[str, Any]] | None = None,
+        intervals: Sequence[dict[str, Any]] = (),
+        prune_before: int | None = None,
     ) -> None:
-        self._machines.update({k: json.loads(json.dumps(v)) for k, v in machines.items()})
+        self._machines.update(_copy(dict(machines)))
         self._records.extend(records)
-        if planner is not None:
-            self._planner = json.loads(json.dumps(planner))
+        self._documents.update(_copy(dict(documents or {})))
+        self._intervals.update({int(i["end"]): _copy(i) for i in intervals})
+        if prune_before is not None:
+            self._intervals = {k: v for k, v in self._intervals.items() if k >= prune_before}
         self.writes += 1
 
-    def load_planner(self) -> dict[str, Any]:
-        return json.loads(json.dumps(self._planner))
+    def load_document(self, key: str) -> dict[str, Any]:
+        return _copy(self._documents.get(key, {}))
+
+    def intervals(
+        self, after: int, until: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        ends = sorted(e for e in self._intervals if e > after and (until is None or e <= until))
+        return [_copy(self._intervals[e]) for e in ends[:limit]]
 
     def transitions(self, load: str | None = None, limit: int = 100) -> list[TransitionRecord]:
         found = [r for r in self._records if load is None or r.load == load]
@@ -116,14 +146,20 @@ transition_table = Table(
     Column("reason", String),
     Column("at", Float, index=True),
 )
-document_table = Table(  # small JSON documents by name: "planner"
+document_table = Table(
     "document", metadata, Column("key", String, primary_key=True), Column("data", Text)
+)
+interval_table = Table(
+    "interval",
+    metadata,
+    Column("end", Integer, primary_key=True),  # epoch s, a multiple of interval_s
+    Column("data", Text),  # machines.energy interval document as JSON
 )
 
 
 class SqliteStore:
     """SQLite in WAL mode through SQLAlchemy 2.x Core (the ORM would cost the Pi 6 MB of RAM for
-    three tables); each `save` is one committed transaction."""
+    a handful of tables); each `save` is one committed transaction."""
 
     def __init__(self, path: str):
         self.path = path
@@ -143,16 +179,12 @@ class SqliteStore:
                 raise StoreError(
                     f"{self.path} is not a pvopt state store (tables: {sorted(tables)})"
                 )
-            metadata.create_all(conn)
-            row = conn.execute(
-                select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-            ).first()
-            if row is None:
-                conn.execute(
-                    meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
-                )
-                return
-            version = int(row.value)
+            version = SCHEMA_VERSION
+            if tables:
+                row = conn.execute(
+                    select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+                ).first()
+                version = int(row.value) if row is not None else 0
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has schema v{version}, newer than this pvopt knows "
@@ -162,7 +194,12 @@ class SqliteStore:
                 raise StoreError(
                     f"{self.path} has schema v{version} and no migration to v{SCHEMA_VERSION}"
                 )
-            if version < SCHEMA_VERSION:  # v1 → v2: create_all above added `document`
+            metadata.create_all(conn)  # v1 → v2: adds `document` and `interval`
+            if not tables:
+                conn.execute(
+                    meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+            elif version < SCHEMA_VERSION:
                 conn.execute(
                     meta_table.update()
                     .where(meta_table.c.key == "schema_version")
@@ -179,13 +216,19 @@ class SqliteStore:
         self,
         machines: Mapping[str, dict[str, Any]],
         records: Sequence[TransitionRecord],
-        planner: dict[str, Any] | None = None,
+        documents: Mapping[str, dict[str, Any]] | None = None,
+        intervals: Sequence[dict[str, Any]] = (),
+        prune_before: int | None = None,
     ) -> None:
         with self.engine.begin() as conn:
-            if planner is not None:
-                _upsert(conn, document_table, "key", "planner", json.dumps(planner, sort_keys=True))
             for name, dump in machines.items():
                 _upsert(conn, machine_table, "name", name, json.dumps(dump, sort_keys=True))
+            for key, doc in (documents or {}).items():
+                _upsert(conn, document_table, "key", key, json.dumps(doc, sort_keys=True))
+            for interval in intervals:
+                _upsert(conn, interval_table, "end", int(interval["end"]), json.dumps(interval))
+            if prune_before is not None:
+                conn.execute(delete(interval_table).where(interval_table.c.end < prune_before))
             if records:
                 conn.execute(
                     transition_table.insert(),
@@ -203,12 +246,24 @@ class SqliteStore:
                 )
         self.writes += 1
 
-    def load_planner(self) -> dict[str, Any]:
+    def load_document(self, key: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(document_table.c.data).where(document_table.c.key == "planner")
+                select(document_table.c.data).where(document_table.c.key == key)
             ).first()
         return json.loads(row.data) if row is not None else {}
+
+    def intervals(
+        self, after: int, until: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        t = interval_table
+        query = select(t.c.data).where(t.c.end > after).order_by(t.c.end)
+        if until is not None:
+            query = query.where(t.c.end <= until)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [json.loads(row.data) for row in conn.execute(query)]
 
     def transitions(self, load: str | None = None, limit: int = 100) -> list[TransitionRecord]:
         t = transition_table
@@ -226,7 +281,7 @@ class SqliteStore:
         self.engine.dispose()
 
 
-def _upsert(conn: Connection, table: Table, key_col: str, key: str, data: str) -> None:
+def _upsert(conn: Connection, table: Table, key_col: str, key: str | int, data: str) -> None:
     stmt = sqlite_insert(table).values({key_col: key, "data": data})
     conn.execute(stmt.on_conflict_do_update(index_elements=[key_col], set_={"data": data}))
 

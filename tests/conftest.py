@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pvopt import config
+from pvopt.influxd import Influxd, InfluxdMissing
 from pvopt.mosquitto import Mosquitto, MosquittoMissing
 from pvopt.traces import Trace, load_trace
 
@@ -41,4 +42,14 @@ def broker() -> Iterator[Mosquitto]:
         with Mosquitto() as b:
             yield b
     except MosquittoMissing as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def influxd() -> Iterator[Influxd]:
+    """A real InfluxDB 1.x on free loopback ports (`.ci/run` installs the Debian package)."""
+    try:
+        with Influxd() as server:
+            yield server
+    except InfluxdMissing as exc:
         pytest.fail(str(exc))

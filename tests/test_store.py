@@ -76,11 +76,17 @@ def test_newer_or_foreign_store_is_refused_and_left_untouched(tmp_path: Path) ->
         SqliteStore(str(other))
 
 
-def test_planner_document_round_trips(store) -> None:
-    assert store.load_planner() == {}
-    store.save({}, [], {"checks_done": {"daily:water_heater": "2026-01-15"}})
-    store.save({"a": {"x": 1}}, [])  # saving machines alone keeps the planner
-    assert store.load_planner() == {"checks_done": {"daily:water_heater": "2026-01-15"}}
+def test_documents_and_intervals_round_trip(store) -> None:
+    assert store.load_document("planner") == {}
+    store.save({}, [], {"planner": {"checks_done": {"daily:water_heater": "2026-01-15"}}})
+    store.save({"a": {"x": 1}}, [])  # saving machines alone keeps the documents
+    assert store.load_document("planner") == {"checks_done": {"daily:water_heater": "2026-01-15"}}
+    store.save({}, [], intervals=[{"end": e, "v": e} for e in (60, 120, 180, 240)])
+    store.save({}, [], intervals=[{"end": 120, "v": 0}])  # the same interval replaces
+    assert [i["v"] for i in store.intervals(60)] == [0, 180, 240]
+    assert [i["end"] for i in store.intervals(0, until=180, limit=2)] == [60, 120]
+    store.save({}, [], prune_before=180)
+    assert [i["end"] for i in store.intervals(0)] == [180, 240]
 
 
 def test_a_v1_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
@@ -102,8 +108,8 @@ def test_a_v1_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
     assert s.migrated_from == 1
     assert s.load_machines() == {"water_heater": {"state": "boost"}}
     assert [r.dest for r in s.transitions()] == ["boost"]
-    s.save({}, [], {"x": 1})
+    s.save({}, [], {"planner": {"x": 1}})
     s.close()
     again = SqliteStore(str(path))
-    assert again.migrated_from is None and again.load_planner() == {"x": 1}
+    assert again.migrated_from is None and again.load_document("planner") == {"x": 1}
     again.close()
