@@ -22,10 +22,14 @@ from pvopt.virtual_house import VirtualHouse
 
 
 def site_config(
-    source: Path, workdir: Path, port: int, regulation: dict[str, Any] | None = None
+    source: Path,
+    workdir: Path,
+    port: int,
+    regulation: dict[str, Any] | None = None,
+    sections: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
     """A copy of `source` that talks to the broker on 127.0.0.1:`port` and keeps its state in
-    `workdir` (fresh: any previous store there is removed)."""
+    `workdir` (fresh: any previous store there is removed); `sections` are merged over it."""
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob("pvopt.db*"):
@@ -35,6 +39,8 @@ def site_config(
     data["state"] = {**data.get("state", {}), "path": str(workdir / "pvopt.db")}
     data["regulation"] = {**data.get("regulation", {}), **(regulation or {})}
     data.pop("influxdb", None)
+    for key, value in (sections or {}).items():
+        data[key] = {**(data.get(key) or {}), **value}
     path = workdir / "pvopt.yml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path

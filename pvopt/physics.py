@@ -123,6 +123,8 @@ class House:
         self.next_day_at = 0
         self.erqt = 0.0
         self.grid = 0.0
+        self.base = 0.0
+        self.pv = 0.0
         self.q_ratio = cfg.sim.meter.reactive_ratio
         self.quantum = cfg.sim.meter.quantum_va
         self.acc = dict.fromkeys(
@@ -261,6 +263,7 @@ class House:
         self.erqt += self.q_ratio * base * H
         self.grid = grid
         self.base = base
+        self.pv = pv
         self.seconds += 1
         return grid
 

@@ -71,6 +71,8 @@ class VirtualHouse:
 
     def _publish_meter(self, now: float) -> None:
         meter = self.cfg.meter
+        if meter.pv_topic:
+            self.bus.publish(meter.pv_topic, f"{self.house.pv:.0f}")
         if meter.kind == "linky":
             self.linky = self.house.linky_sample(self.linky, now)
             t = meter.topics

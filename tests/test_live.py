@@ -3,11 +3,16 @@ brokers, on a cloudy window of `broken_clouds`, the shipped policy beside the se
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from influxdb import InfluxDBClient
 
 from pvopt import config
+from pvopt.cli import main
+from pvopt.influxd import Influxd
 from pvopt.live import Background, site_config, spawn_service, stop_service
 from pvopt.mosquitto import Mosquitto
 from pvopt.traces import load_trace, offset_of, window
@@ -49,3 +54,61 @@ def test_live_replay_beats_the_seed(tmp_path: Path) -> None:
     ours, seed = kpis["default"], kpis["legacy"]
     assert ours["capture"] >= 0.90, ours
     assert ours["import_by_loads_wh"] <= 0.60 * seed["import_by_loads_wh"], (ours, seed)
+
+
+@pytest.mark.slow
+def test_energy_figures_agree_from_the_wire_to_influxdb(tmp_path: Path, influxd: Influxd) -> None:
+    """`pvopt run` (subprocess) + virtual house + real broker + real InfluxDB, 4 lively minutes
+    with a signed-power meter and a PV meter."""
+    full = load_trace(TRACES / "broken_clouds.csv.gz")
+    with Mosquitto() as broker:
+        cfg_path = site_config(
+            EXAMPLES / "seed_house.yml",
+            tmp_path,
+            broker.port,
+            sections={
+                "meter": {"kind": "grid", "grid_topic": "home/grid", "pv_topic": "home/pv"},
+                "state": {"checkpoint_s": 5},
+                "influxdb": {"host": "127.0.0.1", "port": influxd.port, "interval_s": 10},
+            },
+        )
+        cfg = config.load(cfg_path, environ={})
+        trace = window(full, offset_of(full, "11:50", cfg.site.tz), 240)
+        proc = spawn_service(cfg_path)
+        try:
+            house = Background(cfg_path, trace)
+            house.start()
+            house.join()
+        finally:
+            assert stop_service(proc) == 0
+    assert house.result is not None, house.error
+    measured = house.result.kpis
+    runner = CliRunner()
+    out = runner.invoke(main, ["energy", "--config", str(cfg_path), "--days", "2", "--json"])
+    assert out.exit_code == 0, out.output
+    days = json.loads(out.output)
+    totals = {k: sum(d[k] or 0.0 for d in days) for k in ("import_wh", "export_wh", "pv_wh")}
+    loads = {n: sum(d["loads"][n] for d in days) for n in days[0]["loads"]}
+    # the store, as `pvopt energy` shows it, against the house's end of the wire
+    for name, kpi in measured["loads"].items():
+        assert loads[name] == pytest.approx(kpi["energy_wh"], rel=0.01, abs=0.5), name
+    for key in ("import_wh", "export_wh", "pv_wh"):
+        assert abs(totals[key] - measured[key]) <= max(0.03 * measured[key], 5.0), (
+            key,
+            totals,
+            measured,
+        )
+    # InfluxDB, summed over its per-interval points, against `pvopt energy`
+    client = InfluxDBClient("127.0.0.1", influxd.port, database="teleinfo")
+    grid = next(
+        client.query(
+            'SELECT sum(import_wh) AS i, sum(export_wh) AS e FROM "pvopt"."pvopt_grid"'
+        ).get_points()
+    )
+    assert (grid["i"], grid["e"]) == (
+        pytest.approx(totals["import_wh"], abs=0.01),
+        pytest.approx(totals["export_wh"], abs=0.01),
+    )
+    per_load = client.query('SELECT sum(energy_wh) AS wh FROM "pvopt"."pvopt_load" GROUP BY "load"')
+    for (_, tags), points in per_load.items():
+        assert next(points)["wh"] == pytest.approx(loads[tags["load"]], abs=0.01)
