@@ -47,8 +47,9 @@ class InfluxUnavailable(RuntimeError):
 
 
 class InfluxSink:
-    """Writes points; on first contact creates the database and the retention policy if the
-    user may, and says clearly when it may not."""
+    """Writes points. When the database or the retention policy is missing it creates it, if
+    the user may, and says clearly what to do when it may not. A write-only user is enough once
+    both exist."""
 
     def __init__(self, cfg: InfluxConfig):
         from influxdb import InfluxDBClient
@@ -64,62 +65,66 @@ class InfluxSink:
             timeout=5,
             retries=1,
         )
-        self.ready = False
-
-    def _ensure(self) -> None:
-        from influxdb.exceptions import InfluxDBClientError
-
-        cfg = self.cfg
-        try:
-            names = {d["name"] for d in self.client.get_list_database()}
-            if cfg.database not in names:
-                self.client.create_database(cfg.database)
-                log.info("InfluxDB: created database %s", cfg.database)
-            if cfg.retention_policy:
-                rps = {p["name"] for p in self.client.get_list_retention_policies(cfg.database)}
-                if cfg.retention_policy not in rps:
-                    self.client.create_retention_policy(
-                        cfg.retention_policy, cfg.retention, 1, cfg.database, default=False
-                    )
-                    log.info(
-                        "InfluxDB: created retention policy %s (%s) on %s; the database's "
-                        "default policy is unchanged",
-                        cfg.retention_policy,
-                        cfg.retention,
-                        cfg.database,
-                    )
-        except InfluxDBClientError as exc:
-            if exc.code in (401, 403):
-                raise InfluxUnavailable(
-                    f"user {cfg.username or '(none)'} may not create database {cfg.database!r} "
-                    f"or retention policy {cfg.retention_policy!r} ({exc.content.strip()}): "
-                    "create them as an admin (CREATE DATABASE …; CREATE RETENTION POLICY … "
-                    "DURATION … REPLICATION 1), or set influxdb.retention_policy: null to "
-                    "write to the default one; points wait in the outbox meanwhile"
-                ) from None
-            raise InfluxUnavailable(f"InfluxDB refused: {exc}") from None
-        self.ready = True
 
     def write(self, points: list[dict[str, Any]]) -> None:
         from influxdb.exceptions import InfluxDBClientError, InfluxDBServerError
         from requests.exceptions import RequestException
 
+        cfg = self.cfg
         try:
-            if not self.ready:
-                self._ensure()
-            self.client.write_points(
-                points,
-                time_precision="s",
-                retention_policy=self.cfg.retention_policy,
-                batch_size=5000,
-            )
+            try:
+                self._write(points)
+            except (InfluxDBClientError, InfluxDBServerError) as exc:
+                missing = str(exc)  # 1.x says "not found" with a 404 or a 500
+                if "database not found" in missing:
+                    self._create(lambda: self.client.create_database(cfg.database), "database")
+                elif "retention policy not found" in missing:
+                    self._create(self._create_rp, "retention policy")
+                else:
+                    raise
+                self._write(points)
         except InfluxUnavailable:
             raise
         except (RequestException, InfluxDBClientError, InfluxDBServerError, OSError) as exc:
             raise InfluxUnavailable(
-                f"InfluxDB at {self.cfg.host}:{self.cfg.port} unreachable or refusing: "
+                f"InfluxDB at {cfg.host}:{cfg.port} unreachable or refusing: "
                 f"{type(exc).__name__}: {str(exc)[:200]}"
             ) from None
+
+    def _write(self, points: list[dict[str, Any]]) -> None:
+        self.client.write_points(
+            points, time_precision="s", retention_policy=self.cfg.retention_policy, batch_size=5000
+        )
+
+    def _create_rp(self) -> None:
+        cfg = self.cfg
+        assert cfg.retention_policy is not None
+        self.client.create_retention_policy(
+            cfg.retention_policy, cfg.retention, 1, cfg.database, default=False
+        )
+
+    def _create(self, create: Callable[[], None], what: str) -> None:
+        from influxdb.exceptions import InfluxDBClientError
+
+        cfg = self.cfg
+        try:
+            create()
+        except InfluxDBClientError as exc:
+            if exc.code not in (401, 403):
+                raise
+            raise InfluxUnavailable(
+                f"InfluxDB user {cfg.username or '(none)'} may not create the {what} "
+                f"({cfg.database!r}, retention policy {cfg.retention_policy!r}): as an admin, "
+                f"run CREATE DATABASE {cfg.database} and CREATE RETENTION POLICY "
+                f"{cfg.retention_policy} ON {cfg.database} DURATION {cfg.retention} "
+                "REPLICATION 1, or set influxdb.retention_policy: null to write to the "
+                "database's default policy; points wait in the outbox meanwhile"
+            ) from None
+        log.info(
+            "InfluxDB: created %s %s (the database's default retention policy is unchanged)",
+            what,
+            cfg.retention_policy if what == "retention policy" else cfg.database,
+        )
 
 
 class Outbox:

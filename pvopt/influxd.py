@@ -32,7 +32,7 @@ def find_binary() -> str:
 class Influxd:
     """`start()` on 127.0.0.1:`port` (HTTP); `stop()` keeps the data; `start()` again."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, auth: bool = False):
         self.binary = find_binary()
         self.port = port or free_port()
         self.rpc_port = free_port()
@@ -50,6 +50,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 [http]
   bind-address = "127.0.0.1:{self.port}"
   log-enabled = false
+  auth-enabled = {"true" if auth else "false"}
 [monitor]
   store-enabled = false
 [continuous_queries]

@@ -268,7 +268,35 @@ def test_starts_and_regulates_with_influx_down_then_flushes(
     assert times == {d["end"] for d in svc.store.intervals(0)}
 
 
-def test_a_user_who_may_not_create_is_told_how(tmp_path: Path) -> None:
+def test_an_unreachable_influxdb_is_named() -> None:
     cfg = config.InfluxConfig(host="127.0.0.1", port=9, database="x")  # nothing listens on 9
     with pytest.raises(InfluxUnavailable, match="unreachable"):
         InfluxSink(cfg).write([{"measurement": "m", "time": 1, "fields": {"v": 1}}])
+
+
+def test_a_user_who_may_not_create_is_told_how_and_nothing_is_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with Influxd(auth=True) as server:
+        admin = InfluxDBClient("127.0.0.1", server.port)
+        admin.query("CREATE USER admin WITH PASSWORD 'secret' WITH ALL PRIVILEGES")
+        admin = InfluxDBClient("127.0.0.1", server.port, "admin", "secret")
+        admin.create_database("teleinfo")
+        admin.create_user("writer", "w")
+        admin.grant_privilege("write", "teleinfo", "writer")
+        cfg = config.InfluxConfig(
+            host="127.0.0.1", port=server.port, username="writer", password="w"
+        )
+        store = MemoryStore()
+        end = int(time.time()) // 60 * 60
+        store.save({}, [], intervals=[{"end": end, "grid": {"import_wh": 1.0}, "loads": {}}])
+        outbox = Outbox(cfg, {}, time.time)
+        assert outbox.flush(store, InfluxSink(cfg), {}) == 0
+        assert "may not create" in caplog.text and "retention_policy: null" in caplog.text
+        assert outbox.sent_until == 0  # kept for later
+        # the admin creates the policy as told: the next try writes everything
+        admin.create_retention_policy("pvopt", "INF", 1, "teleinfo", default=False)
+        outbox.next_attempt = 0.0
+        assert outbox.flush(store, InfluxSink(cfg), {}) == 1
+        got = admin.query('SELECT * FROM "teleinfo"."pvopt"."pvopt_grid"', epoch="s")
+        assert [p["time"] for p in got.get_points()] == [end]
