@@ -300,3 +300,25 @@ def test_a_user_who_may_not_create_is_told_how_and_nothing_is_lost(
         assert outbox.flush(store, InfluxSink(cfg), {}) == 1
         got = admin.query('SELECT * FROM "teleinfo"."pvopt"."pvopt_grid"', epoch="s")
         assert [p["time"] for p in got.get_points()] == [end]
+
+
+def test_the_grafana_dashboard_reads_only_the_documented_schema() -> None:
+    import re
+
+    from tests.conftest import EXAMPLES
+
+    dash = json.loads((EXAMPLES / "grafana-pvopt.json").read_text())
+    documented = {
+        "pvopt_grid": {"import_wh", "export_wh", "diverted_wh", "loads_wh", "covered_s",
+                       "meter_s", "active_w", "reactive_var", "pv_wh"},
+        "pvopt_load": {"energy_wh", "power_w", "off_s", "eco_s", "solar_s", "boost_s",
+                       "temperature_c"},
+    }  # fmt: skip
+    titles = {p["title"] for p in dash["panels"]}
+    assert {"Grid (+ import, − export)", "Loads", "Energy per day", "Water temperature"} <= titles
+    for panel in dash["panels"]:
+        for target in panel["targets"]:
+            q = target["query"]
+            (measurement,) = re.findall(r'FROM "pvopt"\."(\w+)"', q)
+            fields = set(re.findall(r'(?:mean|sum)\("(\w+)"\)', q))
+            assert fields and fields <= documented[measurement], q

@@ -1,0 +1,61 @@
+"""`pvopt energy` from the store: per-day totals, ratios, the day plot."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from machines.energy import Ledger, LoadSpan
+from pvopt.cli import main
+from state.store import SqliteStore
+from tests.conftest import EXAMPLES, PARIS
+
+
+def test_energy_days_totals_ratios_and_plot(tmp_path: Path) -> None:
+    data = yaml.safe_load((EXAMPLES / "seed_house.yml").read_text())
+    data["state"] = {"path": str(tmp_path / "pvopt.db")}
+    cfg_path = tmp_path / "pvopt.yml"
+    cfg_path.write_text(yaml.safe_dump(data))
+    store = SqliteStore(str(tmp_path / "pvopt.db"))
+    ledger = Ledger(60, ["water_heater", "towel_rail"])
+    start = datetime(2026, 6, 15, 12, 0, tzinfo=PARIS).timestamp()
+    spans = [LoadSpan("water_heater", 2400.0, "solar", 52.0), LoadSpan("towel_rail", 0.0, "solar")]
+    # an hour exporting 600 W with the heater at 2400 W, PV 4000 W; then, PV gone, an hour with
+    # the heater on the grid beside a 500 W base load
+    done = ledger.add(start, start + 3600, spans, -600.0, None, 4000.0)
+    done += ledger.add(start + 3600, start + 7200, spans, 2900.0, None, 0.0)
+    store.save({}, [], intervals=done)
+    store.close()
+    runner = CliRunner()
+    out = runner.invoke(
+        main,
+        ["energy", "--config", str(cfg_path), "--day", "2026-06-15", "--days", "2", "--json"],
+    )
+    assert out.exit_code == 0, out.output
+    yesterday, today = json.loads(out.output)
+    assert yesterday["intervals"] == 0 and today["intervals"] == 120
+    assert today["loads"]["water_heater"] == 4800.0
+    assert (today["import_wh"], today["export_wh"], today["pv_wh"]) == (2900.0, 600.0, 4000.0)
+    assert today["diverted_wh"] == 2400.0  # the second hour ran on the grid
+    assert today["surplus_kept"] == round(2400 / 3000, 4)
+    assert today["self_consumption"] == round(3400 / 4000, 4)
+    assert today["self_sufficiency"] == round(3400 / 6300, 4)
+    png = tmp_path / "day.png"
+    out = runner.invoke(
+        main, ["energy", "--config", str(cfg_path), "--day", "2026-06-15", "--plot", str(png)]
+    )
+    assert out.exit_code == 0, out.output
+    assert "water_heater" in out.output and "85 %" in out.output
+    assert png.stat().st_size > 10_000
+
+
+def test_energy_without_a_store_says_so(tmp_path: Path) -> None:
+    data = yaml.safe_load((EXAMPLES / "seed_house.yml").read_text())
+    data["state"] = {"path": str(tmp_path / "none.db")}
+    (tmp_path / "c.yml").write_text(yaml.safe_dump(data))
+    out = CliRunner().invoke(main, ["energy", "--config", str(tmp_path / "c.yml")])
+    assert out.exit_code == 1 and "no state store" in out.output
