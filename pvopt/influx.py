@@ -72,17 +72,20 @@ class InfluxSink:
 
         cfg = self.cfg
         try:
-            try:
-                self._write(points)
-            except (InfluxDBClientError, InfluxDBServerError) as exc:
-                missing = str(exc)  # 1.x says "not found" with a 404 or a 500
-                if "database not found" in missing:
-                    self._create(lambda: self.client.create_database(cfg.database), "database")
-                elif "retention policy not found" in missing:
-                    self._create(self._create_rp, "retention policy")
-                else:
-                    raise
-                self._write(points)
+            for attempt in range(3):  # a new server lacks both the database and the policy
+                try:
+                    self._write(points)
+                    return
+                except (InfluxDBClientError, InfluxDBServerError) as exc:
+                    missing = str(exc)  # 1.x says "not found" with a 404 or a 500
+                    if attempt == 2:
+                        raise
+                    if "database not found" in missing:
+                        self._create(lambda: self.client.create_database(cfg.database), "database")
+                    elif "retention policy not found" in missing:
+                        self._create(self._create_rp, "retention policy")
+                    else:
+                        raise
         except InfluxUnavailable:
             raise
         except (RequestException, InfluxDBClientError, InfluxDBServerError, OSError) as exc:

@@ -4,6 +4,7 @@ restarts: one small interface, two stores."""
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -153,8 +155,8 @@ interval_table = Table(
     "interval",
     metadata,
     Column("end", Integer, primary_key=True),  # epoch s, a multiple of interval_s
-    Column("data", Text),  # machines.energy interval document as JSON
-)
+    Column("data", LargeBinary),  # machines.energy interval document, JSON, zlib: 400 days of
+)  # minutes with 3 loads take ~150 MB instead of ~390 MB
 
 
 class SqliteStore:
@@ -226,7 +228,8 @@ class SqliteStore:
             for key, doc in (documents or {}).items():
                 _upsert(conn, document_table, "key", key, json.dumps(doc, sort_keys=True))
             for interval in intervals:
-                _upsert(conn, interval_table, "end", int(interval["end"]), json.dumps(interval))
+                packed = zlib.compress(json.dumps(interval, separators=(",", ":")).encode())
+                _upsert(conn, interval_table, "end", int(interval["end"]), packed)
             if prune_before is not None:
                 conn.execute(delete(interval_table).where(interval_table.c.end < prune_before))
             if records:
@@ -263,7 +266,7 @@ class SqliteStore:
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
-            return [json.loads(row.data) for row in conn.execute(query)]
+            return [json.loads(zlib.decompress(row.data)) for row in conn.execute(query)]
 
     def transitions(self, load: str | None = None, limit: int = 100) -> list[TransitionRecord]:
         t = transition_table
@@ -281,7 +284,9 @@ class SqliteStore:
         self.engine.dispose()
 
 
-def _upsert(conn: Connection, table: Table, key_col: str, key: str | int, data: str) -> None:
+def _upsert(
+    conn: Connection, table: Table, key_col: str, key: str | int, data: str | bytes
+) -> None:
     stmt = sqlite_insert(table).values({key_col: key, "data": data})
     conn.execute(stmt.on_conflict_do_update(index_elements=[key_col], set_={"data": data}))
 
