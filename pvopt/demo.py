@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -18,6 +19,7 @@ from pvopt.mosquitto import Mosquitto
 from pvopt.simulator import simulate
 from pvopt.topics import STATUS_TOPIC
 from pvopt.traces import load_trace, offset_of, window
+from state.store import SqliteStore
 
 
 def run_demo(
@@ -30,7 +32,8 @@ def run_demo(
     progress: Progress,
 ) -> None:
     from pvopt.cli_common import summary_table
-    from pvopt.cli_live import status_table
+    from pvopt.cli_live import energy_table, status_table
+    from pvopt.energy_report import report
 
     seconds = round(minutes * 60)
     with Mosquitto() as broker:
@@ -87,3 +90,9 @@ def run_demo(
                 label, f"{k['capture']:.3f}", f"{k['import_by_loads_wh']:.1f}", f"{share:.1f}"
             )
         console.print(table)
+        store = SqliteStore(cfg.state.path)
+        names = [spec.name for spec in cfg.specs()]
+        today = datetime.now(cfg.site.tz).date()
+        console.print(energy_table(report(store, cfg.site.tz, names, today, 1), names))
+        store.close()
+        console.print(f"(`pvopt energy --config {cfg_path}` shows it again)", highlight=False)
