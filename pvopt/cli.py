@@ -182,7 +182,7 @@ def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir:
     """A private Mosquitto, `pvopt run` and a virtual house playing a cloudy window in real
     time; shows the live status, then the KPIs."""
     from pvopt.demo import run_demo
-    from pvopt.mosquitto import MosquittoMissing
+    from pvopt.servers import ServerMissing
 
     load_config(config_path)  # say what is wrong with it before starting anything
     try:
@@ -195,7 +195,7 @@ def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir:
             console,
             progress_bar(),
         )
-    except MosquittoMissing as exc:
+    except ServerMissing as exc:
         err_console.print(f"[red]error[/red] {exc}", highlight=False)
         sys.exit(1)
 

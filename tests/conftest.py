@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pvopt import config
-from pvopt.influxd import Influxd, InfluxdMissing
-from pvopt.mosquitto import Mosquitto, MosquittoMissing
+from pvopt.influxd import Influxd
+from pvopt.mosquitto import Mosquitto
+from pvopt.servers import ServerMissing
 from pvopt.traces import Trace, load_trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,7 @@ def broker() -> Iterator[Mosquitto]:
     try:
         with Mosquitto() as b:
             yield b
-    except MosquittoMissing as exc:
+    except ServerMissing as exc:
         pytest.fail(str(exc))
 
 
@@ -51,5 +52,5 @@ def influxd() -> Iterator[Influxd]:
     try:
         with Influxd() as server:
             yield server
-    except InfluxdMissing as exc:
+    except ServerMissing as exc:
         pytest.fail(str(exc))
