@@ -147,6 +147,20 @@ def status_table(doc: dict[str, Any], origin: str) -> Table:
             e["forced_until"] or "",
             temps,
         )
+    notes = []
+    if doc.get("dry_run"):
+        notes.append("DRY RUN: no command sent")
+    if meter.get("rejected"):
+        notes.append(f"{meter['rejected']} meter payload(s) rejected")
+    influx = doc.get("influxdb")
+    if influx:
+        behind = "" if not influx.get("error") else f" — waiting: {influx['error']}"
+        notes.append(
+            f"InfluxDB: {influx.get('written', 0)} interval(s) written this run, "
+            f"{influx.get('dropped', 0)} dropped{behind}"
+        )
+    if notes:
+        table.caption = " · ".join(notes)
     return table
 
 

@@ -373,3 +373,37 @@ def test_a_window_opening_forces_the_load_and_a_restart_keeps_it(
     finally:
         probe.close()
         svc.stop()
+
+
+def test_cli_commands_drive_a_running_service(broker: Mosquitto, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pvopt.cli import main
+
+    cfg = make_config(tmp_path, broker.port)
+    conf = str(tmp_path / "pvopt.yml")
+    svc = Service(cfg)
+    svc.start()
+    runner = CliRunner()
+    try:
+        assert svc.bus.connected.wait(10)
+        out = runner.invoke(main, ["force", "towel_rail", "--for", "1h", "--config", conf])
+        assert out.exit_code == 0, out.output
+        assert "towel_rail: boost, manual, 500 W until" in out.output
+        out = runner.invoke(main, ["off", "0", "--config", conf])  # an id works too
+        assert out.exit_code == 0 and "water_heater: off, manual" in out.output, out.output
+        out = runner.invoke(main, ["auto", "towel_rail", "--config", conf])
+        assert out.exit_code == 0 and "towel_rail: solar, auto" in out.output, out.output
+        out = runner.invoke(main, ["status", "--json", "--config", conf])
+        doc = json.loads(out.output)
+        assert [e["mode"] for e in doc["loads"]] == ["manual", "auto"] and "equipments" in doc
+        out = runner.invoke(main, ["status", "--config", conf])
+        assert "live from 127.0.0.1" in out.output and "water_heater" in out.output
+        out = runner.invoke(main, ["history", "towel_rail", "--config", conf])
+        assert out.output.count("towel_rail") >= 2 and "forced" in out.output, out.output
+        out = runner.invoke(main, ["force", "boiler", "--config", conf])
+        assert out.exit_code == 1 and "unknown load 'boiler'" in out.output
+        out = runner.invoke(main, ["force", "towel_rail", "--for", "2 days", "--config", conf])
+        assert out.exit_code == 1 and "not a duration" in out.output
+    finally:
+        svc.stop()
