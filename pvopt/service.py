@@ -26,7 +26,6 @@ from machines.controller import Controller, UnknownLoad
 from machines.energy import Ledger, dump_ledger, restore_ledger
 from machines.loads import CommandError, TransitionRecord
 from machines.meter import MeterValueError, parse_number
-from machines.model import MeterSnapshot
 from machines.schedules import Planner
 from pvopt.bus import MqttBus
 from pvopt.commands import Command, apply, parse_control_json, parse_seed_control
@@ -94,7 +93,6 @@ class Service:
         self.meter = MeterCache(cfg.meter, started_at=now)
         self.lock = threading.RLock()
         self.sent: dict[str, tuple[str, float]] = {}  # load -> (payload, when) last published
-        self.last_snapshot: MeterSnapshot | None = None
         self.ticks = 0
         self.stopping = threading.Event()
         self.routes: dict[str, Callable[[bytes, float], None]] = {}
@@ -241,7 +239,6 @@ class Service:
         with self.lock:
             now = self.clock()
             snap = self.meter.snapshot(now)
-            self.last_snapshot = snap
             result = self.ctl.tick(now, snap, offpeak=self.meter.offpeak(now))
             self.ticks += 1
             events = self.planner.drain_events()
@@ -326,7 +323,7 @@ class Service:
     def status(self, now: float) -> dict[str, Any]:
         doc = build_status(
             self.ctl,
-            self.last_snapshot,
+            self.ctl.last_snapshot,
             self.meter.age_s(now),
             now,
             policy=self.policy,

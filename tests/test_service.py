@@ -7,8 +7,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 import yaml
 
 from pvopt import config
+from pvopt.live import spawn_service
 from pvopt.mosquitto import Mosquitto
 from pvopt.service import Service
 from pvopt.topics import STATUS_TOPIC, wiring
@@ -227,21 +226,11 @@ def test_broker_restart_reconnects_and_regulates(broker: Mosquitto, tmp_path: Pa
         svc.stop()
 
 
-def _spawn(cfg_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "pvopt.cli", "run", "--config", str(cfg_path)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(cfg_path.parent / "run.log", "ab"),
-    )
-
-
 def test_kill_9_and_restart_resume_every_machine(broker: Mosquitto, tmp_path: Path) -> None:
     cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 0.5}, state={"checkpoint_s": 1})
     cfg_path = tmp_path / "pvopt.yml"
     probe = Probe(broker.port)
-    proc = _spawn(cfg_path)
+    proc = spawn_service(cfg_path)
     try:
         assert probe.wait(lambda: probe.last("regulation/online") == b"online", 20)
         probe.publish("scr/0/temperature", "50")
@@ -271,7 +260,7 @@ def test_kill_9_and_restart_resume_every_machine(broker: Mosquitto, tmp_path: Pa
             assert abs(lost) <= entry["power_w"] * 1.5 / 3600 + 0.05
 
         restart = time.time()
-        proc = _spawn(cfg_path)
+        proc = spawn_service(cfg_path)
         assert probe.wait(lambda: bool(statuses(probe, restart)), 20)
         first = {e["name"]: e for e in statuses(probe, restart)[0]["loads"]}
         tz = cfg.site.tz
