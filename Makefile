@@ -10,7 +10,7 @@ PACKAGES := mosquitto:mosquitto influxd:influxdb
 
 $(BIN)/pvopt: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[sim,dev]"
 	@touch $@
 
 demo: $(BIN)/pvopt packages

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from apscheduler.schedulers.base import BaseScheduler
 
-from pvopt.influx import BACKOFF_MIN_S
+from pvopt.adapters.influx import BACKOFF_MIN_S
 
 INFLUX_JOB = "influx"
 

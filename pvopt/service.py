@@ -27,10 +27,10 @@ from machines.energy import Ledger, dump_ledger, restore_ledger
 from machines.loads import CommandError, TransitionRecord
 from machines.meter import MeterValueError, parse_number
 from machines.schedules import Planner
-from pvopt.bus import MqttBus
+from pvopt.adapters.influx import InfluxSink, Outbox
+from pvopt.adapters.mqtt import MqttBus
 from pvopt.commands import Command, apply, parse_control_json, parse_seed_control
 from pvopt.config import Config
-from pvopt.influx import InfluxSink, Outbox
 from pvopt.meter_cache import MeterCache
 from pvopt.status import build_status, event_json, local_iso
 from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC, LoadWiring, wiring

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pvopt import config
-from pvopt.influxd import Influxd
-from pvopt.mosquitto import Mosquitto
-from pvopt.servers import ServerMissing
-from pvopt.traces import Trace, load_trace
+from pvsim.servers.influxd import Influxd
+from pvsim.servers.loopback import ServerMissing
+from pvsim.servers.mosquitto import Mosquitto
+from pvsim.traces import Trace, load_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

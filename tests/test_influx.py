@@ -15,10 +15,10 @@ from influxdb import InfluxDBClient
 
 from machines.energy import Ledger, LoadSpan, dump_ledger, restore_ledger
 from pvopt import config
-from pvopt.influx import InfluxSink, InfluxUnavailable, Outbox, to_points
-from pvopt.influxd import Influxd
-from pvopt.mosquitto import Mosquitto
+from pvopt.adapters.influx import InfluxSink, InfluxUnavailable, Outbox, to_points
 from pvopt.service import Service
+from pvsim.servers.influxd import Influxd
+from pvsim.servers.mosquitto import Mosquitto
 from state.store import MemoryStore
 from tests.mqtt_probe import Probe
 from tests.test_service import HOUSE, publish_grid

@@ -12,10 +12,10 @@ from influxdb import InfluxDBClient
 
 from pvopt import config
 from pvopt.cli import main
-from pvopt.influxd import Influxd
-from pvopt.live import Background, site_config, spawn_service, stop_service
-from pvopt.mosquitto import Mosquitto
-from pvopt.traces import load_trace, offset_of, window
+from pvsim.live import Background, site_config, spawn_service, stop_service
+from pvsim.servers.influxd import Influxd
+from pvsim.servers.mosquitto import Mosquitto
+from pvsim.traces import load_trace, offset_of, window
 from tests.conftest import EXAMPLES, TRACES
 
 MINUTES = 5  # 11:45–11:50: the seed's policy imports 16 % of what it diverts there

@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from pvopt import config
-from pvopt.live import spawn_service
-from pvopt.mosquitto import Mosquitto
 from pvopt.service import Service
 from pvopt.topics import STATUS_TOPIC, wiring
+from pvsim.live import spawn_service
+from pvsim.servers.mosquitto import Mosquitto
 from state.store import SqliteStore
 from tests.mqtt_probe import Probe
 

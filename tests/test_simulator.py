@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from pvopt import config
 from pvopt.cli import main
-from pvopt.physics import Heater
-from pvopt.simulator import simulate
-from pvopt.traces import TraceError, load_trace, window
+from pvsim.physics import Heater
+from pvsim.simulator import simulate
+from pvsim.traces import TraceError, load_trace, window
 from tests.conftest import EXAMPLES, TRACES
 
 LIVELY = 11 * 3600  # 13:00 Paris on broken_clouds: PV swings of kW within a minute

@@ -16,9 +16,9 @@ import yaml
 
 from pvopt import config as cfgmod
 from pvopt.config import ENV_KEYS
-from pvopt.physics import SimResult
-from pvopt.traces import Trace
-from pvopt.virtual_house import VirtualHouse
+from pvsim.physics import SimResult
+from pvsim.traces import Trace
+from pvsim.virtual_house import VirtualHouse
 
 
 def site_config(

@@ -18,7 +18,7 @@ from typing import Any
 from pvopt.config import InfluxConfig
 from state.store import StateStore
 
-log = logging.getLogger("pvopt.influx")
+log = logging.getLogger("pvopt.adapters.influx")
 
 BATCH_INTERVALS = 500  # intervals per write (a day of minutes is ~3 batches)
 BACKOFF_MIN_S = 5.0

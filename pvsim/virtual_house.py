@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 
 from machines.meter import LinkyState
-from pvopt.bus import MqttBus
+from pvopt.adapters.mqtt import MqttBus
 from pvopt.config import Config
-from pvopt.physics import PROBE_PERIOD_S, House, SimResult
 from pvopt.topics import STATUS_TOPIC, wiring
-from pvopt.traces import Trace
+from pvsim.physics import PROBE_PERIOD_S, House, SimResult
+from pvsim.traces import Trace
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import sys
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -18,27 +16,21 @@ from rich.table import Table
 from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
 from pvopt import config as cfgmod
-from pvopt.bus import BrokerUnavailable, OneShot
-from pvopt.cli_common import (
+from pvopt.adapters.mqtt import BrokerUnavailable, OneShot
+from pvopt.cli.common import (
     config_option,
     console,
-    err_console,
+    fail,
     load_config,
-    progress_bar,
-    summary_table,
 )
 from pvopt.commands import Command, parse_duration
 from pvopt.status import build_status
+from pvopt.tables import energy_table, status_table
 from pvopt.topics import CONTROL_TOPIC, STATUS_TOPIC
 from state.store import SqliteStore, StoreError
 
 COMMAND_WAIT_S = 10.0
 LIVE_STATUS_WAIT_S = 2.0
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[red]error[/red] {message}", highlight=False)
-    sys.exit(1)
 
 
 def _open_store(cfg: cfgmod.Config) -> SqliteStore | None:
@@ -47,7 +39,7 @@ def _open_store(cfg: cfgmod.Config) -> SqliteStore | None:
     try:
         return SqliteStore(cfg.state.path)
     except StoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     return None
 
 
@@ -76,7 +68,7 @@ def run(config_path: str | None, dry_run: bool, log_level: str) -> None:
     try:
         service = Service(cfg, dry_run=dry_run)
     except StoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     service.run_forever()
 
@@ -116,54 +108,6 @@ def merged_status(cfg: cfgmod.Config, now: float) -> tuple[dict[str, Any], str]:
     return live, f"live from {cfg.mqtt.host}:{cfg.mqtt.port}, age {age:.0f} s"
 
 
-def status_table(doc: dict[str, Any], origin: str) -> Table:
-    """The status document as a table: one row per load."""
-    grid = doc.get("grid_w")
-    meter = doc.get("meter", {})
-    title = (
-        f"{doc['time']} — grid {'?' if grid is None else f'{grid:+.0f} W'}"
-        f"{' — METER STALE' if meter.get('stale') and grid is not None else ''} — {origin}"
-    )
-    table = Table(title=title)
-    for col in ("load", "id", "state", "mode", "reason", "power W", "today Wh", "forced until"):
-        table.add_column(col, justify="right" if col.endswith(("W", "Wh", "id")) else "left")
-    table.add_column("water °C (min/eco/sol/max)")
-    for e in doc["loads"]:
-        temps = ""
-        if e.get("temp_max") is not None:
-            t = e.get("temperature_c")
-            temps = (
-                f"{'?' if t is None else f'{t:.1f}'} "
-                f"({e['temp_min']:g}/{e['temp_eco']:g}/{e['temp_sol_min']:g}/{e['temp_max']:g})"
-            )
-        table.add_row(
-            e["name"],
-            str(e["id"]),
-            e["state"],
-            e["mode"],
-            e["reason"],
-            f"{e['power_w']:.0f}",
-            f"{e['energy_today_wh']:.0f}",
-            e["forced_until"] or "",
-            temps,
-        )
-    notes = []
-    if doc.get("dry_run"):
-        notes.append("DRY RUN: no command sent")
-    if meter.get("rejected"):
-        notes.append(f"{meter['rejected']} meter payload(s) rejected")
-    influx = doc.get("influxdb")
-    if influx:
-        behind = "" if not influx.get("error") else f" — waiting: {influx['error']}"
-        notes.append(
-            f"InfluxDB: {influx.get('written', 0)} interval(s) written this run, "
-            f"{influx.get('dropped', 0)} dropped{behind}"
-        )
-    if notes:
-        table.caption = " · ".join(notes)
-    return table
-
-
 @click.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status document (DESIGN §8).")
@@ -187,7 +131,7 @@ def history(config_path: str | None, load: str | None, limit: int) -> None:
     name = _resolve(cfg, load) if load is not None else None
     store = _open_store(cfg)
     if store is None:
-        _fail(f"no state store at {cfg.state.path}: has `pvopt run` ever run with this config?")
+        fail(f"no state store at {cfg.state.path}: has `pvopt run` ever run with this config?")
         return
     records = store.transitions(name, limit)
     store.close()
@@ -207,7 +151,7 @@ def _resolve(cfg: cfgmod.Config, key: str) -> str:
         return ctl.load(key).spec.name
     except UnknownLoad:
         known = ", ".join(f"{s.name} ({s.id})" for s in cfg.specs())
-        _fail(f"unknown load {key!r}; configured: {known}")
+        fail(f"unknown load {key!r}; configured: {known}")
         raise
 
 
@@ -217,7 +161,7 @@ def send_command(cfg: cfgmod.Config, cmd: Command, shows: Any) -> None:
     try:
         shot = OneShot(cfg.mqtt, [STATUS_TOPIC])
     except BrokerUnavailable as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     try:
         sent_at = time.time()
@@ -234,7 +178,7 @@ def send_command(cfg: cfgmod.Config, cmd: Command, shows: Any) -> None:
             return entry is not None and shows(entry)
 
         if not shot.wait_for(done, COMMAND_WAIT_S):
-            _fail(
+            fail(
                 f"sent {cmd.action} to {name}, but the status did not show it within "
                 f"{COMMAND_WAIT_S:g} s: is `pvopt run` running on {cfg.mqtt.host}:{cfg.mqtt.port}? "
                 "(its log says why a command was refused)"
@@ -262,7 +206,7 @@ def force(config_path: str | None, load: str, power: float | None, duration: str
     try:
         seconds = parse_duration(duration) if duration is not None else None
     except CommandError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     cmd = Command("force", name, power_w=power, duration_s=seconds)
     send_command(cfg, cmd, lambda e: e["state"] == "boost")
@@ -288,45 +232,6 @@ def off(config_path: str | None, load: str) -> None:
         Command("off", _resolve(cfg, load)),
         lambda e: e["mode"] == "manual" and e["state"] == "off",
     )
-
-
-@click.command()
-@config_option
-@click.option("--trace", "trace_path", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--start", default=None, metavar="HH:MM", help="Local time in the trace to start at.")
-@click.option("--duration", default=None, help="How long to play (90s, 15m, 2h; default: all).")
-@click.option("--json", "json_path", metavar="FILE", default=None, help="Write the KPIs as JSON.")
-def house(
-    config_path: str | None,
-    trace_path: str,
-    start: str | None,
-    duration: str | None,
-    json_path: str | None,
-) -> None:
-    """A virtual house in real time: TRACE's PV and load as meter messages over MQTT, the loads
-    obeying their command topics. Prints the KPIs it measured when it ends."""
-    from pvopt.traces import TraceError, load_trace, offset_of, window
-    from pvopt.virtual_house import VirtualHouse
-
-    cfg = load_config(config_path)
-    try:
-        trace = load_trace(trace_path)
-        offset = offset_of(trace, start, cfg.site.tz) if start else 0
-        seconds = int(parse_duration(duration)) if duration else trace.seconds - offset
-        trace = window(trace, offset, seconds)
-    except (TraceError, CommandError) as exc:
-        _fail(str(exc))
-        return
-    vh = VirtualHouse(cfg, trace)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: vh.stopping.set())
-    with progress_bar() as bar:
-        task = bar.add_task(f"house {trace.name} from {start or 'its start'}", total=trace.seconds)
-        result = vh.run(lambda done, _total: bar.update(task, completed=done))
-    kpis = result.kpis
-    if json_path:
-        Path(json_path).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
-    console.print(summary_table(kpis, f"virtual house — {kpis['trace']} — {kpis['seconds']} s"))
 
 
 @click.command()
@@ -381,13 +286,13 @@ def energy(
     try:
         last = date.fromisoformat(day) if day else datetime.now(tz).date()
     except ValueError:
-        _fail(f"not a date: {day!r} (YYYY-MM-DD)")
+        fail(f"not a date: {day!r} (YYYY-MM-DD)")
         return
     if not 1 <= days <= 3660:
-        _fail("--days must be between 1 and 3660")
+        fail("--days must be between 1 and 3660")
     store = _open_store(cfg)
     if store is None:
-        _fail(f"no state store at {cfg.state.path}: has `pvopt run` ever run with this config?")
+        fail(f"no state store at {cfg.state.path}: has `pvopt run` ever run with this config?")
         return
     names = [s.name for s in cfg.specs()]
     rows = report(store, tz, names, last, days)
@@ -397,48 +302,11 @@ def energy(
     else:
         console.print(energy_table(rows, names))
     if plot_path:
-        from pvopt.plot import plot_day
+        from pvsim.plot import plot_day
 
         d, _, intervals = rows[-1]
         plot_day(intervals, names, tz, f"{d.isoformat()} — {cfg.source}", plot_path)
         console.print(f"plot written to {plot_path}", highlight=False)
 
 
-def energy_table(rows: list[Any], names: list[str]) -> Table:
-    table = Table(title="energy (kWh) from the local store")
-    table.add_column("day")
-    for name in names:
-        table.add_column(name, justify="right")
-    for col in (
-        "loads",
-        "diverted",
-        "import",
-        "export",
-        "PV",
-        "surplus kept",
-        "self-cons.",
-        "self-suff.",
-    ):
-        table.add_column(col, justify="right")
-
-    def kwh(v: float | None) -> str:
-        return "—" if v is None else f"{v / 1000:.2f}"
-
-    def pct(v: float | None) -> str:
-        return "—" if v is None else f"{100 * v:.0f} %"
-
-    for d, t, _ in rows:
-        partial = "" if t["covered_h"] >= 23 else f" ({t['covered_h']:g} h)"
-        table.add_row(
-            f"{d.isoformat()}{partial}",
-            *(kwh(t["loads"][n]) for n in names),
-            kwh(t["loads_wh"]),
-            kwh(t["diverted_wh"]),
-            kwh(t["import_wh"]),
-            kwh(t["export_wh"]),
-            kwh(t["pv_wh"]),
-            pct(t["surplus_kept"]),
-            pct(t["self_consumption"]),
-            pct(t["self_sufficiency"]),
-        )
-    return table
+COMMANDS = (run, status, history, force, auto, off, schedules, energy)

@@ -16,7 +16,7 @@ import numpy as np
 from machines.meter import LinkyState, track_reactive
 from machines.model import Kind, LoadSpec
 from pvopt.config import Config
-from pvopt.traces import Trace
+from pvsim.traces import Trace
 
 WH_PER_LITRE_K = 1.163
 PROBE_PERIOD_S = 10

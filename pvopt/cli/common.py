@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import NoReturn
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from pvopt import config as cfgmod
 
@@ -36,23 +35,6 @@ config_option = click.option(
 )
 
 
-def summary_table(kpis: dict[str, Any], title: str) -> Table:
-    """One simulation's KPIs, a row each, then the per-load figures."""
-    table = Table(title=title, show_header=False)
-    table.add_column("kpi")
-    table.add_column("value", justify="right")
-    for key, value in kpis.items():
-        if not isinstance(value, dict | list):
-            table.add_row(key, f"{value:,}" if isinstance(value, int | float) else str(value))
-    for name, k in kpis["loads"].items():
-        table.add_row(
-            f"{name}",
-            f"{k['energy_wh'] / 1000:.2f} kWh, {k['diverted_wh'] / 1000:.2f} "
-            f"diverted, {k['switches']} switches, {k['cold_draws']} cold draws",
-        )
-    return table
-
-
 def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -62,3 +44,9 @@ def progress_bar() -> Progress:
         console=err_console,
         transient=True,
     )
+
+
+def fail(message: str) -> NoReturn:
+    """Print one error line and exit 1: the CLI's way to refuse."""
+    err_console.print(f"[red]error[/red] {message}", highlight=False)
+    sys.exit(1)

@@ -15,9 +15,9 @@ from machines.meter import LinkyState
 from machines.model import FORCED_STATES
 from machines.schedules import Planner, ScheduleEvent
 from pvopt.config import Config
-from pvopt.physics import PROBE_PERIOD_S, House, SimResult
 from pvopt.status import event_json
-from pvopt.traces import Trace
+from pvsim.physics import PROBE_PERIOD_S, House, SimResult
+from pvsim.traces import Trace
 
 __all__ = ["SimResult", "simulate"]
 

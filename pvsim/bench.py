@@ -17,8 +17,8 @@ from machines.controller import Controller
 from machines.model import Kind, LoadSpec, MeterSnapshot, Thresholds
 from machines.policy import PolicyParams
 from pvopt import config as cfgmod
-from pvopt.simulator import simulate
-from pvopt.traces import load_trace
+from pvsim.simulator import simulate
+from pvsim.traces import load_trace
 
 
 def find_traces(traces_dir: str | None) -> list[Path]:
@@ -78,7 +78,7 @@ def run_bench(
     console: Console,
     progress: Callable[[], Progress],
 ) -> None:
-    from pvopt.cli import kpi_table
+    from pvsim.tables import kpi_table
 
     traces = find_traces(traces_dir)
     results: list[dict[str, Any]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import urllib.request
 
-from pvopt.servers import LoopbackServer, find_binary, free_port
+from pvsim.servers.loopback import LoopbackServer, find_binary, free_port
 
 
 class Influxd(LoopbackServer):

@@ -13,12 +13,12 @@ from rich.progress import Progress
 from rich.table import Table
 
 from pvopt import config as cfgmod
-from pvopt.bus import MqttBus
-from pvopt.live import Background, site_config, spawn_service, stop_service
-from pvopt.mosquitto import Mosquitto
-from pvopt.simulator import simulate
+from pvopt.adapters.mqtt import MqttBus
 from pvopt.topics import STATUS_TOPIC
-from pvopt.traces import load_trace, offset_of, window
+from pvsim.live import Background, site_config, spawn_service, stop_service
+from pvsim.servers.mosquitto import Mosquitto
+from pvsim.simulator import simulate
+from pvsim.traces import load_trace, offset_of, window
 from state.store import SqliteStore
 
 
@@ -31,9 +31,9 @@ def run_demo(
     console: Console,
     progress: Progress,
 ) -> None:
-    from pvopt.cli_common import summary_table
-    from pvopt.cli_live import energy_table, status_table
     from pvopt.energy_report import report
+    from pvopt.tables import energy_table, status_table
+    from pvsim.tables import summary_table
 
     seconds = round(minutes * 60)
     with Mosquitto() as broker:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from pvopt.servers import LoopbackServer, find_binary, free_port
+from pvsim.servers.loopback import LoopbackServer, find_binary, free_port
 
 
 class Mosquitto(LoopbackServer):

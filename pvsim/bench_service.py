@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from pvopt import config as cfgmod
-from pvopt.bus import MqttBus
-from pvopt.live import Background, site_config, spawn_service, stop_service
-from pvopt.mosquitto import Mosquitto
-from pvopt.simulator import simulate
+from pvopt.adapters.mqtt import MqttBus
 from pvopt.topics import ONLINE_TOPIC, STATUS_TOPIC
-from pvopt.traces import load_trace, offset_of, window
+from pvsim.live import Background, site_config, spawn_service, stop_service
+from pvsim.servers.mosquitto import Mosquitto
+from pvsim.simulator import simulate
+from pvsim.traces import load_trace, offset_of, window
 
 CLK_TCK = 100  # os.sysconf("SC_CLK_TCK") on every Linux this runs on
 

@@ -1,90 +1,38 @@
-"""The `pvopt` command line."""
+"""Developer tools on the command line: simulate, bench, demo, bench-service, house.
+
+They import the simulator (`pvsim`, numpy, matplotlib) only when they run, so a slim install
+(`pip install pvopt`, without the `sim` extra) keeps `pvopt run` light and says what is missing.
+"""
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
+from machines.loads import CommandError
 from pvopt import config as cfgmod
-from pvopt.cli_common import (
+from pvopt.cli.common import (
     config_option,
     console,
     err_console,
+    fail,
     load_config,
     progress_bar,
-    summary_table,
 )
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """pvopt — route photovoltaic surplus to your water heater and other loads."""
-
-
-@main.group("config")
-def config_group() -> None:
-    """Inspect configuration files."""
-
-
-@config_group.command("check")
-@click.argument("file", type=click.Path(dir_okay=False))
-def config_check(file: str) -> None:
-    """Validate FILE; print the resolved config (secrets masked) or every problem (exit 1)."""
-    cfg = load_config(file)
-    console.print(cfgmod.masked_dump(cfg), highlight=False, markup=False)
-    console.print(f"[green]ok[/green] {file}: {len(cfg.equipment)} load(s)", highlight=False)
-
-
-def kpi_table(results: list[dict[str, Any]], title: str) -> Table:
-    """One row per simulation: the headline KPIs of DESIGN §11."""
-    table = Table(title=title)
-    for col in (
-        "trace",
-        "house",
-        "policy",
-        "capture",
-        "diverted kWh",
-        "bound kWh",
-        "import by loads Wh",
-        "% of diverted",
-        "forced import Wh",
-        "switches",
-        "min on/off viol.",
-        "cold draws",
-        "min < temp_min",
-    ):
-        table.add_column(col, justify="left" if col in {"trace", "house", "policy"} else "right")
-    for r in results:
-        share = 100 * r["import_by_loads_wh"] / r["diverted_wh"] if r["diverted_wh"] else 0.0
-        table.add_row(
-            r["trace"],
-            r.get("house", ""),
-            r["policy"],
-            f"{r['capture']:.3f}",
-            f"{r['diverted_wh'] / 1000:.2f}",
-            f"{r['bound_wh'] / 1000:.2f}",
-            f"{r['import_by_loads_wh']:.0f}",
-            f"{share:.2f}",
-            f"{r['forced_import_wh']:.0f}",
-            str(r["switches"]),
-            str(r["min_on_off_violations"]),
-            str(r["cold_draws"]),
-            f"{r['minutes_below_temp_min']:.0f}",
-        )
-    return table
+from pvopt.commands import parse_duration
 
 
 def run_simulation(
     trace_path: str, cfg: cfgmod.Config, policy: str | None, record: bool = False
 ) -> Any:
     """Simulate one trace with a progress bar; exit 1 on an unreadable trace."""
-    from pvopt.simulator import simulate
-    from pvopt.traces import TraceError, load_trace
+    from pvsim.simulator import simulate
+    from pvsim.traces import TraceError, load_trace
 
     try:
         trace = load_trace(trace_path)
@@ -100,7 +48,7 @@ def run_simulation(
         )
 
 
-@main.command()
+@click.command()
 @click.argument("trace", type=click.Path(exists=True, dir_okay=False))
 @config_option
 @click.option(
@@ -126,16 +74,18 @@ def simulate(
         Path(json_path).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
         console.print(f"KPIs written to {json_path}", highlight=False)
     else:
+        from pvsim.tables import summary_table
+
         console.print(summary_table(kpis, f"{kpis['trace']} — {cfg.source}"))
     if plot_path:
-        from pvopt.plot import plot_series
+        from pvsim.plot import plot_series
 
         title = f"{kpis['trace']} — policy {kpis['policy']} — capture {kpis['capture']:.3f}"
         plot_series(result.series, cfg.site.tz, title, plot_path)
         console.print(f"plot written to {plot_path}", highlight=False)
 
 
-@main.command()
+@click.command()
 @click.option(
     "--traces",
     "traces_dir",
@@ -154,12 +104,12 @@ def simulate(
 )
 def bench(traces_dir: str | None, houses: str, json_path: str | None) -> None:
     """KPIs of both policies on every trace, simulator speed and regulator tick cost."""
-    from pvopt.bench import run_bench
+    from pvsim.bench import run_bench
 
     run_bench(traces_dir, houses.split(","), json_path, console, progress_bar)
 
 
-@main.command()
+@click.command()
 @click.option(
     "--config",
     "config_path",
@@ -181,8 +131,8 @@ def bench(traces_dir: str | None, houses: str, json_path: str | None) -> None:
 def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir: str) -> None:
     """A private Mosquitto, `pvopt run` and a virtual house playing a cloudy window in real
     time; shows the live status, then the KPIs."""
-    from pvopt.demo import run_demo
-    from pvopt.servers import ServerMissing
+    from pvsim.demo import run_demo
+    from pvsim.servers.loopback import ServerMissing
 
     load_config(config_path)  # say what is wrong with it before starting anything
     try:
@@ -200,7 +150,7 @@ def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir:
         sys.exit(1)
 
 
-@main.command("bench-service")
+@click.command("bench-service")
 @click.option("--config", "config_path", default="examples/seed_house.yml", show_default=True)
 @click.option("--trace", "trace_path", default="examples/traces/broken_clouds.csv.gz")
 @click.option("--start", default="11:45", show_default=True, metavar="HH:MM")
@@ -219,7 +169,7 @@ def bench_service(
 ) -> None:
     """Latency, RSS, CPU and SQLite writes of `pvopt run`, and live replays of both policies
     (about 4 min + MINUTES)."""
-    from pvopt.bench_service import live_quality, measure_service, report
+    from pvsim.bench_service import live_quality, measure_service, report
 
     service = measure_service(Path(config_path), Path(workdir) / "service", console)
     quality = (
@@ -234,20 +184,45 @@ def bench_service(
         )
 
 
-from pvopt.cli_live import (  # noqa: E402
-    auto,
-    energy,
-    force,
-    history,
-    house,
-    off,
-    run,
-    schedules,
-    status,
-)
+@click.command()
+@config_option
+@click.option("--trace", "trace_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--start", default=None, metavar="HH:MM", help="Local time in the trace to start at.")
+@click.option("--duration", default=None, help="How long to play (90s, 15m, 2h; default: all).")
+@click.option("--json", "json_path", metavar="FILE", default=None, help="Write the KPIs as JSON.")
+def house(
+    config_path: str | None,
+    trace_path: str,
+    start: str | None,
+    duration: str | None,
+    json_path: str | None,
+) -> None:
+    """A virtual house in real time: TRACE's PV and load as meter messages over MQTT, the loads
+    obeying their command topics. Prints the KPIs it measured when it ends."""
+    from pvsim.traces import TraceError, load_trace, offset_of, window
+    from pvsim.virtual_house import VirtualHouse
 
-for _command in (run, status, history, force, auto, off, house, schedules, energy):
-    main.add_command(_command)
+    cfg = load_config(config_path)
+    try:
+        trace = load_trace(trace_path)
+        offset = offset_of(trace, start, cfg.site.tz) if start else 0
+        seconds = int(parse_duration(duration)) if duration else trace.seconds - offset
+        trace = window(trace, offset, seconds)
+    except (TraceError, CommandError) as exc:
+        fail(str(exc))
+        return
+    vh = VirtualHouse(cfg, trace)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: vh.stopping.set())
+    with progress_bar() as bar:
+        task = bar.add_task(f"house {trace.name} from {start or 'its start'}", total=trace.seconds)
+        result = vh.run(lambda done, _total: bar.update(task, completed=done))
+    kpis = result.kpis
+    if json_path:
+        Path(json_path).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
+    from pvsim.tables import summary_table
 
-if __name__ == "__main__":
-    main()
+    console.print(summary_table(kpis, f"virtual house — {kpis['trace']} — {kpis['seconds']} s"))
+
+
+COMMANDS = (simulate, bench, demo, bench_service, house)

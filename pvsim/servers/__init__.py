@@ -1,0 +1,1 @@
+"""Private Mosquitto and InfluxDB servers on loopback ports, for the tests and the demo only."""
