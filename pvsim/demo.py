@@ -7,7 +7,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress import Progress
 from rich.table import Table
@@ -64,7 +64,7 @@ def run_demo(
                 while house.is_alive():
                     house.join(0.5)
                     progress.update(task, completed=house.done)
-                    parts: list[object] = [progress]
+                    parts: list[RenderableType] = [progress]
                     if STATUS_TOPIC in latest:
                         doc = json.loads(latest[STATUS_TOPIC])
                         parts.insert(0, status_table(doc, "live status"))

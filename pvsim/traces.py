@@ -58,8 +58,8 @@ def load_trace(path: str | Path) -> Trace:
             base: list[float] = []
             for lineno, row in enumerate(rows, start=2):
                 try:
-                    t, a, b = row
-                    ts.append(_epoch(t))
+                    stamp, a, b = row
+                    ts.append(_epoch(stamp))
                     pv.append(float(a))
                     base.append(float(b))
                 except ValueError as exc:

@@ -100,7 +100,7 @@ class MqttBus:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            self.handler(msg.topic, msg.payload)
+            self.handler(msg.topic, bytes(msg.payload))
         except Exception:  # a bug in one message must not kill paho's network thread
             log.exception("MQTT: error handling %s", msg.topic)
 
@@ -129,7 +129,7 @@ class OneShot:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
-            self.messages[msg.topic] = msg.payload
+            self.messages[msg.topic] = bytes(msg.payload)
             self._cond.notify_all()
 
     def publish(self, topic: str, payload: str, qos: int = 1) -> None:
