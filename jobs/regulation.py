@@ -1,4 +1,5 @@
-"""The service's APScheduler jobs: the regulator tick, its kick on fresh data, the checkpoint.
+"""When the regulator's jobs run: the heartbeat tick, its kick on fresh data, the `inputs` run a
+command asks for, the checkpoint (the bodies are `jobs/regulator.py`'s).
 
 One worker thread runs every job, so ticks never overlap and the core stays single-threaded.
 """
