@@ -1,4 +1,5 @@
-"""The service's APScheduler jobs: the regulator tick, its kick on fresh data, the checkpoint.
+"""When the regulator's jobs run: the heartbeat tick, its kick on fresh data, the `inputs` run a
+command asks for, the checkpoint (the bodies are `jobs/regulator.py`'s).
 
 One worker thread runs every job, so ticks never overlap and the core stays single-threaded.
 """
@@ -16,16 +17,23 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 TICK_JOB = "tick"
 KICK_JOB = "kick"
+INPUTS_JOB = "inputs"
 CHECKPOINT_JOB = "checkpoint"
 CHECKPOINT_LAG_S = 1.0
+REGULATOR_THREAD = "regulator"  # the `default` executor's one worker: ticks, checkpoints
+IO_THREAD = "influx"
+EXECUTORS = ("default", "io")
 
 
 def make_scheduler(tz: ZoneInfo) -> BackgroundScheduler:
     """A scheduler in the site's time zone: one worker for the regulator and the store, one
-    (`io`) for InfluxDB; late runs coalesce."""
+    (`io`) for InfluxDB, named so logs and tests can tell them; late runs coalesce."""
     return BackgroundScheduler(
         timezone=tz,
-        executors={"default": ThreadPoolExecutor(1), "io": ThreadPoolExecutor(1)},
+        executors={
+            "default": ThreadPoolExecutor(1, pool_kwargs={"thread_name_prefix": REGULATOR_THREAD}),
+            "io": ThreadPoolExecutor(1, pool_kwargs={"thread_name_prefix": IO_THREAD}),
+        },
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
     )
 
@@ -37,6 +45,7 @@ def add_regulation_jobs(
     tick_s: float,
     checkpoint_s: float,
 ) -> None:
+    """The heartbeat tick and the checkpoint, on the regulator's worker."""
     scheduler.add_job(tick, "interval", seconds=tick_s, id=TICK_JOB)
     # checkpoints just after UTC multiples of checkpoint_s: the interval that ended is complete
     first = (math.floor(time.time() / checkpoint_s) + 1) * checkpoint_s + CHECKPOINT_LAG_S
@@ -46,6 +55,22 @@ def add_regulation_jobs(
         seconds=checkpoint_s,
         start_date=datetime.fromtimestamp(first, scheduler.timezone),
         id=CHECKPOINT_JOB,
+    )
+
+
+def run_inputs(scheduler: BackgroundScheduler, apply_inputs: Callable[[], None]) -> None:
+    """Run `apply_inputs` on the regulator's worker now. Up to two instances: one running, one
+    waiting in the single worker's queue, which takes whatever arrives meanwhile."""
+    if not scheduler.running:
+        return
+    run_at = datetime.now(scheduler.timezone)
+    scheduler.add_job(
+        apply_inputs,
+        "date",
+        run_date=run_at,
+        id=INPUTS_JOB,
+        replace_existing=True,
+        max_instances=2,
     )
 
 

@@ -1,14 +1,13 @@
-"""`pvopt run`: the imperative shell around the pure core (DESIGN §2–8).
+"""`pvopt run`: wiring of the imperative shell around the pure core (DESIGN §2–8).
 
-paho's network thread feeds the meter cache and applies commands; APScheduler runs the
-regulator tick (every `tick_s`, and at once when a fresh meter value arrives) and the state
-checkpoint in one worker thread. One lock guards the controller, so the core stays
-single-threaded and deterministic.
+paho's network thread only validates: meter values go to the meter cache, temperatures and
+commands to the regulator's inbox. APScheduler runs the jobs of `jobs/` — the regulator tick
+(every `tick_s`, and at once on a fresh meter value or a command), the state checkpoint, the
+schedules' wake-ups — in one worker thread, and the InfluxDB flush in another.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import signal
@@ -19,21 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from jobs import regulation as jobs
-from jobs.influx import add_influx_job
-from jobs.regulation import add_regulation_jobs, make_scheduler
+from jobs.errors import JobErrors
+from jobs.influx import FlushJob, Outbox, add_influx_job
+from jobs.persist import Persister
+from jobs.regulation import EXECUTORS, add_regulation_jobs, make_scheduler
+from jobs.regulator import Control, Reconnected, Regulator, Temperature
 from jobs.schedules import add_schedule_job
-from machines.controller import Controller, UnknownLoad
-from machines.energy import Ledger, dump_ledger, restore_ledger
-from machines.loads import CommandError, TransitionRecord
+from machines.controller import Controller
+from machines.energy import Ledger, restore_ledger
+from machines.loads import CommandError, check_temperature
 from machines.meter import MeterValueError, parse_number
 from machines.schedules import Planner
-from pvopt.adapters.influx import InfluxSink, Outbox
+from pvopt.adapters.influx import InfluxSink
 from pvopt.adapters.mqtt import MqttBus
-from pvopt.commands import Command, apply, parse_control_json, parse_seed_control
+from pvopt.commands import Command, parse_control_json, parse_seed_control
 from pvopt.config import Config
 from pvopt.meter_cache import MeterCache
-from pvopt.status import build_status, event_json, local_iso
-from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC, LoadWiring, wiring
+from pvopt.ports import Clock
+from pvopt.status import local_iso
+from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, LoadWiring, wiring
 from state.store import MemoryStore, SqliteStore, StateStore
 
 log = logging.getLogger("pvopt")
@@ -42,11 +45,11 @@ SEED_CONTROL_TOPICS = "scr/+/control"  # one wildcard, so unknown ids are seen a
 SEED_CONTROL = re.compile(r"scr/(\d+)/control")
 DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
 KICK_DELAY_S = 0.1  # a Linky sends SINSTS and SINSTI a few ms apart: decide on the pair
-Clock = Callable[[], float]
 
 
 class Service:
-    """One site: meter cache, controller, store, MQTT bus and the scheduler's jobs."""
+    """One site: builds the meter cache, controller, store, MQTT bus and the scheduler's jobs,
+    and starts and stops them."""
 
     def __init__(self, cfg: Config, *, dry_run: bool = False, clock: Clock = time.time):
         self.cfg = cfg
@@ -75,25 +78,37 @@ class Service:
             planner=self.planner,
             ledger=self.ledger,
         )
-        # intervals drained from the ledger but not committed yet (a failed write keeps them)
-        self.pending_intervals = restore_ledger(self.ledger, docs["ledger"], now)
-        self.pending_records: list[TransitionRecord] = []
-        self.committed_until = 0
-        self.last_prune = 0.0
-        self.load_ids = {s.name: s.id for s in cfg.specs()}
+        pending_intervals = restore_ledger(self.ledger, docs["ledger"], now)
         self.outbox: Outbox | None = None
-        self.sink: InfluxSink | None = None
+        self.flush_job: FlushJob | None = None
+        committed_until = 0
         if cfg.influxdb is not None and not dry_run:
-            self.outbox = Outbox(cfg.influxdb, docs["outbox"], clock)
-            self.sink = InfluxSink(cfg.influxdb)
-            self.committed_until = max(
+            self.outbox = Outbox(cfg.influxdb.outbox_max_days, docs["outbox"], clock)
+            committed_until = max(
                 (i["end"] for i in self.store.intervals(self.outbox.sent_until)), default=0
+            )
+        self.persister = Persister(
+            self.store,
+            self.ctl,
+            self.planner,
+            self.ledger,
+            history_days=cfg.state.history_days,
+            dry_run=dry_run,
+            pending_intervals=pending_intervals,
+            committed_until=committed_until,
+            outbox_doc=None if self.outbox is None else self.outbox.doc,
+        )
+        if cfg.influxdb is not None and self.outbox is not None:
+            load_ids = {s.name: s.id for s in cfg.specs()}
+            self.flush_job = FlushJob(
+                self.outbox,
+                self.store,
+                InfluxSink(cfg.influxdb),
+                load_ids,
+                lambda: self.persister.committed_until,
             )
         self._log_restored(saved)
         self.meter = MeterCache(cfg.meter, started_at=now)
-        self.lock = threading.RLock()
-        self.sent: dict[str, tuple[str, float]] = {}  # load -> (payload, when) last published
-        self.ticks = 0
         self.stopping = threading.Event()
         self.routes: dict[str, Callable[[bytes, float], None]] = {}
         for topic in self.meter.topics:
@@ -109,23 +124,38 @@ class Service:
             will=None if dry_run else (ONLINE_TOPIC, "offline"),
             on_connect=self._on_connect,
         )
+        self.errors = JobErrors()
+        self.regulator = Regulator(
+            self.ctl,
+            self.meter,
+            list(self.wires.values()),
+            self.persister,
+            self.bus,
+            clock,
+            policy=self.policy,
+            dry_run=dry_run,
+            command_refresh_s=cfg.regulation.command_refresh_s,
+            errors=self.errors,
+            outbox=self.outbox,
+        )
+        self.lock = self.regulator.lock
         self.scheduler = make_scheduler(self.tz)
+        self.errors.install(self.scheduler, EXECUTORS)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         add_regulation_jobs(
             self.scheduler,
-            self.tick,
-            self.checkpoint,
+            self.regulator.tick,
+            self.regulator.checkpoint,
             self.cfg.regulation.tick_s,
             self.cfg.state.checkpoint_s,
         )
-        add_schedule_job(self.scheduler, self.planner.schedules, self.tz, self.tick)
-        if self.outbox is not None:
-            add_influx_job(self.scheduler, self.flush)
+        add_schedule_job(self.scheduler, self.planner.schedules, self.tz, self.regulator.tick)
+        if self.flush_job is not None:
+            add_influx_job(self.scheduler, self.flush_job)
         self.scheduler.start()
-        with self.lock:
-            self.send_commands(self.clock(), force=True)  # re-send what was restored
+        self.regulator.resend()  # what was restored
         self.bus.start()
 
     def run_forever(self) -> None:
@@ -147,23 +177,16 @@ class Service:
         """Loads on surplus go to 0 W; forced loads keep their command; state is kept."""
         log.info("pvopt stopping")
         self.scheduler.shutdown(wait=True)
-        with self.lock:
-            now = self.clock()
-            self.ctl.account(now)  # energy up to now, at the setpoints that were in force
-            for m in self.ctl.machines.values():
-                if not m.is_forced:
-                    m.setpoint_w = 0.0
-            self.send_commands(now, force=True)
-            self.ctl.intervals.extend(self.ledger.peek())  # the open interval, so far
-            self._persist(self.ctl.drain_records(), now, checkpoint=True)
-        self.flush()  # best effort: what InfluxDB does not take now waits in the outbox
+        self.regulator.shutdown()
+        if self.flush_job is not None:
+            self.flush_job()  # best effort: what InfluxDB does not take now waits in the outbox
         if not self.dry_run:
             self.bus.client.publish(ONLINE_TOPIC, "offline", qos=1, retain=True).wait_for_publish(2)
         self.bus.stop()
         self.store.close()
         log.info("pvopt stopped")
 
-    # -- inputs (paho's thread) ---------------------------------------------------------------
+    # -- inputs (paho's thread: validate and queue, never the controller nor the store) -------
     def on_message(self, topic: str, payload: bytes) -> None:
         now = self.clock()
         route = self.routes.get(topic)
@@ -182,8 +205,7 @@ class Service:
     def _on_connect(self) -> None:
         if not self.dry_run:
             self.bus.publish(ONLINE_TOPIC, "online", retain=True, qos=1)
-        with self.lock:
-            self.sent.clear()  # a broker restart may have lost anything: re-send all
+        self.regulator.post(Reconnected())
         self.kick(0.0)
 
     def _on_meter(self, topic: str, payload: bytes, now: float) -> None:
@@ -192,11 +214,11 @@ class Service:
 
     def _on_temp(self, w: LoadWiring, payload: bytes, now: float) -> None:
         try:
-            value = parse_number(payload)
-            with self.lock:
-                self.ctl.machines[w.spec.name].set_temperature(value, now)
+            value = check_temperature(parse_number(payload))
         except (MeterValueError, CommandError) as exc:
             log.warning("ignored %s payload %r: %s", w.temperature_topic, payload[:60], exc)
+            return
+        self.regulator.post(Temperature(w.spec.name, value, now))
 
     def _on_seed_control(self, w: LoadWiring, payload: bytes, now: float) -> None:
         try:
@@ -204,7 +226,7 @@ class Service:
         except CommandError as exc:
             log.warning("ignored %s payload %r: %s", w.control_topic, payload[:60], exc)
             return
-        self.command(cmd, now, w.control_topic)
+        self.command(cmd, w.control_topic)
 
     def _on_control(self, payload: bytes, now: float) -> None:
         try:
@@ -212,131 +234,36 @@ class Service:
         except CommandError as exc:
             log.warning("ignored %s payload %r: %s", CONTROL_TOPIC, payload[:80], exc)
             return
-        self.command(cmd, now, CONTROL_TOPIC)
+        self.command(cmd, CONTROL_TOPIC)
 
-    def command(self, cmd: Command, now: float, source: str) -> None:
-        """Apply a manual command; persist its transitions at once; decide at once."""
-        with self.lock:
-            stale = self.meter.snapshot(now).stale
-            try:
-                done = apply(self.ctl, cmd, now, meter_stale=stale)
-            except (UnknownLoad, CommandError) as exc:
-                log.warning("refused command from %s: %s", source, exc)
-                return
-            log.info("command from %s: %s", source, done)
-            self._persist(self.ctl.drain_records(), now, write=True)
-        self.kick(0.0)
+    def command(self, cmd: Command, source: str) -> None:
+        """Hand a well-formed manual command to the regulator and decide at once: the CLI waits
+        for the status to show it."""
+        self.regulator.post(Control(cmd, source))
+        if not self.stopping.is_set():
+            jobs.run_inputs(self.scheduler, self.regulator.apply_inputs)
 
-    # -- jobs (the scheduler's worker thread) -------------------------------------------------
+    # -- the regulator's worker ---------------------------------------------------------------
     def kick(self, delay_s: float) -> None:
         """Bring the next tick forward: fresh meter data or a command deserve a decision now."""
         if not self.stopping.is_set():
-            jobs.kick(self.scheduler, self.tick, delay_s)
+            jobs.kick(self.scheduler, self.regulator.tick, delay_s)
 
     def tick(self) -> None:
-        """One decision: schedules, machines, policy; then commands, status and the store.
-        Before the first meter value the surplus loads stay at 0 W; forced loads run."""
-        with self.lock:
-            now = self.clock()
-            snap = self.meter.snapshot(now)
-            result = self.ctl.tick(now, snap, offpeak=self.meter.offpeak(now))
-            self.ticks += 1
-            events = self.planner.drain_events()
-            for e in events:
-                doc = event_json(e, self.tz)
-                extra = {k: v for k, v in doc.items() if k not in ("name", "load", "event", "at")}
-                log.info("schedule %s (%s): %s at %s %s", e.name, e.load, e.event, doc["at"], extra)
-            for r in result.records:
-                log.info("%s: %s → %s (%s, %s)", r.load, r.source, r.dest, r.trigger, r.reason)
-            if result.changed:
-                log.info(
-                    "grid %s W: %s",
-                    "?" if snap.grid_w is None else f"{snap.grid_w:+.0f}",
-                    ", ".join(
-                        f"{n} {p:.0f} W ({result.reasons[n]})" for n, p in result.power_w.items()
-                    ),
-                )
-            self._persist(result.records, now, write=bool(events))
-            self.send_commands(now)
-            self.publish_status(now)
+        """One regulator tick, here and now (tests drive it on a virtual clock)."""
+        self.regulator.tick()
 
-    def checkpoint(self) -> None:
-        """Energy counters, setpoints, temperatures and the intervals that ended, with the
-        outbox's progress: one write per `checkpoint_s`."""
-        with self.lock:
-            now = self.clock()
-            self.ctl.account(now)  # close the interval that just ended
-            self._persist(self.ctl.drain_records(), now, checkpoint=True)
+    @property
+    def ticks(self) -> int:
+        return self.regulator.ticks
 
-    def _persist(
-        self, records: list[Any], now: float, *, write: bool = False, checkpoint: bool = False
-    ) -> None:
-        """Transitions, commands and schedule events commit at once; energy waits for a
-        checkpoint (DESIGN §8)."""
-        self.pending_records.extend(records)
-        if checkpoint:
-            self.pending_intervals.extend(self.ctl.drain_intervals())
-        if self.dry_run or not (self.pending_records or write or checkpoint):
-            return
-        docs = {"planner": self.planner.dump()}
-        if checkpoint:
-            docs["ledger"] = dump_ledger(self.ledger)
-            if self.outbox is not None:
-                docs["outbox"] = self.outbox.doc()
-        prune = None
-        if checkpoint and now - self.last_prune >= 86400:
-            prune = int(now - self.cfg.state.history_days * 86400)
-        try:
-            self.store.save(
-                self.ctl.dump(), self.pending_records, docs, self.pending_intervals, prune
-            )
-        except Exception:  # a full disk must not stop the regulation
-            log.exception("state store write failed; kept in memory, retried at the next one")
-            return
-        if prune is not None:
-            self.last_prune = now
-        if self.pending_intervals:
-            self.committed_until = self.pending_intervals[-1]["end"]
-        self.pending_records, self.pending_intervals = [], []
-
-    def flush(self) -> None:
-        """Write committed intervals to InfluxDB (the `io` worker: never delays a tick)."""
-        if self.outbox is None or self.sink is None:
-            return
-        if self.outbox.sent_until >= self.committed_until:
-            return
-        self.outbox.flush(self.store, self.sink, self.load_ids)
-
-    # -- outputs ------------------------------------------------------------------------------
-    def send_commands(self, now: float, *, force: bool = False) -> None:
-        """Publish each load's command when it changed, or every `command_refresh_s`."""
-        refresh = self.cfg.regulation.command_refresh_s
-        for name, w in self.wires.items():
-            payload = w.payload(self.ctl.machines[name].setpoint_w)
-            last = self.sent.get(name)
-            if not force and last is not None and last[0] == payload and now - last[1] < refresh:
-                continue
-            self.sent[name] = (payload, now)
-            if not self.dry_run:
-                self.bus.publish(w.command_topic, payload, retain=w.retain)
+    @property
+    def committed_until(self) -> int:
+        """The end of the newest interval in the store (what the InfluxDB job may write)."""
+        return self.persister.committed_until
 
     def status(self, now: float) -> dict[str, Any]:
-        doc = build_status(
-            self.ctl,
-            self.ctl.last_snapshot,
-            self.meter.age_s(now),
-            now,
-            policy=self.policy,
-            dry_run=self.dry_run,
-        )
-        doc["store_writes"] = self.store.writes
-        if self.outbox is not None:
-            doc["influxdb"] = self.outbox.status()
-        doc["meter"]["rejected"] = self.meter.rejected
-        return doc
-
-    def publish_status(self, now: float) -> None:
-        self.bus.publish(STATUS_TOPIC, json.dumps(self.status(now)), retain=True)
+        return self.regulator.status(now)
 
     def _log_restored(self, saved: dict[str, dict[str, Any]]) -> None:
         if not saved:

@@ -13,9 +13,10 @@ import pytest
 import yaml
 from influxdb import InfluxDBClient
 
+from jobs.influx import Outbox, to_points
 from machines.energy import Ledger, LoadSpan, dump_ledger, restore_ledger
 from pvopt import config
-from pvopt.adapters.influx import InfluxSink, InfluxUnavailable, Outbox, to_points
+from pvopt.adapters.influx import InfluxSink, InfluxUnavailable
 from pvopt.service import Service
 from pvsim.servers.influxd import Influxd
 from pvsim.servers.mosquitto import Mosquitto
@@ -82,7 +83,7 @@ def test_points_follow_the_documented_schema() -> None:
 
 
 class FlakySink:
-    """A sink that fails while `down` is set (pure-unit stand-in for InfluxDB)."""
+    """A `Sink` that fails while `down` is set (pure-unit stand-in for InfluxDB)."""
 
     def __init__(self) -> None:
         self.down = True
@@ -99,18 +100,18 @@ def test_outbox_keeps_everything_until_written_then_writes_in_order() -> None:
     store = MemoryStore()
     store.save({}, [], intervals=[{"end": e, "grid": {}, "loads": {}} for e in range(60, 1261, 60)])
     now = [10_000.0]
-    outbox = Outbox(cfg, {}, lambda: now[0])
+    outbox = Outbox(cfg.outbox_max_days, {}, lambda: now[0])
     sink = FlakySink()
-    assert outbox.flush(store, sink, {}) == 0  # type: ignore[arg-type]
+    assert outbox.flush(store, sink, {}) == 0
     assert outbox.sent_until == 0 and outbox.backoff_s == 5
     now[0] += 1
-    assert outbox.flush(store, sink, {}) == 0  # type: ignore[arg-type]  # backing off: no try
+    assert outbox.flush(store, sink, {}) == 0  # backing off: no try
     now[0] += 5
-    assert outbox.flush(store, sink, {}) == 0  # type: ignore[arg-type]
+    assert outbox.flush(store, sink, {}) == 0
     assert outbox.backoff_s == 10  # doubles
     sink.down = False
     now[0] += 10
-    assert outbox.flush(store, sink, {}) == 21  # type: ignore[arg-type]
+    assert outbox.flush(store, sink, {}) == 21
     assert sink.batches == [list(range(60, 1261, 60))] and outbox.sent_until == 1260
     assert outbox.doc() == {"sent_until": 1260, "dropped": 0}
 
@@ -119,10 +120,10 @@ def test_outbox_beyond_its_bound_drops_the_oldest_loudly(caplog: pytest.LogCaptu
     cfg = config.InfluxConfig(outbox_max_days=1)
     store = MemoryStore()
     store.save({}, [], intervals=[{"end": e, "grid": {}, "loads": {}} for e in (100, 200, 90_000)])
-    outbox = Outbox(cfg, {}, lambda: 90_100.0)  # 100 and 200 are over a day old
+    outbox = Outbox(cfg.outbox_max_days, {}, lambda: 90_100.0)  # 100 and 200 are over a day old
     sink = FlakySink()
     sink.down = False
-    outbox.flush(store, sink, {})  # type: ignore[arg-type]
+    outbox.flush(store, sink, {})
     assert outbox.dropped == 2 and sink.batches == [[90_000]]
     assert "dropped its 2 oldest" in caplog.text
 
@@ -290,7 +291,7 @@ def test_a_user_who_may_not_create_is_told_how_and_nothing_is_lost(
         store = MemoryStore()
         end = int(time.time()) // 60 * 60
         store.save({}, [], intervals=[{"end": end, "grid": {"import_wh": 1.0}, "loads": {}}])
-        outbox = Outbox(cfg, {}, time.time)
+        outbox = Outbox(cfg.outbox_max_days, {}, time.time)
         assert outbox.flush(store, InfluxSink(cfg), {}) == 0
         assert "may not create" in caplog.text and "retention_policy: null" in caplog.text
         assert outbox.sent_until == 0  # kept for later

@@ -7,7 +7,9 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from jobs.regulation import REGULATOR_THREAD
 from pvopt import config
 from pvopt.service import Service
 from pvopt.topics import STATUS_TOPIC, wiring
@@ -158,6 +161,85 @@ def test_malformed_payloads_are_ignored_and_logged(
         with svc.lock:
             after = svc.ctl.dump()
         assert after == before
+    finally:
+        probe.close()
+        svc.stop()
+
+
+def test_inputs_from_mqtt_reach_the_controller_and_the_store_on_the_regulators_worker(
+    broker: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No heartbeat within the test: the command's own `inputs` run applies and decides.
+    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 60})
+    svc = Service(cfg)
+    threads: dict[str, list[str]] = {"controller": [], "store": []}
+
+    def on_thread(kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            threads[kind].append(threading.current_thread().name)
+            return fn(*args, **kwargs)
+
+        return recorded
+
+    heater = svc.ctl.machines["water_heater"]
+    monkeypatch.setattr(svc.ctl, "load", on_thread("controller", svc.ctl.load))  # commands
+    monkeypatch.setattr(heater, "set_temperature", on_thread("controller", heater.set_temperature))
+    monkeypatch.setattr(svc.store, "save", on_thread("store", svc.store.save))
+    svc.start()
+    probe = Probe(broker.port)
+    try:
+        assert probe.wait(svc.bus.connected.is_set, 10)
+        since = time.time()
+        probe.publish("scr/0/temperature", "48.5")
+        probe.publish("regulation/control", json.dumps({"command": "off", "name": "towel_rail"}))
+
+        def applied() -> bool:
+            docs = statuses(probe, since)
+            if not docs:
+                return False
+            heater_doc, rail = docs[-1]["loads"]
+            return rail["mode"] == "manual" and heater_doc["temperature_c"] == 48.5
+
+        assert probe.wait(applied, 10)
+        seen = {kind: list(names) for kind, names in threads.items()}
+    finally:
+        probe.close()
+        svc.stop()
+    assert seen["controller"] and seen["store"], seen  # the command was committed at once
+    workers = {name.rpartition("_")[0] for names in seen.values() for name in names}
+    assert workers == {REGULATOR_THREAD}, seen
+
+
+def test_a_failing_job_is_counted_in_the_status_and_regulation_goes_on(
+    broker: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 60, "settle_s": 0})
+    svc = Service(cfg)
+    real_tick = svc.ctl.tick
+    calls: list[float] = []
+
+    def first_tick_fails(now: float, snapshot: Any, *, offpeak: bool | None = None) -> Any:
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the first tick")
+        return real_tick(now, snapshot, offpeak=offpeak)
+
+    monkeypatch.setattr(svc.ctl, "tick", first_tick_fails)
+    svc.start()
+    probe = Probe(broker.port)
+    try:
+        assert probe.wait(svc.bus.connected.is_set, 10)
+        assert probe.wait(lambda: svc.errors.status()["errors"] == 1, 10)  # the connect kick
+        since = time.time()
+        publish_grid(probe, -2000)
+
+        def regulating() -> bool:
+            docs = statuses(probe, since)
+            return bool(docs) and docs[-1]["loads"][0]["power_w"] > 1000
+
+        assert probe.wait(regulating, 10)
+        assert statuses(probe, since)[-1]["jobs"]["errors"] == 1
+        assert probe.wait(lambda: not svc.errors.status()["failing"], 5)
     finally:
         probe.close()
         svc.stop()

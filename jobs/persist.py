@@ -1,0 +1,95 @@
+"""What the store has not committed yet, and the one place that commits it (DESIGN §8):
+transitions, commands and schedule events at once, energy with each checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from machines.controller import Controller
+from machines.energy import Ledger, dump_ledger
+from machines.loads import TransitionRecord
+from machines.schedules import Planner
+from state.store import StateStore
+
+log = logging.getLogger("pvopt.jobs.persist")
+
+PRUNE_EVERY_S = 86400.0
+
+
+class Persister:
+    """Keeps what a failed write could not commit and retries it with the next write, so a
+    full disk never stops the regulation and loses nothing while memory lasts.
+
+    Runs on the regulator's worker only; `committed_until` (the end of the newest committed
+    interval) is read by the InfluxDB worker.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        ctl: Controller,
+        planner: Planner,
+        ledger: Ledger,
+        *,
+        history_days: float,
+        dry_run: bool,
+        pending_intervals: list[dict[str, Any]],
+        committed_until: int = 0,
+        outbox_doc: Callable[[], dict[str, Any]] | None = None,
+    ):
+        self.store = store
+        self.ctl = ctl
+        self.planner = planner
+        self.ledger = ledger
+        self.history_days = history_days
+        self.dry_run = dry_run
+        # intervals drained from the ledger but not committed yet (a failed write keeps them)
+        self.pending_intervals = pending_intervals
+        self.pending_records: list[TransitionRecord] = []
+        self.committed_until = committed_until
+        self.outbox_doc = outbox_doc
+        self.last_prune = 0.0
+
+    def persist(
+        self,
+        records: Sequence[TransitionRecord],
+        now: float,
+        *,
+        write: bool = False,
+        checkpoint: bool = False,
+    ) -> None:
+        """Commit `records` (and the machines, the planner) when there are any or `write`
+        asks; with `checkpoint` also the ended intervals, the ledger and the outbox's
+        progress. A dry run keeps everything in memory."""
+        self.pending_records.extend(records)
+        if checkpoint:
+            self.pending_intervals.extend(self.ctl.drain_intervals())
+        if self.dry_run or not (self.pending_records or write or checkpoint):
+            return
+        docs = {"planner": self.planner.dump()}
+        if checkpoint:
+            docs["ledger"] = dump_ledger(self.ledger)
+            if self.outbox_doc is not None:
+                docs["outbox"] = self.outbox_doc()
+        prune = None
+        if checkpoint and now - self.last_prune >= PRUNE_EVERY_S:
+            prune = int(now - self.history_days * 86400)
+        try:
+            self.store.save(
+                self.ctl.dump(), self.pending_records, docs, self.pending_intervals, prune
+            )
+        except Exception:  # a full disk must not stop the regulation
+            log.exception("state store write failed; kept in memory, retried at the next one")
+            return
+        if prune is not None:
+            self.last_prune = now
+        if self.pending_intervals:
+            self.committed_until = self.pending_intervals[-1]["end"]
+        self.pending_records, self.pending_intervals = [], []
+
+    def checkpoint(self, now: float) -> None:
+        """Energy up to `now`, setpoints, temperatures and the intervals that ended."""
+        self.ctl.account(now)  # close the interval that just ended
+        self.persist(self.ctl.drain_records(), now, checkpoint=True)

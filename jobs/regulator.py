@@ -1,0 +1,228 @@
+"""The regulator's worker: every job that touches the controller or the store runs here, on
+APScheduler's single `default` thread, so the core stays single-threaded and deterministic.
+
+paho's thread only validates: meter values go to the thread-safe `MeterCache`, temperatures and
+manual commands to this worker's inbox, drained at the start of every tick and checkpoint, and
+at once by the `inputs` job a command schedules.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.errors import JobErrors
+from jobs.influx import Outbox
+from jobs.persist import Persister
+from machines.controller import Controller, UnknownLoad
+from machines.loads import CommandError
+from pvopt.commands import Command, apply
+from pvopt.meter_cache import MeterCache
+from pvopt.ports import Clock, Publisher
+from pvopt.status import build_status, event_json
+from pvopt.topics import STATUS_TOPIC, LoadWiring
+
+log = logging.getLogger("pvopt.regulator")
+
+
+@dataclass(frozen=True, slots=True)
+class Temperature:
+    """A validated probe reading, with its arrival time (its age counts from then)."""
+
+    load: str
+    value_c: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A well-formed manual command; whether the load exists or accepts it is the
+    controller's to say, on the worker."""
+
+    cmd: Command
+    source: str  # the topic it came on, for the log
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """The broker may have lost the actuators' retained commands: send every one again."""
+
+
+Input = Temperature | Control | Reconnected
+
+
+class Regulator:
+    """The job bodies of the regulation: tick, checkpoint and the last word at shutdown."""
+
+    def __init__(
+        self,
+        ctl: Controller,
+        meter: MeterCache,
+        wires: Sequence[LoadWiring],
+        persister: Persister,
+        publisher: Publisher,
+        clock: Clock,
+        *,
+        policy: str,
+        dry_run: bool,
+        command_refresh_s: float,
+        errors: JobErrors,
+        outbox: Outbox | None = None,
+    ):
+        self.ctl = ctl
+        self.meter = meter
+        self.wires = {w.spec.name: w for w in wires}
+        self.persister = persister
+        self.publisher = publisher
+        self.clock = clock
+        self.policy = policy
+        self.dry_run = dry_run
+        self.command_refresh_s = command_refresh_s
+        self.errors = errors
+        self.outbox = outbox
+        # held by every job body: start/stop run on the main thread, tests read under it
+        self.lock = threading.RLock()
+        self.inbox: queue.SimpleQueue[Input] = queue.SimpleQueue()
+        self.sent: dict[str, tuple[str, float]] = {}  # load -> (payload, when) last published
+        self.ticks = 0
+
+    # -- inputs (any thread) ------------------------------------------------------------------
+    def post(self, item: Input) -> None:
+        """Queue `item` for the next tick (the caller kicks one when it should not wait)."""
+        self.inbox.put(item)
+
+    # -- jobs (the worker thread) -------------------------------------------------------------
+    def tick(self) -> None:
+        """One decision: inputs, schedules, machines, policy; then commands, status and the
+        store. Before the first meter value the surplus loads stay at 0 W; forced loads run."""
+        with self.lock:
+            now = self.clock()
+            self._drain(now)
+            self._decide(now)
+
+    def apply_inputs(self) -> None:
+        """What paho queued, now; a command the controller took brings a decision at once
+        (the CLI waits for the status to show it), a refused one changes nothing."""
+        with self.lock:
+            now = self.clock()
+            if self._drain(now):
+                self._decide(now)
+
+    def _decide(self, now: float) -> None:
+        """Decide on the meter at `now`; publish and commit (the caller holds the lock)."""
+        snap = self.meter.snapshot(now)
+        result = self.ctl.tick(now, snap, offpeak=self.meter.offpeak(now))
+        self.ticks += 1
+        events = self.persister.planner.drain_events()
+        for e in events:
+            doc = event_json(e, self.ctl.tz)
+            extra = {k: v for k, v in doc.items() if k not in ("name", "load", "event", "at")}
+            log.info("schedule %s (%s): %s at %s %s", e.name, e.load, e.event, doc["at"], extra)
+        for r in result.records:
+            log.info("%s: %s → %s (%s, %s)", r.load, r.source, r.dest, r.trigger, r.reason)
+        if result.changed:
+            log.info(
+                "grid %s W: %s",
+                "?" if snap.grid_w is None else f"{snap.grid_w:+.0f}",
+                ", ".join(
+                    f"{n} {p:.0f} W ({result.reasons[n]})" for n, p in result.power_w.items()
+                ),
+            )
+        self.persister.persist(result.records, now, write=bool(events))
+        self.send_commands(now)
+        self.publish_status(now)
+
+    def checkpoint(self) -> None:
+        """Energy counters, setpoints, temperatures and the intervals that ended, with the
+        outbox's progress: one write per `checkpoint_s`."""
+        with self.lock:
+            now = self.clock()
+            if self._drain(now):  # the interval's temperatures as they arrived
+                self._decide(now)  # a command taken here: its `inputs` run finds nothing
+            self.persister.checkpoint(now)
+
+    def resend(self) -> None:
+        """Send every load's command: after a restore the machines' `on_enter_*` did not fire."""
+        with self.lock:
+            self.send_commands(self.clock(), force=True)
+
+    def shutdown(self) -> None:
+        """Loads on surplus go to 0 W; forced loads keep their command; state is kept.
+        Runs after the scheduler stopped, so no job runs meanwhile."""
+        with self.lock:
+            now = self.clock()
+            self._drain(now)
+            self.ctl.account(now)  # energy up to now, at the setpoints that were in force
+            for m in self.ctl.machines.values():
+                if not m.is_forced:
+                    m.setpoint_w = 0.0
+            self.send_commands(now, force=True)
+            self.ctl.intervals.extend(self.persister.ledger.peek())  # the open interval, so far
+            self.persister.persist(self.ctl.drain_records(), now, checkpoint=True)
+
+    def _drain(self, now: float) -> bool:
+        """Apply what paho's thread queued, in arrival order; commit applied commands at once.
+        True when a command was applied."""
+        commanded = False
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Temperature):
+                self.ctl.machines[item.load].set_temperature(item.value_c, item.at)
+            elif isinstance(item, Control):
+                commanded |= self._command(item, now)
+            else:
+                self.sent.clear()
+        if commanded:
+            self.persister.persist(self.ctl.drain_records(), now, write=True)
+        return commanded
+
+    def _command(self, item: Control, now: float) -> bool:
+        stale = self.meter.snapshot(now).stale
+        try:
+            done = apply(self.ctl, item.cmd, now, meter_stale=stale)
+        except (UnknownLoad, CommandError) as exc:
+            log.warning("refused command from %s: %s", item.source, exc)
+            return False
+        log.info("command from %s: %s", item.source, done)
+        return True
+
+    # -- outputs ------------------------------------------------------------------------------
+    def send_commands(self, now: float, *, force: bool = False) -> None:
+        """Publish each load's command when it changed, or every `command_refresh_s`."""
+        for name, w in self.wires.items():
+            payload = w.payload(self.ctl.machines[name].setpoint_w)
+            last = self.sent.get(name)
+            fresh = last is not None and now - last[1] < self.command_refresh_s
+            if not force and last is not None and last[0] == payload and fresh:
+                continue
+            self.sent[name] = (payload, now)
+            if not self.dry_run:
+                self.publisher.publish(w.command_topic, payload, retain=w.retain)
+
+    def status(self, now: float) -> dict[str, Any]:
+        """DESIGN §8's document plus the store, outbox, meter and job counters."""
+        doc = build_status(
+            self.ctl,
+            self.ctl.last_snapshot,
+            self.meter.age_s(now),
+            now,
+            policy=self.policy,
+            dry_run=self.dry_run,
+        )
+        doc["store_writes"] = self.persister.store.writes
+        if self.outbox is not None:
+            doc["influxdb"] = self.outbox.status()
+        doc["meter"]["rejected"] = self.meter.rejected
+        doc["jobs"] = self.errors.status()
+        return doc
+
+    def publish_status(self, now: float) -> None:
+        self.publisher.publish(STATUS_TOPIC, json.dumps(self.status(now)), retain=True)

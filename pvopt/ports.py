@@ -1,0 +1,30 @@
+"""The small interfaces the jobs run against, so `jobs/` never imports an adapter: the service
+plugs the MQTT bus and the InfluxDB client in, tests plug fakes in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+Clock = Callable[[], float]  # seconds since the epoch (time.time, or a test's virtual clock)
+Point = dict[str, Any]  # {"measurement", "tags", "time" (s), "fields"}: one time-series point
+
+
+class Publisher(Protocol):
+    """Where commands and the status go (the MQTT bus)."""
+
+    def publish(self, topic: str, payload: str, *, retain: bool = False, qos: int = 0) -> None:
+        """Queue one message; never blocks on the network."""
+        ...
+
+
+class SinkUnavailable(RuntimeError):
+    """The sink refused or could not be reached; the message says why and what to do."""
+
+
+class Sink(Protocol):
+    """Where energy intervals go (InfluxDB)."""
+
+    def write(self, points: list[Point]) -> None:
+        """Write every point or raise `SinkUnavailable` (then none counts as written)."""
+        ...
