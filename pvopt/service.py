@@ -26,6 +26,7 @@ from machines.controller import Controller, UnknownLoad
 from machines.energy import Ledger, dump_ledger, restore_ledger
 from machines.loads import CommandError, TransitionRecord
 from machines.meter import MeterValueError, parse_number
+from machines.policy import get_policy
 from machines.schedules import Planner
 from pvopt.adapters.influx import InfluxSink, Outbox
 from pvopt.adapters.mqtt import MqttBus
@@ -41,7 +42,6 @@ log = logging.getLogger("pvopt")
 SEED_CONTROL_TOPICS = "scr/+/control"  # one wildcard, so unknown ids are seen and refused
 SEED_CONTROL = re.compile(r"scr/(\d+)/control")
 DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
-KICK_DELAY_S = 0.1  # a Linky sends SINSTS and SINSTI a few ms apart: decide on the pair
 Clock = Callable[[], float]
 
 
@@ -60,7 +60,7 @@ class Service:
         self.planner = Planner(
             cfg.schedule_list(),
             self.tz,
-            seed_rule=self.policy == "legacy",
+            seed_rule=get_policy(self.policy).seed_rule,
             tank_litres=cfg.tank_litres(),
             saved=docs["planner"],
         )
@@ -188,7 +188,7 @@ class Service:
 
     def _on_meter(self, topic: str, payload: bytes, now: float) -> None:
         if self.meter.feed(topic, payload, now):
-            self.kick(KICK_DELAY_S if self.cfg.meter.kind == "linky" else 0.0)
+            self.kick(self.meter.kick_delay_s)
 
     def _on_temp(self, w: LoadWiring, payload: bytes, now: float) -> None:
         try:
