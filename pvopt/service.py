@@ -28,6 +28,7 @@ from machines.controller import Controller
 from machines.energy import Ledger, restore_ledger
 from machines.loads import CommandError, check_temperature
 from machines.meter import MeterValueError, parse_number
+from machines.policy import get_policy
 from machines.schedules import Planner
 from pvopt.adapters.influx import InfluxSink
 from pvopt.adapters.mqtt import MqttBus
@@ -44,7 +45,6 @@ log = logging.getLogger("pvopt")
 SEED_CONTROL_TOPICS = "scr/+/control"  # one wildcard, so unknown ids are seen and refused
 SEED_CONTROL = re.compile(r"scr/(\d+)/control")
 DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
-KICK_DELAY_S = 0.1  # a Linky sends SINSTS and SINSTI a few ms apart: decide on the pair
 
 
 class Service:
@@ -63,7 +63,7 @@ class Service:
         self.planner = Planner(
             cfg.schedule_list(),
             self.tz,
-            seed_rule=self.policy == "legacy",
+            seed_rule=get_policy(self.policy).seed_rule,
             tank_litres=cfg.tank_litres(),
             saved=docs["planner"],
         )
@@ -210,7 +210,7 @@ class Service:
 
     def _on_meter(self, topic: str, payload: bytes, now: float) -> None:
         if self.meter.feed(topic, payload, now):
-            self.kick(KICK_DELAY_S if self.cfg.meter.kind == "linky" else 0.0)
+            self.kick(self.meter.kick_delay_s)
 
     def _on_temp(self, w: LoadWiring, payload: bytes, now: float) -> None:
         try:

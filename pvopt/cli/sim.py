@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from machines.loads import CommandError
+from machines.policy import policy_names
 from pvopt import config as cfgmod
 from pvopt.cli.common import (
     config_option,
@@ -53,7 +54,7 @@ def run_simulation(
 @config_option
 @click.option(
     "--policy",
-    type=click.Choice(["default", "legacy"]),
+    type=click.Choice(policy_names()),
     default=None,
     help="Override regulation.policy.",
 )
