@@ -33,7 +33,7 @@ from pvopt.commands import Command, apply, parse_control_json, parse_seed_contro
 from pvopt.config import Config
 from pvopt.meter_cache import MeterCache
 from pvopt.status import build_status, event_json, local_iso
-from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC, LoadWiring, wiring
+from pvopt.topics import CONTROL_TOPIC, LoadWiring, online_topic, status_topic, wiring
 from state.store import MemoryStore, SqliteStore, StateStore
 
 log = logging.getLogger("pvopt")
@@ -90,6 +90,12 @@ class Service:
                 (i["end"] for i in self.store.intervals(self.outbox.sent_until)), default=0
             )
         self._log_restored(saved)
+        # a dry run's energy is what it would have drawn: kept apart from the stored counters
+        self.dry_baseline = (
+            {n: (m.day_index, m.energy_today_wh) for n, m in self.ctl.machines.items()}
+            if dry_run
+            else None
+        )
         self.meter = MeterCache(cfg.meter, started_at=now)
         self.lock = threading.RLock()
         self.sent: dict[str, tuple[str, float]] = {}  # load -> (payload, when) last published
@@ -106,7 +112,7 @@ class Service:
             cfg.mqtt,
             [*self.routes, SEED_CONTROL_TOPICS],
             self.on_message,
-            will=None if dry_run else (ONLINE_TOPIC, "offline"),
+            will=(online_topic(dry_run), "offline"),
             on_connect=self._on_connect,
         )
         self.scheduler = make_scheduler(self.tz)
@@ -157,8 +163,8 @@ class Service:
             self.ctl.intervals.extend(self.ledger.peek())  # the open interval, so far
             self._persist(self.ctl.drain_records(), now, checkpoint=True)
         self.flush()  # best effort: what InfluxDB does not take now waits in the outbox
-        if not self.dry_run:
-            self.bus.client.publish(ONLINE_TOPIC, "offline", qos=1, retain=True).wait_for_publish(2)
+        offline = self.bus.client.publish(online_topic(self.dry_run), "offline", qos=1, retain=True)
+        offline.wait_for_publish(2)
         self.bus.stop()
         self.store.close()
         log.info("pvopt stopped")
@@ -180,8 +186,7 @@ class Service:
         self._on_seed_control(w, payload, now)
 
     def _on_connect(self) -> None:
-        if not self.dry_run:
-            self.bus.publish(ONLINE_TOPIC, "online", retain=True, qos=1)
+        self.bus.publish(online_topic(self.dry_run), "online", retain=True, qos=1)
         with self.lock:
             self.sent.clear()  # a broker restart may have lost anything: re-send all
         self.kick(0.0)
@@ -328,6 +333,7 @@ class Service:
             now,
             policy=self.policy,
             dry_run=self.dry_run,
+            dry_run_baseline=self.dry_baseline,
         )
         doc["store_writes"] = self.store.writes
         if self.outbox is not None:
@@ -336,7 +342,7 @@ class Service:
         return doc
 
     def publish_status(self, now: float) -> None:
-        self.bus.publish(STATUS_TOPIC, json.dumps(self.status(now)), retain=True)
+        self.bus.publish(status_topic(self.dry_run), json.dumps(self.status(now)), retain=True)
 
     def _log_restored(self, saved: dict[str, dict[str, Any]]) -> None:
         if not saved:
