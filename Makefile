@@ -18,7 +18,7 @@ demo: $(BIN)/pvopt packages
 
 simulate: $(BIN)/pvopt
 	@mkdir -p out
-	$(BIN)/pvopt simulate examples/traces/broken_clouds.csv.gz --config examples/house.yml --plot out/demo.png
+	$(BIN)/pvopt simulate broken_clouds --config house --plot out/demo.png
 
 test: $(BIN)/pvopt packages
 	$(BIN)/ruff check .
