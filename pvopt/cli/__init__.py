@@ -14,7 +14,7 @@ from pvopt.cli.common import console, fail, load_config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="pvopt", message="%(prog)s %(version)s")
+@click.version_option(package_name="pvopt", message="pvopt %(version)s")
 def main() -> None:
     """pvopt — route photovoltaic surplus to your water heater and other loads."""
 
@@ -66,9 +66,12 @@ def _yaml(data: Any) -> str:
 @click.argument("file", type=click.Path(dir_okay=False))
 def config_check(file: str) -> None:
     """Validate FILE; print what it sets and the defaults in force (secrets masked), or every
-    problem (exit 1)."""
+    problem (exit 1). The shipped examples `house` and `seed_house` can be named."""
+    from pvsim.examples import config_path
+
+    file = str(config_path(file))  # a shipped example by name (`house`) works too
     if not Path(file).is_file():
-        fail(f"{file}: no such config file")
+        fail(f"{file}: cannot read: no such config file")
     cfg = load_config(file)
     sim: dict[str, Any] = {}
     mine, defaults = _split(cfg, yaml.safe_load(cfgmod.masked_dump(cfg)), sim)

@@ -30,7 +30,7 @@ def load_config(path: str | None) -> cfgmod.Config:
             else "the default, in the current folder"
         )
         fail(
-            f"{chosen}: no such config file ({how}). Name one with --config FILE or "
+            f"{chosen}: cannot read: no such config file ({how}). Name one with --config FILE or "
             "$PVOPT_CONFIG (else ./pvopt.yml is read); `pvopt config check FILE` validates it"
         )
     try:
