@@ -98,7 +98,7 @@ def simulate(
     else:
         from pvsim.tables import summary_table
 
-        console.print(summary_table(kpis, f"{kpis['trace']} — {cfg.source}"))
+        console.print(summary_table(kpis, f"{kpis['trace']} — {cfg.source}", cfg.specs()))
     if plot_path:
         from pvsim.plot import plot_series
 
@@ -245,7 +245,8 @@ def house(
         Path(json_path).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
     from pvsim.tables import summary_table
 
-    console.print(summary_table(kpis, f"virtual house — {kpis['trace']} — {kpis['seconds']} s"))
+    title = f"virtual house — {kpis['trace']} — {kpis['seconds']} s"
+    console.print(summary_table(kpis, title, cfg.specs()))
 
 
 COMMANDS = (simulate, bench, demo, bench_service, house)
