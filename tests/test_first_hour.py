@@ -210,3 +210,28 @@ def test_a_pip_install_runs_the_shipped_examples_from_any_folder(tmp_path: Path)
     kpis = json.loads((away / "kpis.json").read_text())
     assert kpis["trace"].startswith("broken_clouds") and kpis["capture"] > 0.8
     run("config", "check", "house")  # a shipped house by name, too
+
+
+def test_small_energies_stay_visible_and_one_unit_per_table() -> None:
+    from pvopt.tables import energy_unit, fmt_energy, fmt_number
+
+    assert energy_unit([0.35, 120.0]) == ("Wh", 1.0)
+    assert energy_unit([0.35, 5230.0]) == ("kWh", 1000.0)
+    assert fmt_energy(0.35, ("Wh", 1.0)) == "0.35"
+    assert fmt_energy(0.35, ("kWh", 1000.0)) == "0.00035"  # never 0.00
+    assert [fmt_number(v) for v in (0, 1234.5, 12.34, 1.234, 0.0123)] == [
+        "0",
+        "1,234",
+        "12.3",
+        "1.23",
+        "0.012",
+    ]
+
+
+def test_config_check_keeps_sim_blocks_apart_from_the_service_settings() -> None:
+    out = cli("config", "check", str(ROOT / "examples" / "seed_house.yml"))
+    assert out.returncode == 0, out.stderr
+    service, _, sim = out.stdout.partition("# sim: blocks")
+    assert "litres: 200" not in service and "thermostat_c" not in service
+    assert "# defaults in force" in service and "stale_after_s" in service
+    assert "litres: 200" in sim and "pvopt run` ignores them" in sim
