@@ -140,16 +140,9 @@ def energy_table(rows: list[Any], names: list[str]) -> Table:
     table.add_column("day")
     for name in names:
         table.add_column(name, justify="right")
-    for col in (
-        "all loads",
-        "from surplus",
-        "import",
-        "export",
-        "PV",
-        "surplus kept",
-        "self-cons.",
-        "self-suff.",
-    ):
+    pv = any(t["pv_wh"] is not None for _, t, _ in rows)  # only with meter.pv_topic
+    cols = ["all loads", "from surplus", "import", "export", "surplus kept"]
+    for col in cols + (["PV", "self-cons.", "self-suff."] if pv else []):
         table.add_column(col, justify="right")
 
     def pct(v: float | None) -> str:
@@ -164,17 +157,23 @@ def energy_table(rows: list[Any], names: list[str]) -> Table:
             fmt_energy(t["diverted_wh"], unit),
             fmt_energy(t["import_wh"], unit),
             fmt_energy(t["export_wh"], unit),
-            fmt_energy(t["pv_wh"], unit),
             pct(t["surplus_kept"]),
-            pct(t["self_consumption"]),
-            pct(t["self_sufficiency"]),
+            *(
+                [
+                    fmt_energy(t["pv_wh"], unit),
+                    pct(t["self_consumption"]),
+                    pct(t["self_sufficiency"]),
+                ]
+                if pv
+                else []
+            ),
         )
     table.caption = (
         "from surplus: load energy that would otherwise have been exported. "
         "surplus kept = from surplus ÷ (from surplus + export): the share of the solar surplus "
         "the loads took; 100 % means nothing was exported."
     )
-    if any(t["pv_wh"] is not None for _, t, _ in rows):
+    if pv:
         table.caption += (
             " self-cons. = (PV − export) ÷ PV; self-suff. = (PV − export) ÷ (PV − export + import)."
         )

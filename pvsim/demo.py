@@ -79,7 +79,7 @@ def run_demo(
         kpis = house.result.kpis
         specs = cfg.specs()
         console.print(
-            summary_table(kpis, f"What the virtual house measured in {minutes:g} min", specs)
+            summary_table(kpis, f"What the virtual house measured in {minutes:g} min", specs, False)
         )
         rows = [(f"live, through the broker ({cfg.regulation.policy} policy)", kpis)]
         rows += [
@@ -96,7 +96,8 @@ def run_demo(
             "Why two views: the first tables come from the virtual house, which knows the true "
             "solar output every second; the last comes from pvopt's own store, which only sees "
             "the meter, so its 'surplus kept' (surplus taken ÷ (taken + exported)) is not "
-            "'capture' (taken ÷ the most the loads could physically take). And "
+            "'capture' (taken ÷ the most the loads could physically take), and it counts from the "
+            "service's start to its stop, so its import and export differ a little. And "
             f"{minutes:g} minutes of broken clouds is a stress test, not a day: clouds pass every "
             "few seconds, so the import by loads is many times what a whole day gives "
             "(`pvopt simulate broken_clouds --config seed_house`: about 0.8 % over the day).",

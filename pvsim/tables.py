@@ -11,7 +11,9 @@ from machines.model import Kind, LoadSpec
 from pvopt.tables import energy_unit, fmt_energy
 
 
-def summary_table(kpis: dict[str, Any], title: str, specs: list[LoadSpec] | None = None) -> Group:
+def summary_table(
+    kpis: dict[str, Any], title: str, specs: list[LoadSpec] | None = None, ratios: bool = True
+) -> Group:
     """One run's KPIs for a reader who has not seen the code: energy in one unit with a line on
     what each figure means, then each load with only the figures that apply to it."""
     energy = [
@@ -50,7 +52,10 @@ def summary_table(kpis: dict[str, Any], title: str, specs: list[LoadSpec] | None
     top.add_column("what it means")
     for label, value, meaning in energy:
         top.add_row(label, fmt_energy(value, unit), meaning)
-    return Group(top, ratio_table([("this run", kpis)]), loads_table(kpis, specs))
+    parts: list[Table] = [top, loads_table(kpis, specs)]
+    if ratios:
+        parts.insert(1, ratio_table([("this run", kpis)]))
+    return Group(*parts)
 
 
 def ratio_table(rows: list[tuple[str, dict[str, Any]]], title: str = "how well") -> Table:
