@@ -37,7 +37,7 @@ from pvopt.config import Config
 from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock
 from pvopt.status import local_iso
-from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, LoadWiring, wiring
+from pvopt.topics import CONTROL_TOPIC, LoadWiring, online_topic, wiring
 from state.store import MemoryStore, SqliteStore, StateStore
 
 log = logging.getLogger("pvopt")
@@ -121,7 +121,7 @@ class Service:
             cfg.mqtt,
             [*self.routes, SEED_CONTROL_TOPICS],
             self.on_message,
-            will=None if dry_run else (ONLINE_TOPIC, "offline"),
+            will=(online_topic(dry_run), "offline"),
             on_connect=self._on_connect,
         )
         self.errors = JobErrors()
@@ -180,8 +180,8 @@ class Service:
         self.regulator.shutdown()
         if self.flush_job is not None:
             self.flush_job()  # best effort: what InfluxDB does not take now waits in the outbox
-        if not self.dry_run:
-            self.bus.client.publish(ONLINE_TOPIC, "offline", qos=1, retain=True).wait_for_publish(2)
+        offline = self.bus.client.publish(online_topic(self.dry_run), "offline", qos=1, retain=True)
+        offline.wait_for_publish(2)
         self.bus.stop()
         self.store.close()
         log.info("pvopt stopped")
@@ -203,8 +203,7 @@ class Service:
         self._on_seed_control(w, payload, now)
 
     def _on_connect(self) -> None:
-        if not self.dry_run:
-            self.bus.publish(ONLINE_TOPIC, "online", retain=True, qos=1)
+        self.bus.publish(online_topic(self.dry_run), "online", retain=True, qos=1)
         self.regulator.post(Reconnected())
         self.kick(0.0)
 

@@ -21,6 +21,19 @@ __all__ = [
 STATUS_TOPIC = "regulation/status"
 ONLINE_TOPIC = "regulation/online"
 CONTROL_TOPIC = "regulation/control"
+# A dry run reports apart, so what it would have done is never read as what happened.
+DRY_RUN_STATUS_TOPIC = "regulation/dry_run/status"
+DRY_RUN_ONLINE_TOPIC = "regulation/dry_run/online"
+
+
+def status_topic(dry_run: bool) -> str:
+    """Where a run (or a dry run) publishes its retained status."""
+    return DRY_RUN_STATUS_TOPIC if dry_run else STATUS_TOPIC
+
+
+def online_topic(dry_run: bool) -> str:
+    """A run's (or a dry run's) retained `online`/`offline`, also its Last Will."""
+    return DRY_RUN_ONLINE_TOPIC if dry_run else ONLINE_TOPIC
 
 
 @dataclass(frozen=True, slots=True)
