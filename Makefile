@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: demo simulate test lint bench bench-service clean packages
 
 # Debian packages (binary:package) of the real services the demo and the tests run on loopback.
-PACKAGES := mosquitto:mosquitto influxd:influxdb
+PACKAGES := mosquitto:mosquitto influxd:influxdb chromium:chromium
 
 $(BIN)/pvopt: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

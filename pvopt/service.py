@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs import regulation as jobs
 from jobs.influx import add_influx_job
@@ -29,12 +29,15 @@ from machines.meter import MeterValueError, parse_number
 from machines.schedules import Planner
 from pvopt.adapters.influx import InfluxSink, Outbox
 from pvopt.adapters.mqtt import MqttBus
-from pvopt.commands import Command, apply, parse_control_json, parse_seed_control
+from pvopt.commands import Command, Outcome, apply, parse_control_json, parse_seed_control
 from pvopt.config import Config
 from pvopt.meter_cache import MeterCache
 from pvopt.status import build_status, event_json, local_iso
 from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC, LoadWiring, wiring
 from state.store import MemoryStore, SqliteStore, StateStore
+
+if TYPE_CHECKING:
+    from pvopt.adapters.web import WebServer
 
 log = logging.getLogger("pvopt")
 
@@ -110,6 +113,7 @@ class Service:
             on_connect=self._on_connect,
         )
         self.scheduler = make_scheduler(self.tz)
+        self.web: WebServer | None = None  # the local page, started with the service
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -127,6 +131,11 @@ class Service:
         with self.lock:
             self.send_commands(self.clock(), force=True)  # re-send what was restored
         self.bus.start()
+        if self.cfg.web is not None:  # imported here: a service without the page never loads it
+            from pvopt.adapters.web import WebServer
+
+            self.web = WebServer(self.cfg, self, self.clock)
+            self.web.start()
 
     def run_forever(self) -> None:
         """Run until SIGTERM/SIGINT, then shut down cleanly."""
@@ -146,6 +155,8 @@ class Service:
     def stop(self) -> None:
         """Loads on surplus go to 0 W; forced loads keep their command; state is kept."""
         log.info("pvopt stopping")
+        if self.web is not None:
+            self.web.stop()
         self.scheduler.shutdown(wait=True)
         with self.lock:
             now = self.clock()
@@ -214,7 +225,7 @@ class Service:
             return
         self.command(cmd, now, CONTROL_TOPIC)
 
-    def command(self, cmd: Command, now: float, source: str) -> None:
+    def command(self, cmd: Command, now: float, source: str) -> Outcome:
         """Apply a manual command; persist its transitions at once; decide at once."""
         with self.lock:
             stale = self.meter.snapshot(now).stale
@@ -222,10 +233,11 @@ class Service:
                 done = apply(self.ctl, cmd, now, meter_stale=stale)
             except (UnknownLoad, CommandError) as exc:
                 log.warning("refused command from %s: %s", source, exc)
-                return
+                return Outcome(False, str(exc))
             log.info("command from %s: %s", source, done)
             self._persist(self.ctl.drain_records(), now, write=True)
         self.kick(0.0)
+        return Outcome(True, done)
 
     # -- jobs (the scheduler's worker thread) -------------------------------------------------
     def kick(self, delay_s: float) -> None:
@@ -332,11 +344,23 @@ class Service:
         doc["store_writes"] = self.store.writes
         if self.outbox is not None:
             doc["influxdb"] = self.outbox.status()
+            doc["influxdb"]["backlog_s"] = max(0, self.committed_until - self.outbox.sent_until)
         doc["meter"]["rejected"] = self.meter.rejected
+        snap = self.ctl.last_snapshot
+        doc["meter"]["pv_w"] = None if snap is None or snap.pv_w is None else round(snap.pv_w)
+        doc["mqtt"] = {"connected": self.bus.connected.is_set()}
         return doc
 
     def publish_status(self, now: float) -> None:
-        self.bus.publish(STATUS_TOPIC, json.dumps(self.status(now)), retain=True)
+        doc = self.status(now)
+        self.bus.publish(STATUS_TOPIC, json.dumps(doc), retain=True)
+        if self.web is not None:
+            self.web.push(doc)  # hands the document over; never waits for a client
+
+    # -- the local page (pvopt/adapters/web.Site) ---------------------------------------------
+    def submit(self, cmd: Command, source: str) -> Outcome:
+        """A command from the page: the same path and checks as `regulation/control`."""
+        return self.command(cmd, self.clock(), source)
 
     def _log_restored(self, saved: dict[str, dict[str, Any]]) -> None:
         if not saved:
