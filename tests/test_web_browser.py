@@ -13,6 +13,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,10 @@ from pvopt.adapters.mqtt import MqttBus
 from pvsim.live import hermetic_env, site_config, spawn_service, stop_service
 from pvsim.servers.loopback import free_port
 from pvsim.servers.mosquitto import Mosquitto
-from pvsim.traces import load_trace, offset_of, window
+from pvsim.simulator import simulate
+from pvsim.traces import Trace, load_trace, offset_of, window
 from pvsim.virtual_house import VirtualHouse
+from state.store import SqliteStore
 from tests.conftest import EXAMPLES, ROOT, TRACES
 
 pw = pytest.importorskip("playwright.sync_api")
@@ -43,6 +47,7 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "correct horse battery"
 GRID_TOPIC = "home/grid"
+HISTORY_S = 6 * 3600  # of simulated history before now, for today's chart
 LIVE_S = 2.0  # a meter message reaches the page within this
 PHONE = {"width": 390, "height": 844}
 SCREENSHOT = ROOT / "docs" / "web-phone.png"
@@ -80,6 +85,52 @@ def pvopt_status(cfg_path: Path) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry for entry in json.loads(out.stdout)["loads"]}
 
 
+def seed_history(cfg: config.Config, full: Trace, interval_s: int = 900) -> None:
+    """Today's chart needs a history: the simulator's run of the trace's last hours before
+    this time of day, reshaped into the store's intervals and dated today."""
+    tz = cfg.site.tz
+    now = time.time()
+    midnight = datetime.combine(datetime.fromtimestamp(now, tz).date(), dtime(0), tz).timestamp()
+    upto = int(now - midnight) // interval_s * interval_s
+    start = max(0, upto - HISTORY_S)
+    if upto - start < interval_s:
+        return
+    trace = window(full, offset_of(full, "00:00", tz) + start, upto - start)
+    series = simulate(trace, cfg, record=True).series
+    names = [s.name for s in cfg.specs()]
+    per = interval_s // 10  # the simulator records every 10 s
+    store = SqliteStore(cfg.state.path)
+    intervals = []
+    for j in range(0, len(series["t"]) - per + 1, per):
+        cut = slice(j, j + per)
+        grid = series["grid"][cut]
+        loads = {n: series[f"load:{n}"][cut] for n in names}
+        total = sum(loads.values())
+        h = 10 / 3600
+        temp = series["temp"][cut]
+        doc: dict[str, Any] = {
+            "end": int(midnight + start + (j + per) * 10),
+            "interval_s": interval_s,
+            "grid": {
+                "covered_s": interval_s,
+                "meter_s": interval_s,
+                "import_wh": float((grid.clip(min=0)).sum() * h),
+                "export_wh": float((-grid).clip(min=0).sum() * h),
+                "diverted_wh": float(((total - grid).clip(min=0)).clip(max=total).sum() * h),
+                "loads_wh": float(total.sum() * h),
+                "pv_wh": float(series["pv"][cut].sum() * h),
+            },
+            "loads": {
+                n: {"energy_wh": float(w.sum() * h), "power_w": float(w.mean())}
+                for n, w in loads.items()
+            },
+        }
+        doc["loads"][names[0]]["temperature_c"] = round(float(temp.mean()), 2)
+        intervals.append(doc)
+    store.save({}, [], None, intervals)
+    store.close()
+
+
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -98,13 +149,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             tmp_path_factory.mktemp("web"),
             broker.port,
             sections={
-                "meter": {"kind": "grid", "grid_topic": GRID_TOPIC},
+                "meter": {"kind": "grid", "grid_topic": GRID_TOPIC, "pv_topic": "home/pv"},
                 "web": {"listen": f"127.0.0.1:{port}", "password": PASSWORD},
                 "state": {"checkpoint_s": 5},
                 "sim": {"meter": {"period_s": 4}},  # meter values far enough apart to time
             },
         )
         cfg = config.load(cfg_path, environ={})
+        seed_history(cfg, full)
         trace = window(full, offset_of(full, "12:00", cfg.site.tz), 1800)
         grid: list[tuple[float, float]] = []
         cond = threading.Condition()
@@ -174,7 +226,7 @@ def test_page_shows_the_loads_live_without_console_errors(browser: Any, site: Si
         seen = len(site.grid)  # time only messages sent from now on
     while len(delays) < 3:
         with site.cond:
-            if not site.cond.wait_for(lambda: len(site.grid) > seen, 15):
+            if not site.cond.wait_for(lambda n=seen: len(site.grid) > n, 15):
                 pytest.fail("no meter message from the virtual house")
             arrived, watts = site.grid[-1]
             seen = len(site.grid)
@@ -265,7 +317,8 @@ def test_phone_screenshot_for_the_readme(browser: Any, site: Site, tmp_path: Pat
     page, errors = open_page(browser, site, viewport=PHONE, device_scale_factor=2)
     log_in(page)
     pw.expect(card(page, "towel_rail")).to_be_visible()
-    pw.expect(page.locator("#chart svg")).to_be_visible()
+    pw.expect(page.locator("#chart svg path").first).to_be_attached()
+    pw.expect(card(page, "water_heater").locator(".temp")).not_to_have_text("?", timeout=15_000)
     page.wait_for_function("document.querySelector('#grid').dataset.w !== ''")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], "nothing overflows a phone's width"

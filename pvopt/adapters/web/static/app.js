@@ -210,13 +210,23 @@ function svg(tag, attrs, parent) {
 }
 
 function renderChart(doc) {
-  const W = 640, H = 240, L = 42, R = 34, T = 8, B = 22;
   const box = $("#chart");
+  // drawn at the box's own width, so labels keep their size on a phone
+  const W = Math.max(300, Math.round(box.clientWidth || 640));
+  const H = Math.round(Math.min(260, Math.max(190, W * 0.5))), L = 50, R = 30, T = 10, B = 22;
   box.replaceChildren();
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, box);
   const pts = doc.points;
   const names = doc.names;
-  const x = (t) => L + ((t - doc.start) / (doc.end - doc.start)) * (W - L - R);
+  // the hours that have data, up to the next hour from now; the whole day when empty
+  let t0 = doc.start, t1 = doc.end;
+  if (pts.length) {
+    const hour = (t, up) => doc.start + (up ? Math.ceil : Math.floor)((t - doc.start) / 3600) * 3600;
+    t0 = hour(pts[0].end - pts[0].interval_s, false);
+    t1 = Math.min(doc.end, Math.max(hour(Date.now() / 1000, true), hour(pts[pts.length - 1].end, true)));
+    if (t1 - t0 < 3 * 3600) t0 = Math.max(doc.start, t1 - 3 * 3600);
+  }
+  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
   let top = 500, bottom = 0, tmin = Infinity, tmax = -Infinity;
   for (const p of pts) {
     const sum = names.reduce((a, n) => a + (p.loads_w[n] || 0), 0);
@@ -224,16 +234,21 @@ function renderChart(doc) {
     bottom = Math.min(bottom, -p.export_w);
     for (const t of Object.values(p.temperature_c)) { tmin = Math.min(tmin, t); tmax = Math.max(tmax, t); }
   }
+  top *= 1.05;
   const y = (w) => T + ((top - w) / (top - bottom)) * (H - T - B);
-  // hour grid and labels
-  for (let h = 0; h <= 24; h += 3) {
-    const xx = x(doc.start + h * 3600);
+  // hour grid and labels, at most about one label per 50 px
+  const spanH = (t1 - t0) / 3600;
+  const stepH = [1, 2, 3, 4, 6].find((s) => (spanH / s) * 50 <= W - L - R) || 6;
+  for (let t = t0; t <= t1; t += stepH * 3600) {
+    const xx = x(t);
     svg("line", { x1: xx, x2: xx, y1: T, y2: H - B, class: "axis" }, root);
+    const h = Math.round((t - doc.start) / 3600);
     svg("text", { x: xx, y: H - 6, "text-anchor": "middle" }, root).textContent = String(h).padStart(2, "0") + "h";
   }
   svg("line", { x1: L, x2: W - R, y1: y(0), y2: y(0), class: "axis" }, root);
-  for (const w of [top, bottom].filter((v) => v !== 0)) {
-    svg("text", { x: L - 4, y: y(w) + 4, "text-anchor": "end" }, root).textContent = fmtW(w);
+  for (const w of [top / 1.05, bottom].filter((v) => v !== 0)) {
+    const label = Math.abs(w) >= 1000 ? (w / 1000).toFixed(1) + " kW" : Math.round(w) + " W";
+    svg("text", { x: L - 4, y: y(w) + 4, "text-anchor": "end" }, root).textContent = label;
   }
   const legend = $("#legend");
   legend.replaceChildren();
