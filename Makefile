@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo simulate test lint bench bench-service clean packages
+.PHONY: demo simulate test lint bench bench-service bench-web screenshot clean packages
 
 # Debian packages (binary:package) of the real services the demo and the tests run on loopback.
 PACKAGES := mosquitto:mosquitto influxd:influxdb chromium:chromium
@@ -30,6 +30,13 @@ bench: $(BIN)/pvopt
 
 bench-service: $(BIN)/pvopt packages
 	$(BIN)/pvopt bench-service
+
+bench-web: $(BIN)/pvopt packages
+	$(BIN)/python bench/web_load.py
+
+# the README's phone screenshot, taken by the browser test
+screenshot: $(BIN)/pvopt packages
+	PVOPT_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_web_browser.py -k screenshot -q
 
 packages:
 	@missing=""; for bp in $(PACKAGES); do b=$${bp%%:*}; p=$${bp##*:}; \
