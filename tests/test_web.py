@@ -50,8 +50,9 @@ def house_with(web: dict[str, Any] | None) -> config.Config:
 def client(web: dict[str, Any], base_url: str = LOCAL) -> tuple[TestClient, FakeSite, Hub]:
     cfg = house_with(web)
     assert cfg.web is not None
-    site, hub = FakeSite(), Hub()
-    app = build_app(cfg, site, hub, Guard(cfg.web), lambda: None, clock=lambda: T0)
+    site, hub, guard = FakeSite(), Hub(), Guard(cfg.web)
+    guard.failure_delay_s = 0.0
+    app = build_app(cfg, site, hub, guard, lambda: None, clock=lambda: T0)
     return TestClient(app, base_url=base_url), site, hub
 
 

@@ -156,7 +156,7 @@ def build_app(
             return refuse(400, "password missing")
         token = guard.login(password)
         if token is None:
-            await asyncio.sleep(0.5)  # slows a guessing loop; the event loop keeps serving
+            await asyncio.sleep(guard.failure_delay_s)  # the event loop keeps serving meanwhile
             return refuse(401, "wrong password")
         response = JSONResponse({"ok": True})
         response.set_cookie(

@@ -29,6 +29,7 @@ class Guard:
         self.clock = clock
         self.sessions: dict[str, float] = {}  # token -> expiry
         self.failures: deque[float] = deque()
+        self.failure_delay_s = 0.5  # slows a guessing loop; tests set 0 rather than wait
 
     @property
     def required(self) -> bool:
