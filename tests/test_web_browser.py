@@ -328,3 +328,58 @@ def test_phone_screenshot_for_the_readme(browser: Any, site: Site, tmp_path: Pat
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copy(shot, SCREENSHOT)
     assert errors == []
+
+
+class NoSite:
+    def submit(self, cmd: Any, source: str) -> Any:
+        raise AssertionError("no command expected")
+
+
+def test_trouble_is_shown_plainly(browser: Any, house: config.Config, tmp_path: Path) -> None:
+    """A stale meter, a lost broker and an InfluxDB backlog, as the service reports them."""
+    from pvopt.adapters.web import WebServer
+
+    port = free_port()
+    cfg = house.model_copy(
+        update={
+            "web": config.WebConfig(listen=f"127.0.0.1:{port}"),
+            "state": config.StateConfig(path=str(tmp_path / "none.db")),
+        }
+    )
+    server = WebServer(cfg, NoSite())
+    server.start()
+    try:
+        doc: dict[str, Any] = {
+            "time": "2026-06-15T10:00:00+02:00",
+            "grid_w": 840.0,
+            "meter": {"age_s": 95.0, "stale": True, "pv_w": None},
+            "mqtt": {"connected": False},
+            "influxdb": {"backlog_s": 3600, "error": "connection refused"},
+            "policy": "default",
+            "dry_run": False,
+            "loads": [],
+        }
+        server.push(doc)
+        page, errors = open_page(
+            browser, Site(f"http://127.0.0.1:{port}", tmp_path, [], cond=threading.Condition())
+        )
+        alerts = page.locator("#alerts .alert")
+        pw.expect(alerts).to_have_count(3)
+        pw.expect(alerts.nth(0)).to_contain_text("MQTT broker unreachable")
+        pw.expect(alerts.nth(1)).to_contain_text("Meter stale")
+        pw.expect(alerts.nth(2)).to_contain_text(
+            "InfluxDB backlog: 60 min waiting — connection refused"
+        )
+        pw.expect(page.locator("#grid")).to_have_text("840 W")
+        server.push(
+            {
+                **doc,
+                "meter": {"age_s": 1.0, "stale": False},
+                "mqtt": {"connected": True},
+                "influxdb": {"backlog_s": 0, "error": None},
+            }
+        )
+        pw.expect(alerts).to_have_count(0)
+        assert errors == []
+    finally:
+        server.stop()
