@@ -129,3 +129,12 @@ def parse_duration(text: str) -> float:
     if not 0 < seconds <= MAX_DURATION_S:
         raise CommandError(f"duration {text!r} outside 1 s..30 days")
     return float(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a command: done (what was done) or refused (why), for a caller that
+    shows it (the local page); `regulation/control` only logs it."""
+
+    ok: bool
+    message: str

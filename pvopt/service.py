@@ -14,8 +14,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs import regulation as jobs
 from jobs.errors import JobErrors
@@ -32,7 +33,7 @@ from machines.policy import get_policy
 from machines.schedules import Planner
 from pvopt.adapters.influx import InfluxSink
 from pvopt.adapters.mqtt import MqttBus
-from pvopt.commands import Command, parse_control_json, parse_seed_control
+from pvopt.commands import Command, Outcome, parse_control_json, parse_seed_control
 from pvopt.config import Config
 from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock
@@ -40,10 +41,14 @@ from pvopt.status import local_iso
 from pvopt.topics import CONTROL_TOPIC, LoadWiring, online_topic, wiring
 from state.store import MemoryStore, SqliteStore, StateStore
 
+if TYPE_CHECKING:
+    from pvopt.adapters.web import WebServer
+
 log = logging.getLogger("pvopt")
 
 SEED_CONTROL_TOPICS = "scr/+/control"  # one wildcard, so unknown ids are seen and refused
 SEED_CONTROL = re.compile(r"scr/(\d+)/control")
+SUBMIT_TIMEOUT_S = 5.0  # a page waiting for the regulator's verdict on its command
 DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
 
 
@@ -137,10 +142,12 @@ class Service:
             command_refresh_s=cfg.regulation.command_refresh_s,
             errors=self.errors,
             outbox=self.outbox,
+            connected=self.bus.connected.is_set,
         )
         self.lock = self.regulator.lock
         self.scheduler = make_scheduler(self.tz)
         self.errors.install(self.scheduler, EXECUTORS)
+        self.web: WebServer | None = None  # the local page, started with the service
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -157,6 +164,12 @@ class Service:
         self.scheduler.start()
         self.regulator.resend()  # what was restored
         self.bus.start()
+        if self.cfg.web is not None:  # imported here: a service without the page never loads it
+            from pvopt.adapters.web import WebServer
+
+            self.web = WebServer(self.cfg, self, self.clock)
+            self.web.start()
+            self.regulator.status_listeners.append(self.web.push)  # never waits for a client
 
     def run_forever(self) -> None:
         """Run until SIGTERM/SIGINT, then shut down cleanly."""
@@ -176,6 +189,8 @@ class Service:
     def stop(self) -> None:
         """Loads on surplus go to 0 W; forced loads keep their command; state is kept."""
         log.info("pvopt stopping")
+        if self.web is not None:
+            self.web.stop()
         self.scheduler.shutdown(wait=True)
         self.regulator.shutdown()
         if self.flush_job is not None:
@@ -241,6 +256,19 @@ class Service:
         self.regulator.post(Control(cmd, source))
         if not self.stopping.is_set():
             jobs.run_inputs(self.scheduler, self.regulator.apply_inputs)
+
+    def submit(self, cmd: Command, source: str) -> Outcome:
+        """A command from the page (pvopt/adapters/web.Site): the same queue and checks as
+        `regulation/control`, and the regulator's verdict once its worker has applied it."""
+        reply: Future[Outcome] = Future()
+        self.regulator.post(Control(cmd, source, reply))
+        if self.stopping.is_set():
+            return Outcome(False, "pvopt is stopping")
+        jobs.run_inputs(self.scheduler, self.regulator.apply_inputs)
+        try:
+            return reply.result(timeout=SUBMIT_TIMEOUT_S)
+        except TimeoutError:
+            return Outcome(False, f"no answer from the regulator within {SUBMIT_TIMEOUT_S:g} s")
 
     # -- the regulator's worker ---------------------------------------------------------------
     def kick(self, delay_s: float) -> None:
