@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from machines.energy import Ledger, LoadSpan
+from machines.energy import Ledger, LoadSpan, export_room
 from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
 from machines.model import Kind, LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
 from machines.policy import PolicyParams, decide
@@ -55,6 +55,7 @@ class Controller:
         self.memo = PolicyMemo()
         self.last_tick: float | None = None
         self.reasons: dict[str, str] = {}
+        self.limits: dict[str, str] = {}  # why each load draws no more (machines/export.py)
         saved = saved or {}
         self.machines: dict[str, LoadMachine] = {}
         for spec in specs:
@@ -95,6 +96,7 @@ class Controller:
                 m.setpoint_w,
                 m.state.value,
                 m.temperature_c if m.temperature_known(t1) else None,
+                **export_room(m, self.limits, t1),
             )
             for name, m in self.machines.items()
         ]
@@ -150,6 +152,7 @@ class Controller:
                 m.switched_at = now
             m.setpoint_w = p
         self.reasons = decision.reasons
+        self.limits = decision.limits
         records = self.drain_records()
         return TickResult(decision.power_w, decision.reasons, decision.changed, records)
 

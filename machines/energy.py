@@ -8,8 +8,15 @@ the meter value held until the next one. An interval is emitted once time passes
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from machines.export import Room, attribute_export, room_w
+from machines.model import Kind
+
+if TYPE_CHECKING:
+    from machines.loads import LoadMachine
 
 STATES = ("off", "eco", "solar", "boost")
 
@@ -22,6 +29,25 @@ class LoadSpan:
     power_w: float
     state: str
     temperature_c: float | None = None
+    room_w: float = 0.0  # what it could still take (machines/export.py)
+    limit: str = ""  # why its decision did not take more
+    continuous: bool = True
+
+
+def export_room(m: LoadMachine, limits: Mapping[str, str], now: float) -> dict[str, Any]:
+    """The export-attribution fields of a load's span: its room and its decision's limit."""
+    spec = m.spec
+    th = m.thresholds
+    relay = spec.kind is Kind.RELAY
+    room = room_w(
+        spec.max_w,
+        m.setpoint_w,
+        relay,
+        enabled=spec.enabled,
+        temperature_c=m.temperature_c if m.temperature_known(now) else None,
+        temp_max=th.temp_max if th else None,
+    )
+    return {"room_w": room, "limit": limits.get(spec.name, ""), "continuous": not relay}
 
 
 @dataclass
@@ -46,6 +72,7 @@ class _IntervalAcc:
     reactive_vars: float = 0.0
     pv_s: float = 0.0
     pv_wh: float = 0.0
+    export_by_reason: dict[str, float] = field(default_factory=dict)  # Wh
     loads: dict[str, _LoadAcc] = field(default_factory=dict)
 
 
@@ -123,6 +150,10 @@ class Ledger:
                 acc.export_wh -= grid_w * h
             surplus = total_w - grid_w  # PV − base load, as the meter sees it
             acc.diverted_wh += max(0.0, min(total_w, surplus)) * h
+            if grid_w < 0:
+                rooms = [Room(s.room_w, s.limit or "settling", s.continuous) for s in loads]
+                for reason, w in attribute_export(-grid_w, rooms).items():
+                    acc.export_by_reason[reason] = acc.export_by_reason.get(reason, 0.0) + w * h
         if reactive_var is not None:
             acc.reactive_s += dt
             acc.reactive_vars += reactive_var * dt
@@ -156,7 +187,17 @@ class Ledger:
             if la.temp_s > 0:
                 entry["temperature_c"] = round(la.temp_ks / la.temp_s, 2)
             loads[name] = entry
-        return {"end": acc.end, "interval_s": self.interval_s, "grid": grid, "loads": loads}
+        doc: dict[str, Any] = {
+            "end": acc.end,
+            "interval_s": self.interval_s,
+            "grid": grid,
+            "loads": loads,
+        }
+        if acc.export_by_reason:  # beside `grid`: InfluxDB writes `grid` as flat fields
+            doc["export_by_reason_wh"] = {
+                k: round(v, 4) for k, v in sorted(acc.export_by_reason.items())
+            }
+        return doc
 
 
 def dump_ledger(ledger: Ledger) -> dict[str, Any]:

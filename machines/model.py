@@ -123,3 +123,5 @@ class Decision:
     reasons: dict[str, str]
     memo: PolicyMemo
     changed: bool  # any power differs from its setpoint
+    # per load, why it does not draw more (machines/export.py): what export is charged to
+    limits: dict[str, str] = field(default_factory=dict)

@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from machines.export import FULL
 from machines.meter import active_power_bounded
 from machines.model import (
     FORCED_STATES,
@@ -26,6 +27,7 @@ from machines.model import (
     Kind,
     LoadView,
     MeterSnapshot,
+    Mode,
     PolicyMemo,
     RelayTimer,
     State,
@@ -62,6 +64,7 @@ class Frame:
     flexible: list[LoadView]
     power: dict[str, float]  # filled in by the policy for `flexible`
     reasons: dict[str, str]
+    limits: dict[str, str]  # why a load does not draw more (machines/export.py)
 
 
 Spread = Callable[[Frame, PolicyParams, float, PolicyMemo], Decision]
@@ -125,24 +128,43 @@ def decide(
     policy = get_policy(params.name)
     power: dict[str, float] = {}
     reasons: dict[str, str] = {}
+    limits: dict[str, str] = {}
     flexible: list[LoadView] = []
     for view in loads:
         name = view.spec.name
         if view.state in FORCED_STATES:
             power[name] = view.forced_w if view.forced_w is not None else view.spec.max_w
             reasons[name] = view.reason
+            limits[name] = FULL if power[name] >= view.spec.max_w else "forced"
         elif view.state is State.SOLAR or (view.tops_up and policy.tops_up):
             flexible.append(view)
         else:
             power[name] = 0.0
             reasons[name] = view.reason
+            limits[name] = _idle_limit(view)
 
     if snapshot.stale or snapshot.grid_w is None or snapshot.sampled_at is None:
         for view in flexible:
             power[view.spec.name] = 0.0
             reasons[view.spec.name] = "meter_stale"
-        return _finish(loads, power, reasons, memo, now)
-    return policy.spread(Frame(snapshot, loads, flexible, power, reasons), params, now, memo)
+            limits[view.spec.name] = "meter_stale"
+        return _finish(loads, power, reasons, memo, now, limits=limits)
+    frame = Frame(snapshot, loads, flexible, power, reasons, limits)
+    return policy.spread(frame, params, now, memo)
+
+
+def _idle_limit(view: LoadView) -> str:
+    """Why a load the policy does not steer takes nothing."""
+    if view.mode is Mode.MANUAL:
+        return "manual"
+    if view.reason in ("meter_stale", "disabled"):
+        return view.reason
+    return "satisfied"
+
+
+def _dimmer_limit(view: LoadView, p: float, why: str) -> str:
+    """`full` at max power, else what held the load back."""
+    return FULL if p >= view.spec.max_w - CHANGE_EPS_W else why
 
 
 def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: PolicyMemo) -> Decision:
@@ -155,10 +177,19 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
         snapshot.sampled_at >= memo.last_command_at + params.settle_s
     )
     if not settled:
+        # No sample since the command: the loads follow the last one (export beyond it is the
+        # sampling's); a sample inside settle_s: the command is still settling.
+        assert memo.last_command_at is not None
+        waiting = "margin" if snapshot.sampled_at <= memo.last_command_at else "settling"
         for view in flexible:
             power[view.spec.name] = view.setpoint_w
             reasons[view.spec.name] = "settling"
-        return _finish(loads, power, reasons, memo, now)
+            full = view.setpoint_w >= view.spec.max_w - CHANGE_EPS_W
+            if view.spec.kind is Kind.RELAY:
+                frame.limits[view.spec.name] = FULL if view.setpoint_w > 0 else "relay_start"
+            else:
+                frame.limits[view.spec.name] = FULL if full else waiting
+        return _finish(loads, power, reasons, memo, now, limits=frame.limits)
 
     grid = _grid_estimate(snapshot)
     error = -grid - params.margin_w
@@ -180,26 +211,34 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
     # Dead band on the export side only: a small export is the aim, any import is corrected.
     in_band = grid <= 0.0 and error < params.balance_band_w and not relays_changed
     remaining = budget - sum(_nominal(v, memo) for v in order if v.spec.name in relays_on)
+    limits = frame.limits
+    held = "damping" if gain < 1.0 and error > 0 else "margin"
     for view in order:
         name = view.spec.name
         if view.spec.kind is Kind.RELAY:
             on = name in relays_on
             power[name] = _nominal(view, memo) if on else 0.0
             reasons[name] = relay_reasons.get(name) or _running_reason(view, on)
+            min_off = relay_reasons.get(name) == "min_off_hold"
+            limits[name] = FULL if on else ("min_off" if min_off else "relay_start")
             continue
+        why = held
         if in_band:
             p = view.setpoint_w
+            why = "margin"
         else:
             p = min(max(remaining, 0.0), view.spec.max_w)
             if p < view.spec.min_power_w:
+                why = "min_power" if p > 0 else held
                 p = 0.0
         remaining -= p
         power[name] = p
         reasons[name] = _running_reason(view, p > 0)
+        limits[name] = _dimmer_limit(view, p, why)
     move = sum(power[v.spec.name] - v.setpoint_w for v in order)
     last_move = memo.last_move if abs(move) < CHANGE_EPS_W else math.copysign(1.0, move)
     memo = replace(memo, relay_timers=timers, rise_gain=gain, last_move=last_move)
-    return _finish(loads, power, reasons, memo, now, snapshot.grid_w)
+    return _finish(loads, power, reasons, memo, now, snapshot.grid_w, limits=limits)
 
 
 def _grid_estimate(snapshot: MeterSnapshot) -> float:
@@ -297,6 +336,8 @@ def _finish(
     memo: PolicyMemo,
     now: float,
     grid_w: float | None = None,
+    *,
+    limits: dict[str, str] | None = None,
 ) -> Decision:
     """Stamp the command time and arm power learning for unknown relays that switched."""
     steps = {v.spec.name: power[v.spec.name] - v.setpoint_w for v in loads}
@@ -312,14 +353,25 @@ def _finish(
                 pending[name] = (now, grid_w, others)
         if pending != memo.pending_learn:
             memo = replace(memo, pending_learn=pending)
-    return Decision(power, reasons, memo, changed)
+    return Decision(power, reasons, memo, changed, limits if limits is not None else {})
 
 
 def _spread_legacy(frame: Frame, params: PolicyParams, now: float, memo: PolicyMemo) -> Decision:
     """The seed's evaluate(), then the shared bookkeeping (no power learning)."""
     assert frame.snapshot.grid_w is not None
     _legacy(frame.snapshot.grid_w, frame.flexible, params, frame.power, frame.reasons)
-    return _finish(frame.loads, frame.power, frame.reasons, memo, now)
+    grid = frame.snapshot.grid_w
+    why = "margin" if abs(grid) <= params.legacy_threshold_w else "damping"
+    blocked = False
+    for view in frame.flexible:
+        name = view.spec.name
+        p = frame.power[name]
+        if view.spec.kind is Kind.RELAY:
+            frame.limits[name] = FULL if p > 0 else "relay_start"
+        else:
+            frame.limits[name] = _dimmer_limit(view, p, "blocked" if blocked else why)
+        blocked = blocked or (view.is_temp_driven and grid < -params.legacy_threshold_w)
+    return _finish(frame.loads, frame.power, frame.reasons, memo, now, limits=frame.limits)
 
 
 def _legacy(

@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from machines.export import ordered
 from state.store import StateStore
 
 GRID_KEYS = ("import_wh", "export_wh", "diverted_wh", "loads_wh")
@@ -24,8 +25,11 @@ def summarize(intervals: list[dict[str, Any]], names: list[str]) -> dict[str, An
     loads = dict.fromkeys(names, 0.0)
     pv_wh: float | None = None
     covered = 0.0
+    by_reason: dict[str, float] = {}
     for doc in intervals:
         g = doc["grid"]
+        for reason, wh in doc.get("export_by_reason_wh", {}).items():
+            by_reason[reason] = by_reason.get(reason, 0.0) + wh
         for key in GRID_KEYS:
             grid[key] += g.get(key, 0.0)
         covered += g.get("covered_s", 0.0)
@@ -37,6 +41,7 @@ def summarize(intervals: list[dict[str, Any]], names: list[str]) -> dict[str, An
     out: dict[str, Any] = {
         **{k: round(v, 2) for k, v in grid.items()},
         "loads": {k: round(v, 2) for k, v in loads.items()},
+        "export_by_reason_wh": {k: round(v, 2) for k, v in ordered(by_reason)},
         "pv_wh": None if pv_wh is None else round(pv_wh, 2),
         "covered_h": round(covered / 3600.0, 2),
         "intervals": len(intervals),

@@ -7,6 +7,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from machines.controller import Controller
+from machines.energy import export_room
+from machines.export import EXPORT_REASONS, Room, attribute_export, main_reason
 from machines.model import MeterSnapshot
 from machines.schedules import ScheduleEvent
 
@@ -47,6 +49,7 @@ def build_status(
                 "state": m.state.value,
                 "mode": m.mode.value,
                 "reason": ctl.reasons.get(m.spec.name, m.reason),
+                "limit": ctl.limits.get(m.spec.name),
                 "power_w": round(m.setpoint_w, 1),
                 "energy_today_wh": round(real_wh, 1),
                 "forced_until": local_iso(m.forced_until, tz),
@@ -78,10 +81,30 @@ def build_status(
             "age_s": None if meter_age_s is None else round(meter_age_s, 1),
             "stale": True if snapshot is None else snapshot.stale,
         },
+        "export": export_now(ctl, snapshot, now),
         "policy": policy,
         "dry_run": dry_run,
         "loads": loads,
         "equipments": equipments,
+    }
+
+
+def export_now(ctl: Controller, snapshot: MeterSnapshot | None, now: float) -> dict[str, Any]:
+    """The current export and why the loads leave it (machines/export.py); none on a stale or
+    unknown meter."""
+    if snapshot is None or snapshot.stale or snapshot.grid_w is None or snapshot.grid_w >= 0:
+        return {"w": 0.0, "reason": None, "why": None, "by_reason_w": {}}
+    rooms = []
+    for m in ctl.machines.values():
+        r = export_room(m, ctl.limits, now)
+        rooms.append(Room(r["room_w"], r["limit"] or "settling", r["continuous"]))
+    by = attribute_export(-snapshot.grid_w, rooms)
+    reason = main_reason(by)
+    return {
+        "w": round(-snapshot.grid_w, 1),
+        "reason": reason,
+        "why": EXPORT_REASONS.get(reason or "", reason),
+        "by_reason_w": {k: round(v, 1) for k, v in by.items()},
     }
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
+from machines.export import ordered, short_label
+
 
 def energy_unit(values: Iterable[float | None]) -> tuple[str, float]:
     """One unit for a whole table: kWh once any figure reaches 1 kWh, else Wh."""
@@ -86,6 +88,9 @@ def status_table(doc: dict[str, Any], origin: str) -> Table:
     notes = []
     if doc.get("dry_run"):
         notes.append("DRY RUN: no command sent")
+    export = doc.get("export") or {}
+    if export.get("reason"):
+        notes.append(f"exporting {export['w']:.0f} W: {export['why']}")
     if meter.get("rejected"):
         notes.append(f"{meter['rejected']} meter payload(s) rejected")
     influx = doc.get("influxdb")
@@ -141,7 +146,7 @@ def energy_table(rows: list[Any], names: list[str]) -> Table:
     for name in names:
         table.add_column(name, justify="right")
     pv = any(t["pv_wh"] is not None for _, t, _ in rows)  # only with meter.pv_topic
-    cols = ["all loads", "from surplus", "import", "export", "surplus kept"]
+    cols = ["all loads", "from surplus", "import", "export", "export by reason", "surplus kept"]
     for col in cols + (["PV", "self-cons.", "self-suff."] if pv else []):
         table.add_column(col, justify="right")
 
@@ -157,6 +162,10 @@ def energy_table(rows: list[Any], names: list[str]) -> Table:
             fmt_energy(t["diverted_wh"], unit),
             fmt_energy(t["import_wh"], unit),
             fmt_energy(t["export_wh"], unit),
+            ", ".join(
+                f"{fmt_energy(v, unit)} {short_label(k)}"
+                for k, v in ordered(t.get("export_by_reason_wh", {}))
+            ),
             pct(t["surplus_kept"]),
             *(
                 [
@@ -170,6 +179,8 @@ def energy_table(rows: list[Any], names: list[str]) -> Table:
         )
     table.caption = (
         "from surplus: load energy that would otherwise have been exported. "
+        "export by reason: why the loads left it (nothing left = every load full or satisfied; "
+        "margin = the aimed small export and dead band; relay waiting = a relay's start budget). "
         "surplus kept = from surplus ÷ (from surplus + export): the share of the solar surplus "
         "the loads took; 100 % means nothing was exported."
     )

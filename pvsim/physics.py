@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from machines.export import Room, attribute_export, ordered
 from machines.model import Kind, LoadSpec
 from pvopt.config import Config
 from pvopt.kinds import EquipmentModel, HouseReading
@@ -22,6 +23,7 @@ from pvsim.traces import Trace
 
 WH_PER_LITRE_K = 1.163
 PROBE_PERIOD_S = 10
+PROBE_RES_C = 0.1  # a heater this close to temp_max counts as satisfied for export reasons
 RECORD_EVERY_S = 10
 H = 1.0 / 3600.0
 
@@ -115,6 +117,7 @@ class DayKpi:
     pv_wh: float = 0.0
     diverted_wh: float = 0.0
     bound_wh: float = 0.0
+    ceiling_wh: float = 0.0
 
 
 @dataclass
@@ -154,6 +157,7 @@ class House:
         physics = [physics_of(entries[s.name], s, cfg) for s in specs]
         self.heaters = [p.heater() if p.heater else None for p in physics]
         self.bound_heaters = [p.heater() if p.heater else None for p in physics]  # the oracle's
+        self.ceil_heaters = [p.heater() if p.heater else None for p in physics]  # the ceiling's
         n = self.n = len(specs)
         self.is_relay = [s.kind is Kind.RELAY for s in specs]
         self.relay_power = [p.real_w for p in physics]  # unknown relays: their true power
@@ -161,6 +165,14 @@ class House:
         self.enabled = [s.enabled for s in specs]
         self.draws = draw_seconds(cfg, trace)
         self.temp_min = [s.thresholds.temp_min if s.thresholds else -math.inf for s in specs]
+        self.temp_max = [s.thresholds.temp_max if s.thresholds else math.inf for s in specs]
+        # the causal ceiling: true surplus at each meter sample, set 1 s later, held
+        self.meter_period = max(1, round(cfg.sim.meter.period_s))
+        self.ceil_set = [0.0] * n
+        # export attribution: each load's last decision's limit, the surplus the meter last saw
+        self.limits = [""] * n
+        self.sample_surplus: float | None = None
+        self.export_by: dict[str, float] = {}  # W·s by reason
         self.first_heater = next((h for h in self.heaters if h is not None), None)
         self.pv_arr = trace.pv_w.tolist()
         self.base_arr = trace.base_w.tolist()
@@ -179,7 +191,19 @@ class House:
         self.q_ratio = cfg.sim.meter.reactive_ratio
         self.quantum = cfg.sim.meter.quantum_va
         self.acc = dict.fromkeys(
-            ("pv", "base", "import", "export", "loads", "diverted", "bound", "ibl", "forced"), 0.0
+            (
+                "pv",
+                "base",
+                "import",
+                "export",
+                "loads",
+                "diverted",
+                "bound",
+                "ceiling",
+                "ibl",
+                "forced",
+            ),
+            0.0,
         )
         self.below_s = 0
         self.seconds = 0
@@ -258,8 +282,11 @@ class House:
                 take = cap if cap < left else left
             bound += take
             left -= take
+        ceiling = self._ceiling_step(i, surplus)
         diverted = loads_w if loads_w < surplus else surplus
         acc = self.acc
+        acc["ceiling"] += ceiling
+        day_kpi.ceiling_wh += ceiling * H
         acc["pv"] += pv
         acc["base"] += base
         acc["loads"] += loads_w
@@ -277,6 +304,10 @@ class House:
             acc["ibl"] += flex if flex < rest else rest
         else:
             acc["export"] -= grid
+            if grid < 0:
+                self._explain_export(-grid, surplus)
+        if i % self.meter_period == 0:
+            self.sample_surplus = surplus
         # -- hot water draws and the comfort KPIs
         if i in self.draws:
             litres = self.draws[i]
@@ -286,9 +317,9 @@ class House:
                     if h.temp_c < self.temp_min[k]:
                         loads_kpi[k].cold_draws += 1
                     h.draw(litres)
-                    bh = self.bound_heaters[k]
-                    if bh is not None:
-                        bh.draw(litres)
+                    for other in (self.bound_heaters[k], self.ceil_heaters[k]):
+                        if other is not None:
+                            other.draw(litres)
         for k in range(n):
             h = heaters[k]
             if h is not None and h.temp_c < self.temp_min[k]:
@@ -308,6 +339,55 @@ class House:
         self.pv = pv
         self.seconds += 1
         return grid
+
+    def _ceiling_step(self, i: int, surplus: float) -> float:
+        """The causal ceiling's second `i`: what its held setpoints divert; at a meter sample,
+        its new setpoints (true surplus now, priority order, continuous loads up to their max,
+        heaters up to `temp_max`) act from the next second."""
+        loads_w = 0.0
+        for k in range(self.n):
+            p = self.ceil_set[k]
+            ch = self.ceil_heaters[k]
+            if ch is not None:
+                if not (ch.accepts() and ch.temp_c < self.temp_max[k]):
+                    p = 0.0
+                ch.step(p)
+            loads_w += p
+        if i % self.meter_period == 0:
+            left = surplus
+            for k in range(self.n):
+                ch = self.ceil_heaters[k]
+                full = ch is not None and not (ch.accepts() and ch.temp_c < self.temp_max[k])
+                if not self.enabled[k] or full or left <= 0:
+                    self.ceil_set[k] = 0.0
+                    continue
+                take = self.caps[k] if self.caps[k] < left else left
+                self.ceil_set[k] = take
+                left -= take
+        return loads_w if loads_w < surplus else surplus
+
+    def _explain_export(self, export_w: float, surplus: float) -> None:
+        """Charge this second's export to the loads that could have taken it (machines/export)."""
+        rooms = []
+        for k in range(self.n):
+            if not self.enabled[k]:
+                continue
+            h = self.heaters[k]
+            if h is not None and not (h.accepts() and h.temp_c < self.temp_max[k] - PROBE_RES_C):
+                continue  # its thermostat, or temp_max within what the probe resolves: full
+            if self.is_relay[k]:
+                room = 0.0 if self.relay_on[k] else self.caps[k]
+            else:
+                room = self.caps[k] - self.setpoint[k]
+            if room > 0:
+                rooms.append(Room(room, self.limits[k] or "settling", not self.is_relay[k]))
+        lag = 0.0 if self.sample_surplus is None else surplus - self.sample_surplus
+        for reason, w in attribute_export(export_w, rooms, lag).items():
+            self.export_by[reason] = self.export_by.get(reason, 0.0) + w
+
+    def explain(self, k: int, limit: str) -> None:
+        """Load `k`'s decision says why it takes no more (acts with its command, next second)."""
+        self.limits[k] = limit
 
     # -- sensors ----------------------------------------------------------------------------
     def probe(self) -> list[tuple[int, float]]:
@@ -352,6 +432,7 @@ class House:
             self.specs,
             self.days,
             self.below_s,
+            self.export_by,
         )
         kpis["schedule_events"] = events or []
         series: dict[str, np.ndarray] = {}
@@ -378,8 +459,10 @@ def _kpis(
     specs: list[LoadSpec],
     days: dict[date, DayKpi],
     below_s: int,
+    export_by: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     wh = {k: v / 3600.0 for k, v in acc.items()}
+    by_reason = {k: round(v / 3600.0, 1) for k, v in ordered(export_by or {})}
     return {
         "trace": trace.name,
         "policy": policy,
@@ -392,6 +475,9 @@ def _kpis(
         "diverted_wh": round(wh["diverted"], 1),
         "bound_wh": round(wh["bound"], 1),
         "capture": round(wh["diverted"] / wh["bound"], 4) if wh["bound"] > 0 else 1.0,
+        "ceiling_wh": round(wh["ceiling"], 1),
+        "efficiency": round(wh["diverted"] / wh["ceiling"], 4) if wh["ceiling"] > 0 else 1.0,
+        "export_by_reason_wh": by_reason,
         "import_by_loads_wh": round(wh["ibl"], 1),
         "forced_import_wh": round(wh["forced"], 1),
         "switches": sum(k.switches for k in loads_kpi),
@@ -413,6 +499,7 @@ def _kpis(
                 "pv_wh": round(k.pv_wh, 1),
                 "diverted_wh": round(k.diverted_wh, 1),
                 "bound_wh": round(k.bound_wh, 1),
+                "ceiling_wh": round(k.ceiling_wh, 1),
                 "capture": round(k.diverted_wh / k.bound_wh, 4) if k.bound_wh > 0 else 1.0,
             }
             for d, k in sorted(days.items())

@@ -67,6 +67,7 @@ def simulate(
                 events.extend(planner.drain_events())
             for k, m in enumerate(machines):
                 house.actuate(k, m.setpoint_w, m.state in FORCED_STATES, now)
+                house.explain(k, ctl.limits.get(m.spec.name, ""))
         if progress is not None and i % 3600 == 0:
             progress(i, total)
     if progress is not None:

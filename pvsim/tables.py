@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
+from machines.export import EXPORT_REASONS, ordered, short_label
 from machines.model import Kind, LoadSpec
 from pvopt.tables import energy_unit, fmt_energy
 
@@ -27,7 +28,12 @@ def summary_table(
         (
             "Most they could have taken",
             kpis["bound_wh"],
-            "a perfect regulator that sees every second's surplus in advance: the ceiling",
+            "a perfect regulator that sees every second's surplus in advance: the physical bound",
+        ),
+        (
+            "What a causal regulator reaches",
+            kpis.get("ceiling_wh", 0.0),
+            "true power at each meter sample, set 1 s later, held to the next: the ceiling",
         ),
         (
             "Grid import caused by the loads",
@@ -53,6 +59,8 @@ def summary_table(
     for label, value, meaning in energy:
         top.add_row(label, fmt_energy(value, unit), meaning)
     parts: list[Table] = [top, loads_table(kpis, specs)]
+    if kpis.get("export_by_reason_wh"):
+        parts.append(export_table(kpis))
     if ratios:
         parts.insert(1, ratio_table([("this run", kpis)]))
     return Group(*parts)
@@ -63,14 +71,17 @@ def ratio_table(rows: list[tuple[str, dict[str, Any]]], title: str = "how well")
     table = Table(title=title)
     table.add_column("run")
     table.add_column("capture %", justify="right")
+    table.add_column("efficiency %", justify="right")
     table.add_column("import by loads, % of surplus taken", justify="right")
     for label, k in rows:
         share = 100 * k["import_by_loads_wh"] / k["diverted_wh"] if k["diverted_wh"] else 0.0
-        table.add_row(label, f"{100 * k['capture']:.1f}", f"{share:.1f}")
+        eff = f"{100 * k['efficiency']:.1f}" if "efficiency" in k else ""
+        table.add_row(label, f"{100 * k['capture']:.1f}", eff, f"{share:.1f}")
     table.caption = (
         "capture = taken from surplus ÷ the most the loads could have taken; 100 % is perfect, "
-        "≥ 90 % over a cloudy day is the target. import by loads: grid energy the loads drew per "
-        "unit of surplus they took; ≤ 1–2 % over a day is good."
+        "≥ 90 % over a cloudy day is the target. efficiency = taken ÷ what a regulator reading "
+        "the meter every sample can reach (the causal ceiling). import by loads: grid energy the "
+        "loads drew per unit of surplus they took; ≤ 1–2 % over a day is good."
     )
     return table
 
@@ -100,6 +111,24 @@ def loads_table(kpis: dict[str, Any], specs: list[LoadSpec] | None = None) -> Ta
     return table
 
 
+def export_table(kpis: dict[str, Any]) -> Table:
+    """Exported energy by reason: why the loads left it (machines/export.py)."""
+    by = kpis["export_by_reason_wh"]
+    unit = energy_unit(by.values())
+    table = Table(title=f"exported {fmt_energy(kpis['export_wh'], unit)} {unit[0]}, by reason")
+    table.add_column("reason")
+    table.add_column(unit[0], justify="right")
+    table.add_column("what it means")
+    for reason, wh in ordered(by):
+        table.add_row(short_label(reason), fmt_energy(wh, unit), EXPORT_REASONS.get(reason, ""))
+    return table
+
+
+def export_summary(by_reason: dict[str, float]) -> str:
+    """`nothing left 5.2, margin 0.3` (kWh): a table cell."""
+    return ", ".join(f"{short_label(k)} {v / 1000:.2f}" for k, v in ordered(by_reason) if v >= 5)
+
+
 def kpi_table(results: list[dict[str, Any]], title: str) -> Table:
     """One row per simulation: the headline KPIs of DESIGN §11."""
     table = Table(title=title)
@@ -108,8 +137,10 @@ def kpi_table(results: list[dict[str, Any]], title: str) -> Table:
         "house",
         "policy",
         "capture",
+        "efficiency",
         "diverted kWh",
         "bound kWh",
+        "ceiling kWh",
         "import by loads Wh",
         "% of diverted",
         "forced import Wh",
@@ -117,8 +148,10 @@ def kpi_table(results: list[dict[str, Any]], title: str) -> Table:
         "min on/off viol.",
         "cold draws",
         "min < temp_min",
+        "export by reason kWh",
     ):
-        table.add_column(col, justify="left" if col in {"trace", "house", "policy"} else "right")
+        left = col in {"trace", "house", "policy", "export by reason kWh"}
+        table.add_column(col, justify="left" if left else "right")
     for r in results:
         share = 100 * r["import_by_loads_wh"] / r["diverted_wh"] if r["diverted_wh"] else 0.0
         table.add_row(
@@ -126,8 +159,10 @@ def kpi_table(results: list[dict[str, Any]], title: str) -> Table:
             r.get("house", ""),
             r["policy"],
             f"{r['capture']:.3f}",
+            f"{r.get('efficiency', 0.0):.3f}",
             f"{r['diverted_wh'] / 1000:.2f}",
             f"{r['bound_wh'] / 1000:.2f}",
+            f"{r.get('ceiling_wh', 0.0) / 1000:.2f}",
             f"{r['import_by_loads_wh']:.0f}",
             f"{share:.2f}",
             f"{r['forced_import_wh']:.0f}",
@@ -135,5 +170,6 @@ def kpi_table(results: list[dict[str, Any]], title: str) -> Table:
             str(r["min_on_off_violations"]),
             str(r["cold_draws"]),
             f"{r['minutes_below_temp_min']:.0f}",
+            export_summary(r.get("export_by_reason_wh", {})),
         )
     return table
