@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from machines.model import MeterSnapshot
 
@@ -13,6 +13,8 @@ Q_MIN_STEP_VARH = 5.0  # a new Q once the index moved this much ...
 Q_SLOW_STEP_VARH = 2.0  # ... or this much once Q_SLOW_AFTER_S passed
 Q_SLOW_AFTER_S = 60.0
 Q_ZERO_AFTER_S = 120.0  # no movement for this long: Q = 0
+Q_FINE_MIN_S = 30.0  # the timed estimate: a new value after this long between index steps ...
+Q_FINE_MIN_STEPS = 3.0  # ... or this many steps (a high rate: a shorter window, same precision)
 
 
 class MeterValueError(ValueError):
@@ -28,6 +30,11 @@ class ReactiveTracker:
     moved_at: float | None = None  # last time the index changed value
     last_index: float | None = None
     q_var: float = 0.0
+    # The timed estimate (pvopt's, for the regulator): Q from the moments the index stepped, so
+    # the 1-varh quantisation cancels; its precision grows with the rate.
+    step_index: float | None = None  # index at the reference step
+    step_at: float | None = None  # when it was first seen
+    fine_q: float | None = None
 
 
 def parse_number(payload: bytes | str) -> float:
@@ -84,17 +91,50 @@ def track_reactive(tracker: ReactiveTracker, index_varh: float, now: float) -> R
         return ReactiveTracker(index_varh, now, now, index_varh, 0.0)
     if tracker.last_index is not None and index_varh < tracker.last_index:
         raise MeterValueError(f"ERQT: index went backwards ({tracker.last_index} → {index_varh})")
-    moved_at = now if index_varh != tracker.last_index else tracker.moved_at
+    stepped = index_varh != tracker.last_index
+    moved_at = now if stepped else tracker.moved_at
     delta = index_varh - tracker.ref_index
     elapsed = now - tracker.ref_at
+    timed = _timed(tracker, index_varh, now) if stepped else tracker
     if elapsed > 0 and (
         delta >= Q_MIN_STEP_VARH or (delta >= Q_SLOW_STEP_VARH and elapsed >= Q_SLOW_AFTER_S)
     ):
         q = delta * 3600.0 / elapsed
         if q > MAX_ABS_W:
             raise MeterValueError(f"ERQT: implies |Q| = {q:.0f} var")
-        return ReactiveTracker(index_varh, now, moved_at, index_varh, q)
-    return ReactiveTracker(tracker.ref_index, tracker.ref_at, moved_at, index_varh, tracker.q_var)
+        return replace(
+            timed,
+            ref_index=index_varh,
+            ref_at=now,
+            moved_at=moved_at,
+            last_index=index_varh,
+            q_var=q,
+        )
+    return replace(timed, moved_at=moved_at, last_index=index_varh)
+
+
+def _timed(tracker: ReactiveTracker, index_varh: float, now: float) -> ReactiveTracker:
+    """The index stepped at `now` (to within a sample): time it against the reference step."""
+    if tracker.step_index is None or tracker.step_at is None or tracker.last_index is None:
+        # the first step seen: from now on steps are timed (the start index was mid-step)
+        return replace(tracker, step_index=index_varh, step_at=now)
+    steps = index_varh - tracker.step_index
+    elapsed = now - tracker.step_at
+    if elapsed <= 0 or not (elapsed >= Q_FINE_MIN_S or steps >= Q_FINE_MIN_STEPS):
+        return tracker
+    q = steps * 3600.0 / elapsed
+    if q > MAX_ABS_W:
+        return tracker  # the coarse rule refuses it
+    return replace(tracker, step_index=index_varh, step_at=now, fine_q=q)
+
+
+def reactive_timed(tracker: ReactiveTracker, now: float) -> float | None:
+    """Q from the timed index steps, capped by the time since the last step (the index would
+    have stepped by now at any higher rate); None until two steps were timed."""
+    if tracker.fine_q is None or tracker.moved_at is None:
+        return None
+    since = now - tracker.moved_at
+    return min(tracker.fine_q, 3600.0 / since) if since > 0 else tracker.fine_q
 
 
 def reactive_power(tracker: ReactiveTracker, now: float) -> float:
@@ -146,6 +186,7 @@ class LinkyState:
             stale=newest is None or now - newest > stale_after_s,
             apparent_va=s,
             reactive_var=q,
+            reactive_timed_var=reactive_timed(self.reactive, now) if s is not None else None,
         )
 
 

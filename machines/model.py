@@ -74,7 +74,8 @@ class MeterSnapshot:
     sampled_at: float | None
     stale: bool = False
     apparent_va: float | None = None  # Linky: net S = SINSTS − SINSTI
-    reactive_var: float | None = None  # Linky: Q derived from ERQT
+    reactive_var: float | None = None  # Linky: Q derived from ERQT (the seed's rule)
+    reactive_timed_var: float | None = None  # Linky: Q timed on ERQT steps (machines/meter.py)
     pv_w: float | None = None  # meter.pv_topic, for reporting only
 
 
@@ -109,6 +110,15 @@ class PolicyMemo:
     last_command_at: float | None = None
     last_move: float = 0.0  # sign of the last change of the surplus loads' total power
     rise_gain: float = 1.0  # share of a measured surplus taken at once; halves on overshoot
+    # the meter's noise: what the grid did between two decisions that the commands do not
+    # explain (W, a slow-falling mean of its size); None until two decisions were made
+    noise_w: float | None = None
+    expected_grid_w: float | None = None  # the grid the last decision aimed at
+    # Linky: Q identified from our own steps (S before and after a known change of the loads)
+    s_prev_va: float | None = None  # net S of the sample the last decision was made on
+    step_prev_w: float = 0.0  # what that decision changed in the loads' power
+    q_id_var: float | None = None
+    q_id_at: float | None = None
     relay_timers: dict[str, RelayTimer] = field(default_factory=dict)
     learned_w: dict[str, float] = field(default_factory=dict)
     pending_learn: dict[str, tuple[float, float, float]] = field(default_factory=dict)

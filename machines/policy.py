@@ -42,8 +42,30 @@ class PolicyParams:
     """Tuning of the regulator; defaults are the shipped ones (tuned on the traces)."""
 
     name: str = "default"
-    balance_band_w: float = 50.0
-    margin_w: float = 20.0
+    # Dead band and margin adapt (DESIGN §5): each is the larger of a gain × the observed noise
+    # and a share of the surplus, kept within [*_min_w, its maximum]. A quiet meter and a small
+    # surplus (a grey day) get a fine regulation; a noisy one or a large surplus the old margin.
+    balance_band_w: float = 50.0  # the band's maximum
+    margin_w: float = 100.0  # the margin's maximum
+    band_min_w: float = 8.0
+    margin_min_w: float = 4.0
+    noise_band_gain: float = 1.0
+    noise_margin_gain: float = 0.5
+    surplus_band_share: float = 0.025
+    surplus_margin_share: float = 0.015
+    margin_start_w: float = 20.0  # before any noise was observed
+    noise_start_w: float = 40.0
+    noise_share: float = 0.1  # the noise mean moves by this share of a surprise per sample ...
+    noise_clip: float = 3.0  # ... a surprise counted up to this × the mean (+ band_min_w): a
+    # kettle's step is one event, not noise; many surprises in a row raise the mean fast
+    band_gain: float = 0.3  # inside the band, move by this share of the error (0: hold)
+    band_min_step_w: float = 2.0  # ... when that is at least this much
+    creep_w: float = 5.0  # exporting, but S ≤ Q hides how much: rise by this much
+    q_id_min_step_w: float = 30.0  # a step this large identifies Q from S before and after it
+    q_id_ttl_s: float = 90.0  # ... and that Q is trusted this long
+    q_id_import_tol_var: float = 3.0  # how far an identified Q may be above the truth ...
+    q_timed_import_tol_var: float = 6.0  # ... and a timed one (0: assume the worst, P = S)
+    q_id_tolerance: float = 0.3  # ... if within this share (or 15 var) of the ERQT estimate
     settle_s: float = 1.5
     relay_on_delay_s: float = 60.0  # budget must cover a relay this long before it starts
     relay_stop_deficit_wh: float = 7.5  # ... and stops once it ran this short of it
@@ -191,8 +213,22 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
                 frame.limits[view.spec.name] = FULL if full else waiting
         return _finish(loads, power, reasons, memo, now, limits=frame.limits)
 
-    grid = _grid_estimate(snapshot)
-    error = -grid - params.margin_w
+    memo = _identify_q(snapshot, params, memo)
+    grid = _grid_estimate(snapshot, memo, params, now)
+    noise = _noise(memo, grid, params)
+    if noise is None:  # nothing observed yet: the fixed margin and band
+        margin, band, noise = params.margin_start_w, params.balance_band_w, params.noise_start_w
+    else:
+        # What the surplus loads could have now: a small surplus is precious, a large one noisy.
+        surplus = max(sum(v.setpoint_w for v in flexible) - grid, 0.0)
+        margin = max(params.noise_margin_gain * noise, params.surplus_margin_share * surplus)
+        margin = min(max(margin, params.margin_min_w), params.margin_w)
+        band = max(params.noise_band_gain * noise, params.surplus_band_share * surplus)
+        band = min(max(band, params.band_min_w), params.balance_band_w)
+    error = -grid - margin
+    hidden = snapshot.apparent_va is not None and snapshot.apparent_va < 0 and grid > -margin
+    if hidden:  # the sign says export, Q hides its size: creep towards the balance
+        error = max(error, params.creep_w)
     # Cut imports at once; take surplus at once too, unless the last rise overshot into an
     # import (a lagging Q estimate after a reactive step does that): then rise by halves.
     gain = memo.rise_gain
@@ -209,7 +245,9 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
         (v.spec.name in relays_on) != (v.setpoint_w > 0) for v in order if v.spec.kind is Kind.RELAY
     )
     # Dead band on the export side only: a small export is the aim, any import is corrected.
-    in_band = grid <= 0.0 and error < params.balance_band_w and not relays_changed
+    in_band = grid <= 0.0 and error < band and not relays_changed and not hidden
+    if in_band:  # inside the band, a fraction of the error: noise averages out, no churn
+        budget = drawn_now + error * params.band_gain - fixed_now
     remaining = budget - sum(_nominal(v, memo) for v in order if v.spec.name in relays_on)
     limits = frame.limits
     held = "damping" if gain < 1.0 and error > 0 else "margin"
@@ -223,11 +261,16 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
             limits[name] = FULL if on else ("min_off" if min_off else "relay_start")
             continue
         why = held
-        if in_band:
+        if in_band and params.band_gain == 0:
             p = view.setpoint_w
             why = "margin"
         else:
             p = min(max(remaining, 0.0), view.spec.max_w)
+            if in_band and abs(p - view.setpoint_w) < params.band_min_step_w:
+                p = view.setpoint_w  # not worth a command
+            why = "margin" if in_band else why
+            if p < view.spec.min_power_w <= p + margin and p > 0:
+                p = view.spec.min_power_w  # the margin may pay for the step to min_power
             if p < view.spec.min_power_w:
                 why = "min_power" if p > 0 else held
                 p = 0.0
@@ -237,14 +280,78 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
         limits[name] = _dimmer_limit(view, p, why)
     move = sum(power[v.spec.name] - v.setpoint_w for v in order)
     last_move = memo.last_move if abs(move) < CHANGE_EPS_W else math.copysign(1.0, move)
-    memo = replace(memo, relay_timers=timers, rise_gain=gain, last_move=last_move)
+    memo = replace(
+        memo,
+        relay_timers=timers,
+        rise_gain=gain,
+        last_move=last_move,
+        noise_w=noise,
+        expected_grid_w=grid + move,
+        s_prev_va=snapshot.apparent_va,
+        step_prev_w=sum(power[v.spec.name] - v.setpoint_w for v in loads),
+    )
     return _finish(loads, power, reasons, memo, now, snapshot.grid_w, limits=limits)
 
 
-def _grid_estimate(snapshot: MeterSnapshot) -> float:
-    """Active power to regulate on: for a Linky, bounded by what S and Q allow."""
-    if snapshot.apparent_va is not None and snapshot.reactive_var is not None:
-        return active_power_bounded(snapshot.apparent_va, snapshot.reactive_var)
+def _noise(memo: PolicyMemo, grid: float, params: PolicyParams) -> float | None:
+    """Fold the surprise of this sample (the grid less what the last decision aimed at) into
+    the noise mean; outliers count only so much. None before any decision."""
+    if memo.expected_grid_w is None or memo.noise_w is None:
+        return None
+    surprise = abs(grid - memo.expected_grid_w)
+    surprise = min(surprise, params.noise_clip * memo.noise_w + params.band_min_w)
+    return memo.noise_w + params.noise_share * (surprise - memo.noise_w)
+
+
+def _identify_q(snapshot: MeterSnapshot, params: PolicyParams, memo: PolicyMemo) -> PolicyMemo:
+    """Q from the last step of the loads: with S₁ before and S₂ after a known change ΔL of the
+    active power, P₁ = (S₂² − S₁² − ΔL²) / 2ΔL and Q² = S₁² − P₁². Near the balance, where
+    P = √(S² − Q²) is most sensitive to Q, the other flows' drift hardly matters (it enters
+    as P₂·drift/ΔL). Kept only when it agrees with the ERQT estimate."""
+    s2, s1, step = snapshot.apparent_va, memo.s_prev_va, memo.step_prev_w
+    if s2 is None or s1 is None or abs(step) < params.q_id_min_step_w:
+        return memo if s2 is not None else replace(memo, s_prev_va=None)
+    p1 = (s2 * s2 - s1 * s1 - step * step) / (2.0 * step)
+    q2 = s1 * s1 - p1 * p1
+    ref = snapshot.reactive_timed_var
+    if ref is None:
+        ref = snapshot.reactive_var
+    if q2 < 0 or ref is None:
+        return memo
+    q = math.sqrt(q2)
+    if abs(q - ref) > max(params.q_id_tolerance * ref, 15.0):
+        return memo
+    return replace(memo, q_id_var=q, q_id_at=snapshot.sampled_at)
+
+
+def _grid_estimate(
+    snapshot: MeterSnapshot,
+    memo: PolicyMemo | None = None,
+    params: PolicyParams | None = None,
+    now: float | None = None,
+) -> float:
+    """Active power to regulate on: for a Linky, bounded by what S and Q allow, Q identified
+    from our own steps when fresh, else timed on the ERQT steps, else the seed's."""
+    q = snapshot.reactive_timed_var
+    tol = None if params is None else params.q_timed_import_tol_var
+    if q is None:
+        q, tol = snapshot.reactive_var, None
+    if (
+        memo is not None
+        and params is not None
+        and now is not None
+        and memo.q_id_var is not None
+        and memo.q_id_at is not None
+        and now - memo.q_id_at <= params.q_id_ttl_s
+    ):
+        q, tol = memo.q_id_var, params.q_id_import_tol_var
+    s = snapshot.apparent_va
+    if tol and s is not None and q is not None and 0 < s < q:
+        # An import whose S hides under Q: with a Q we trust to `tol`, the true Q ≥ S − tol,
+        # so P ≤ √(2·S·tol). The seed's Q may lag a reactive step: then assume P = S.
+        return min(s, math.sqrt(2.0 * s * tol))
+    if snapshot.apparent_va is not None and q is not None:
+        return active_power_bounded(snapshot.apparent_va, q)
     assert snapshot.grid_w is not None
     return snapshot.grid_w
 

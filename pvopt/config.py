@@ -83,7 +83,9 @@ class RegulationConfig(Strict):
     policy: str = "default"
     tick_s: float = Field(5.0, gt=0, le=60)
     balance_band_w: float = Field(50.0, ge=0, le=5000)
-    margin_w: float = Field(20.0, ge=0, le=5000)
+    margin_w: float = Field(100.0, ge=0, le=5000)
+    band_min_w: float = Field(8.0, ge=0, le=5000)  # the band and margin on a quiet meter
+    margin_min_w: float = Field(4.0, ge=0, le=5000)
     settle_s: float = Field(1.5, ge=0, le=60)
     command_refresh_s: float = Field(60.0, gt=0, le=3600)
     relay_on_delay_s: float = Field(60.0, ge=0, le=3600)
@@ -98,11 +100,21 @@ class RegulationConfig(Strict):
             raise ValueError(f"unknown policy {value!r}; {hint(value, policy_names())}")
         return value
 
+    @model_validator(mode="after")
+    def _floors_below_maxima(self) -> RegulationConfig:
+        if self.band_min_w > self.balance_band_w:
+            raise ValueError("band_min_w must not exceed balance_band_w")
+        if self.margin_min_w > self.margin_w:
+            raise ValueError("margin_min_w must not exceed margin_w")
+        return self
+
     def params(self) -> PolicyParams:
         return PolicyParams(
             name=self.policy,
             balance_band_w=self.balance_band_w,
             margin_w=self.margin_w,
+            band_min_w=self.band_min_w,
+            margin_min_w=self.margin_min_w,
             settle_s=self.settle_s,
             relay_on_delay_s=self.relay_on_delay_s,
             relay_stop_deficit_wh=self.relay_stop_deficit_wh,

@@ -355,13 +355,17 @@ class House:
             loads_w += p
         if i % self.meter_period == 0:
             left = surplus
+            hold = self.meter_period
             for k in range(self.n):
                 ch = self.ceil_heaters[k]
-                full = ch is not None and not (ch.accepts() and ch.temp_c < self.temp_max[k])
-                if not self.enabled[k] or full or left <= 0:
-                    self.ceil_set[k] = 0.0
-                    continue
-                take = self.caps[k] if self.caps[k] < left else left
+                cap = self.caps[k]
+                if ch is not None:  # what it takes to reach temp_max over the hold, no more
+                    top = min(self.temp_max[k], ch.thermostat_c)
+                    loss = ch.loss_w_per_k * (ch.temp_c - ch.ambient_c)
+                    cap = min(cap, max((top - ch.temp_c) * ch.joules_per_k / hold + loss, 0.0))
+                if not self.enabled[k] or left <= 0:
+                    cap = 0.0
+                take = cap if cap < left else left
                 self.ceil_set[k] = take
                 left -= take
         return loads_w if loads_w < surplus else surplus
