@@ -19,6 +19,7 @@ from machines.meter import (
     net_apparent,
     parse_number,
     reactive_power,
+    reactive_timed,
     track_reactive,
 )
 
@@ -91,3 +92,15 @@ def test_snapshot_pairs_latest_values_and_judges_staleness_on_the_newest() -> No
     assert snap.grid_w == pytest.approx(-800) and snap.sampled_at == 100.0 and not snap.stale
     assert state.snapshot(133.0, stale_after_s=30).stale
     assert LinkyState().snapshot(0.0, 30).stale
+
+
+def test_timed_reactive_cancels_the_index_quantisation() -> None:
+    """Steps of a 100 var index (one varh every 36 s), seen by 2 s samples: the seed's rule
+    counts whole varh over its window, the timed estimate the time between steps."""
+    t = ReactiveTracker()
+    for k in range(0, 400, 2):
+        t = track_reactive(t, 1000 + math.floor((k + 7) / 36), k)
+    assert reactive_timed(t, 398) == pytest.approx(100.0, rel=0.08)
+    # the index stops: the timed Q falls with the time since the last step, never above it
+    late = 398 + 200
+    assert reactive_timed(t, late) <= 3600 / (late - t.moved_at) + 1e-9

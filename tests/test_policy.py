@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -208,3 +209,32 @@ def test_legacy_quarter_steps_and_heater_ends_the_pass() -> None:
     assert d.power_w == {"a": 1000}  # −50 ≤ P < 0: nothing, no margin
     d = decide(snap(-2000), [relay("r", 600), dimmer("t", 500)], LEGACY, NOW, PolicyMemo())
     assert d.power_w == {"r": 0, "t": 500}  # a quarter step (500 W) does not cover the relay
+
+
+def linky(p_w: float, q_var: float, at: float, q_erqt: float) -> MeterSnapshot:
+    """A Linky sample: net S signed like P (1 VA quantum), the ERQT-timed Q."""
+    s = round((p_w * p_w + q_var * q_var) ** 0.5)
+    return MeterSnapshot(
+        p_w, at, apparent_va=s if p_w >= 0 else -s, reactive_var=q_erqt, reactive_timed_var=q_erqt
+    )
+
+
+def test_q_identified_from_our_own_step_near_the_balance() -> None:
+    """True Q 100 var, the ERQT estimate 110 (10 % high): P = √(S² − Q²) would hide a 30 W export.
+    A step of the loads, S before and after it, and Q is known again."""
+    loads = [dimmer("h", 2400, 500)]
+    d1 = decide(linky(-200, 100, NOW, 110), loads, DEFAULT, NOW, PolicyMemo())
+    step = d1.power_w["h"] - 500
+    assert step > 30
+    after = replace(loads[0], setpoint_w=d1.power_w["h"])
+    later = NOW + 2
+    d2 = decide(linky(-200 + step, 100, later, 110), [after], DEFAULT, later, d1.memo)
+    assert d2.memo.q_id_var == pytest.approx(100, abs=3)
+
+
+def test_creeps_when_s_hides_the_export() -> None:
+    """|S| < Q: the magnitude hides, the sign (SINSTI) does not: rise a little."""
+    memo = PolicyMemo(noise_w=5.0, expected_grid_w=0.0)
+    snap_ = MeterSnapshot(0.0, NOW, apparent_va=-99, reactive_var=100, reactive_timed_var=100)
+    d = decide(snap_, [dimmer("h", 2400, 500)], DEFAULT, NOW, memo)
+    assert 500 < d.power_w["h"] <= 500 + DEFAULT.creep_w
