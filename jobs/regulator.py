@@ -156,14 +156,16 @@ class Regulator:
         Runs after the scheduler stopped, so no job runs meanwhile."""
         with self.lock:
             now = self.clock()
-            self._drain(now)
-            self.ctl.account(now)  # energy up to now, at the setpoints that were in force
-            for m in self.ctl.machines.values():
-                if not m.is_forced:
-                    m.setpoint_w = 0.0
-            self.send_commands(now, force=True)
-            self.ctl.intervals.extend(self.persister.ledger.peek())  # the open interval, so far
-            self.persister.persist(self.ctl.drain_records(), now, checkpoint=True)
+            try:
+                self._drain(now)
+                self.ctl.account(now)  # energy up to now, at the setpoints that were in force
+                for m in self.ctl.machines.values():
+                    if not m.is_forced:
+                        m.setpoint_w = 0.0
+                self.send_commands(now, force=True)
+            finally:  # whatever failed above, the state is saved
+                self.ctl.intervals.extend(self.persister.ledger.peek())  # the open one, so far
+                self.persister.persist(self.ctl.drain_records(), now, checkpoint=True)
 
     def _drain(self, now: float) -> bool:
         """Apply what paho's thread queued, in arrival order; commit applied commands at once.

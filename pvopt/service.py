@@ -174,17 +174,50 @@ class Service:
         self.stop()
 
     def stop(self) -> None:
-        """Loads on surplus go to 0 W; forced loads keep their command; state is kept."""
+        """Loads on surplus go to 0 W; forced loads keep their command; state is kept.
+
+        Every step runs even when one before failed (a dead broker, a full disk): the store is
+        saved and closed whatever happens, and what could not be done is said in one line.
+        """
         log.info("pvopt stopping")
-        self.scheduler.shutdown(wait=True)
-        self.regulator.shutdown()
+        connected = self.bus.connected.is_set()
+        problems: list[str] = []
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("scheduler", self._stop_scheduler),
+            ("state", self.regulator.shutdown),
+        ]
         if self.flush_job is not None:
-            self.flush_job()  # best effort: what InfluxDB does not take now waits in the outbox
-        if not self.dry_run:
-            self.bus.client.publish(ONLINE_TOPIC, "offline", qos=1, retain=True).wait_for_publish(2)
-        self.bus.stop()
-        self.store.close()
-        log.info("pvopt stopped")
+            # best effort: what InfluxDB does not take now waits in the outbox
+            steps.append(("InfluxDB", self.flush_job))
+        if not self.dry_run and connected:
+            steps.append(("offline status", self._publish_offline))
+        steps += [("MQTT", self.bus.stop), ("store", self.store.close)]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:  # the next steps must still run: the store above all
+                problems.append(f"{what}: {type(exc).__name__}: {str(exc)[:120]}")
+        if not connected and not self.dry_run:
+            problems.insert(
+                0, "MQTT broker unreachable: the loads keep their last command until it is back"
+            )
+        if problems:
+            log.warning("pvopt stopped, but %s", "; ".join(problems))
+        else:
+            log.info("pvopt stopped")
+
+    def _stop_scheduler(self) -> None:
+        """Pause, drop every job, then shut down: APScheduler 3 raises `JobLookupError` in its
+        own thread when `shutdown()` races a one-off (`kick`) job it is removing."""
+        if not self.scheduler.running:
+            return
+        self.scheduler.pause()
+        self.scheduler.remove_all_jobs()  # waits for the scheduler's loop to leave its jobs
+        self.scheduler.shutdown(wait=True)
+
+    def _publish_offline(self) -> None:
+        info = self.bus.client.publish(ONLINE_TOPIC, "offline", qos=1, retain=True)
+        info.wait_for_publish(2)
 
     # -- inputs (paho's thread: validate and queue, never the controller nor the store) -------
     def on_message(self, topic: str, payload: bytes) -> None:

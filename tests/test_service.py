@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from jobs.regulation import REGULATOR_THREAD
+from jobs.regulator import Temperature
 from pvopt import config
 from pvopt.service import Service
 from pvopt.topics import STATUS_TOPIC, wiring
@@ -478,3 +479,83 @@ def test_cli_commands_drive_a_running_service(broker: Mosquitto, tmp_path: Path)
         assert out.exit_code == 1 and "not a duration" in out.output
     finally:
         svc.stop()
+
+
+def test_stop_with_the_broker_gone_saves_closes_and_says_so_once(
+    broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Guards item 2: stopping right after the broker died raised paho's `RuntimeError: Message
+    publish failed` from the offline message and left the store unclosed; now every step is
+    tried, the store is saved and closed, and one warning names what could not be done."""
+    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 60})
+    svc = Service(cfg)
+    svc.start()
+    assert svc.bus.connected.wait(10)
+    svc.regulator.post(Temperature("water_heater", 47.5, time.time()))
+    broker.stop()
+    deadline = time.monotonic() + 10
+    while svc.bus.connected.is_set() and time.monotonic() < deadline:
+        svc.stopping.wait(0.05)  # polls paho's view of the connection, with a deadline
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    svc.stop()  # must not raise
+    assert "Traceback" not in caplog.text and "RuntimeError" not in caplog.text
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "broker" in warnings[0].getMessage(), caplog.text
+    assert all(r.exc_info is None for r in caplog.records)
+    assert "pvopt stopped" in caplog.text
+    store = SqliteStore(str(tmp_path / "pvopt.db"))
+    try:
+        assert store.load_machines()["water_heater"]["temperature_c"] == 47.5
+    finally:
+        store.close()
+
+
+def test_an_error_inside_stop_still_saves_and_closes_the_store(
+    broker: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards item 2: any error inside `stop()` (here the InfluxDB-less bus refusing to stop)
+    used to skip the store's close; now the remaining steps still run."""
+    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 60})
+    svc = Service(cfg)
+    svc.start()
+    assert svc.bus.connected.wait(10)
+
+    def broken() -> None:
+        raise OSError("socket already gone")
+
+    monkeypatch.setattr(svc.bus, "stop", broken)
+    closed: list[bool] = []
+    real_close = svc.store.close
+    monkeypatch.setattr(svc.store, "close", lambda: (closed.append(True), real_close()))
+    svc.stop()
+    assert closed == [True]
+
+
+def test_sigterm_with_the_broker_gone_exits_0_with_one_clear_line(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """Guards item 2 end to end: `pvopt run` stopped right after the broker died exits 0, no
+    traceback in its log."""
+    make_config(tmp_path, broker.port, regulation={"tick_s": 0.5})
+    cfg_path = tmp_path / "pvopt.yml"
+    probe = Probe(broker.port)
+    proc = spawn_service(cfg_path)
+    try:
+        assert probe.wait(lambda: probe.last("regulation/online") == b"online", 20)
+        probe.close()
+        broker.stop()
+        log_path = tmp_path / "run.log"
+        deadline = time.monotonic() + 10
+        while "connection lost" not in log_path.read_text() and time.monotonic() < deadline:
+            proc.poll()
+            threading.Event().wait(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = (tmp_path / "run.log").read_text()
+    assert "Traceback" not in text and "RuntimeError" not in text, text
+    assert "pvopt stopped" in text
