@@ -85,8 +85,9 @@ class Persister:
             return
         if prune is not None:
             self.last_prune = now
-        if self.pending_intervals:
-            self.committed_until = self.pending_intervals[-1]["end"]
+        closed = [i["end"] for i in self.pending_intervals if not i.get("open")]
+        if closed:
+            self.committed_until = max(self.committed_until, *closed)
         self.pending_records, self.pending_intervals = [], []
 
     def checkpoint(self, now: float) -> None:

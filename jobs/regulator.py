@@ -164,7 +164,9 @@ class Regulator:
                         m.setpoint_w = 0.0
                 self.send_commands(now, force=True)
             finally:  # whatever failed above, the state is saved
-                self.ctl.intervals.extend(self.persister.ledger.peek())  # the open one, so far
+                # the open interval so far, for the local history; marked open, the outbox
+                # keeps it until a restart completes it (the same `end` then replaces it)
+                self.ctl.intervals.extend({**d, "open": True} for d in self.persister.ledger.peek())
                 self.persister.persist(self.ctl.drain_records(), now, checkpoint=True)
 
     def _drain(self, now: float) -> bool:

@@ -85,7 +85,12 @@ class Service:
         if cfg.influxdb is not None and not dry_run:
             self.outbox = Outbox(cfg.influxdb.outbox_max_days, docs["outbox"], clock)
             committed_until = max(
-                (i["end"] for i in self.store.intervals(self.outbox.sent_until)), default=0
+                (
+                    i["end"]
+                    for i in self.store.intervals(self.outbox.sent_until)
+                    if not i.get("open")
+                ),
+                default=0,
             )
         self.persister = Persister(
             self.store,
