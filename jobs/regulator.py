@@ -222,6 +222,7 @@ class Regulator:
             dry_run=self.dry_run,
         )
         doc["store_writes"] = self.persister.store.writes
+        doc["store"] = self.persister.status()
         if self.outbox is not None:
             doc["influxdb"] = self.outbox.status()
         doc["meter"]["rejected"] = self.meter.rejected

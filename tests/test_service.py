@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from jobs.regulation import REGULATOR_THREAD
-from jobs.regulator import Temperature
+from jobs.regulator import Control, Temperature
 from pvopt import config
+from pvopt.commands import parse_control_json
 from pvopt.service import Service
 from pvopt.topics import STATUS_TOPIC, wiring
 from pvsim.live import spawn_service
@@ -559,3 +560,42 @@ def test_sigterm_with_the_broker_gone_exits_0_with_one_clear_line(
     text = (tmp_path / "run.log").read_text()
     assert "Traceback" not in text and "RuntimeError" not in text, text
     assert "pvopt stopped" in text
+
+
+def test_a_locked_store_is_said_once_regulation_goes_on_and_writes_resume(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Guards item 7: a store another process holds locked (the same path as a full disk or a
+    read-only file) logged a traceback at every write; now one line per episode, the status
+    shows it, regulation goes on from memory and the writes resume when the lock goes."""
+    import sqlite3
+
+    cfg = make_config(tmp_path, 9, state={"path": str(tmp_path / "pvopt.db")})
+    now = [time.time()]
+    svc = Service(cfg, clock=lambda: now[0])  # no broker: commands go nowhere, decisions count
+    caplog.set_level(logging.INFO)
+    holder = sqlite3.connect(tmp_path / "pvopt.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        off = parse_control_json(b'{"command": "off", "name": "towel_rail"}')
+        svc.regulator.post(Control(off, "test"))  # a transition record to keep in memory
+        for _ in range(3):
+            now[0] += 5
+            svc.meter.feed("tic/SINSTS", b"0", now[0])
+            svc.meter.feed("tic/SINSTI", b"2000", now[0])
+            svc.tick()
+            svc.regulator.checkpoint()
+        failing = [r for r in caplog.records if "store" in r.getMessage()]
+        assert len(failing) == 1 and failing[0].exc_info is None, caplog.text
+        assert svc.ctl.machines["water_heater"].setpoint_w > 1000  # from memory
+        store = svc.status(now[0])["store"]
+        assert store["error"] and "locked" in store["error"] and store["unsaved"] > 0
+    finally:
+        holder.rollback()
+        holder.close()
+    now[0] += 5
+    svc.regulator.checkpoint()
+    assert "state store writable again" in caplog.text
+    assert svc.status(now[0])["store"]["error"] is None
+    assert svc.store.transitions("towel_rail"), "the records kept in memory were written"
+    svc.store.close()
