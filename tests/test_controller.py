@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from machines.controller import Controller, UnknownLoad
 from machines.model import MeterSnapshot, State
 from machines.policy import PolicyParams
+from pvopt.energy_report import day_bounds
 from tests.conftest import PARIS, T0
 
 
@@ -36,3 +39,32 @@ def test_restore_resumes_where_it_stopped(house) -> None:
         back.load("garage")
     with pytest.raises(UnknownLoad):
         back.load(7)
+
+
+@pytest.mark.parametrize(("day", "hours"), [(date(2026, 3, 29), 23), (date(2026, 10, 25), 25)])
+def test_dst_days_count_23_and_25_hours_of_energy(day: date, hours: int) -> None:
+    """Guards a gap of item 9: on DST days the daily counters and `pvopt energy`'s day hold
+    23 or 25 hours, and the counters roll at the local midnights, not at UTC ones."""
+    from machines.energy import Ledger
+    from machines.model import Kind, LoadSpec
+    from pvopt.energy_report import report
+    from state.store import MemoryStore
+
+    rail = LoadSpec("rail", 0, Kind.DIMMER, 500.0)
+    start, end = (int(x) for x in day_bounds(day, PARIS))
+    ledger = Ledger(60, ["rail"])
+    t = float(start - 600)
+    ctl = Controller([rail], PARIS, PolicyParams(), t, ledger=ledger)
+    store = MemoryStore()
+    yesterday = None
+    while t <= end + 600:
+        ctl.tick(t, MeterSnapshot(-2000.0, t, False))  # the rail runs at 500 W throughout
+        if t == end + 60:
+            yesterday = ctl.machines["rail"].energy_yesterday_wh
+        store.save({}, [], intervals=ctl.drain_intervals())
+        t += 60
+    # the tick at start − 600 is the first: energy counts from there; the day starts at `start`
+    assert yesterday == pytest.approx(500.0 * hours)
+    [(_, totals, found)] = report(store, PARIS, ["rail"], day, 1)
+    assert totals["loads"]["rail"] == pytest.approx(500.0 * hours, abs=0.1)  # 0.1 mWh roundings
+    assert len(found) == hours * 60 and totals["covered_h"] == hours

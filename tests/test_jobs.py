@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -67,3 +68,68 @@ def test_a_failing_job_is_logged_once_counted_and_its_recovery_said(
     assert failures[0].exc_info is not None  # with the traceback
     assert "job tick runs again after 2 failure(s)" in caplog.text
     assert errors.status()["errors"] == 2  # a count since start, for the status
+
+
+# -- the regulator's and the persister's bodies, on a virtual clock -------------------------
+
+
+class Recorder:
+    """A `Publisher` that keeps what was published."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, str, str]] = []
+        self.now = 0.0
+
+    def publish(self, topic: str, payload: str, *, retain: bool = False, qos: int = 0) -> None:
+        self.sent.append((self.now, topic, payload))
+
+
+def offline_service(tmp_path: Path, **sections: Any) -> tuple[Any, list[float], Recorder]:
+    from pvopt.service import Service
+    from tests.test_service import make_config
+
+    cfg = make_config(tmp_path, 9, **sections)
+    now = [1_781_510_400.0]
+    svc = Service(cfg, clock=lambda: now[0])
+    rec = Recorder()
+    svc.regulator.publisher = rec
+    return svc, now, rec
+
+
+def test_an_unchanged_command_is_sent_again_every_command_refresh_s(tmp_path: Path) -> None:
+    """Guards a gap of item 9: an actuator that missed a command (or rebooted) gets it again
+    within `command_refresh_s`, though the setpoint did not change; not more often."""
+    svc, now, rec = offline_service(tmp_path, regulation={"command_refresh_s": 60})
+    t0 = now[0]
+    while now[0] <= t0 + 130:
+        rec.now = now[0]
+        svc.meter.feed("tic/SINSTS", b"0", now[0])
+        svc.meter.feed("tic/SINSTI", b"20", now[0])  # nothing to take: setpoints stay 0
+        svc.tick()
+        now[0] += 5
+    sent = [at - t0 for at, topic, _ in rec.sent if topic == "scr/1/in"]
+    assert sent == [0, 60, 120]
+    svc.store.close()
+
+
+def test_history_older_than_history_days_is_pruned_once_a_day(tmp_path: Path) -> None:
+    """Guards a gap of item 9: the local history keeps `history_days`, pruned at a checkpoint
+    at most once a day, so the store does not grow without bound on the Pi's SD card."""
+    svc, now, _ = offline_service(tmp_path, state={"history_days": 2})
+    t = int(now[0])
+    old = [{"end": t - 86400 * d, "grid": {}, "loads": {}} for d in (5, 3, 1)]
+    svc.store.save({}, [], intervals=old)
+
+    def kept() -> list[int]:  # the seeded ones (checkpoints add the hours they account)
+        return [d["end"] for d in svc.store.intervals(0, until=t)]
+
+    svc.regulator.checkpoint()
+    assert kept() == [t - 86400]
+    svc.store.save({}, [], intervals=[{"end": t - 86400 * 4, "grid": {}, "loads": {}}])
+    now[0] += 3600
+    svc.regulator.checkpoint()  # within the day: no prune
+    assert len(kept()) == 2
+    now[0] += 86400
+    svc.regulator.checkpoint()
+    assert kept() == []  # the one of t − 1 day is 2 days old now too
+    svc.store.close()

@@ -599,3 +599,40 @@ def test_a_locked_store_is_said_once_regulation_goes_on_and_writes_resume(
     assert svc.status(now[0])["store"]["error"] is None
     assert svc.store.transitions("towel_rail"), "the records kept in memory were written"
     svc.store.close()
+
+
+def test_sigterm_sends_0_w_and_offline_and_kill_9_leaves_the_last_will(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """Guards a gap of item 9: on SIGTERM the loads on surplus get 0 W, a forced one keeps its
+    command, `regulation/online` says offline; after kill -9 the broker's Last Will says it."""
+    make_config(tmp_path, broker.port, regulation={"tick_s": 0.5, "settle_s": 0})
+    cfg_path = tmp_path / "pvopt.yml"
+    probe = Probe(broker.port)
+    proc = spawn_service(cfg_path)
+    try:
+        assert probe.wait(lambda: probe.last("regulation/online") == b"online", 20)
+        probe.publish("scr/0/temperature", "50")
+        probe.publish("regulation/control", json.dumps({"command": "force", "name": "towel_rail"}))
+        publish_grid(probe, -1500)
+        assert probe.wait(lambda: probe.last("scr/0/in") not in (None, b"0.0"), 10)
+        assert probe.wait(lambda: probe.last("scr/1/in") == b"100.0", 10)
+        stopped = time.time()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert probe.wait(lambda: probe.last("regulation/online", since=stopped) == b"offline", 5)
+        assert probe.last("scr/0/in", since=stopped) == b"0.0"
+        assert probe.last("scr/1/in") == b"100.0"  # forced: kept
+
+        proc = spawn_service(cfg_path)
+        restart = time.time()
+        assert probe.wait(lambda: probe.last("regulation/online", since=restart) == b"online", 20)
+        killed = time.time()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert probe.wait(lambda: probe.last("regulation/online", since=killed) == b"offline", 10)
+    finally:
+        probe.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
