@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo simulate test lint bench bench-service clean packages
+.PHONY: demo simulate test check lint bench bench-service clean packages
+
+# pytest-xdist workers: the live replays mostly wait on the clock, so 3 fit on 2 cores.
+TEST_WORKERS ?= 3
+CHECK_WORKERS ?= 2
 
 # Debian packages (binary:package) of the real services the demo and the tests run on loopback.
 PACKAGES := mosquitto:mosquitto influxd:influxdb
@@ -18,12 +22,20 @@ demo: $(BIN)/pvopt packages
 
 simulate: $(BIN)/pvopt
 	@mkdir -p out
-	$(BIN)/pvopt simulate examples/traces/broken_clouds.csv.gz --config examples/house.yml --plot out/demo.png
+	$(BIN)/pvopt simulate broken_clouds --config house --plot out/demo.png
 
-test: $(BIN)/pvopt packages
+lint: $(BIN)/pvopt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/lint-imports
+
+# Everything CI runs, live replays included (see README for how long).
+test: lint packages
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+
+# The developer's loop: no live replays, no whole-day simulations, no fresh venv.
+check: lint packages
+	$(BIN)/python -m pytest -n $(CHECK_WORKERS) --dist worksteal -m "not slow and not live"
 
 bench: $(BIN)/pvopt
 	$(BIN)/pvopt bench

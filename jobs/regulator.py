@@ -25,7 +25,7 @@ from pvopt.commands import Command, apply
 from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock, Publisher
 from pvopt.status import build_status, event_json
-from pvopt.topics import STATUS_TOPIC, LoadWiring
+from pvopt.topics import LoadWiring, status_topic
 
 log = logging.getLogger("pvopt.regulator")
 
@@ -90,6 +90,12 @@ class Regulator:
         self.inbox: queue.SimpleQueue[Input] = queue.SimpleQueue()
         self.sent: dict[str, tuple[str, float]] = {}  # load -> (payload, when) last published
         self.ticks = 0
+        # a dry run's energy is what it would have drawn: kept apart from the stored counters
+        self.dry_baseline = (
+            {n: (m.day_index, m.energy_today_wh) for n, m in ctl.machines.items()}
+            if dry_run
+            else None
+        )
 
     # -- inputs (any thread) ------------------------------------------------------------------
     def post(self, item: Input) -> None:
@@ -220,6 +226,7 @@ class Regulator:
             now,
             policy=self.policy,
             dry_run=self.dry_run,
+            dry_run_baseline=self.dry_baseline,
         )
         doc["store_writes"] = self.persister.store.writes
         doc["store"] = self.persister.status()
@@ -230,4 +237,6 @@ class Regulator:
         return doc
 
     def publish_status(self, now: float) -> None:
-        self.publisher.publish(STATUS_TOPIC, json.dumps(self.status(now)), retain=True)
+        self.publisher.publish(
+            status_topic(self.dry_run), json.dumps(self.status(now)), retain=True
+        )

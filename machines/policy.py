@@ -8,12 +8,15 @@ loads, shedding on a stale meter) and differ in how they spread the surplus:
   on hysteresis timers and respect min on/off times; loads that cannot be cut make the others
   yield; a decision waits for a meter sample taken after the last command had settled.
 * `legacy` is the seed's `evaluate()`: quarter steps of the imbalance, flaws included.
+
+Policies are registered by name (`register_policy`); `PolicyParams.name` picks one.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from machines.meter import active_power_bounded
@@ -49,6 +52,68 @@ class PolicyParams:
     legacy_min_dimmer_w: float = 50.0
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One tick as every policy sees it after the shared framing: forced and idle loads have
+    their power in `power`, the surplus loads are `flexible`, and the meter is fresh."""
+
+    snapshot: MeterSnapshot  # grid_w and sampled_at are known
+    loads: Sequence[LoadView]
+    flexible: list[LoadView]
+    power: dict[str, float]  # filled in by the policy for `flexible`
+    reasons: dict[str, str]
+
+
+Spread = Callable[[Frame, PolicyParams, float, PolicyMemo], Decision]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A regulation policy: how it spreads the surplus over the surplus loads, and the flags the
+    framing and the shell ask about."""
+
+    name: str
+    spread: Spread
+    tops_up: bool = True  # satisfied heaters below temp_max may take leftover surplus
+    seed_rule: bool = False  # the planner applies the seed's schedule rule (DESIGN §6)
+
+
+class UnknownPolicy(KeyError):
+    def __str__(self) -> str:
+        name = str(self.args[0])
+        close = difflib.get_close_matches(name, policy_names(), n=1, cutoff=0.0)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown policy {name!r}; {guess}(valid: {', '.join(policy_names())})"
+
+
+_POLICIES: dict[str, Policy] = {}
+
+
+def register_policy(policy: Policy, *, replace: bool = False) -> Policy:
+    """Make `policy.name` a valid `regulation.policy`."""
+    if policy.name in _POLICIES and not replace:
+        raise ValueError(f"policy {policy.name!r} is already registered")
+    _POLICIES[policy.name] = policy
+    return policy
+
+
+def unregister_policy(name: str) -> None:
+    """Forget a policy (tests that register their own)."""
+    _POLICIES.pop(name, None)
+
+
+def get_policy(name: str) -> Policy:
+    """The registered policy called `name`; UnknownPolicy otherwise."""
+    try:
+        return _POLICIES[name]
+    except KeyError:
+        raise UnknownPolicy(name) from None
+
+
+def policy_names() -> tuple[str, ...]:
+    return tuple(_POLICIES)
+
+
 def decide(
     snapshot: MeterSnapshot,
     loads: Sequence[LoadView],
@@ -57,6 +122,7 @@ def decide(
     memo: PolicyMemo,
 ) -> Decision:
     """Decide every load's power for this tick. `loads` is in priority order."""
+    policy = get_policy(params.name)
     power: dict[str, float] = {}
     reasons: dict[str, str] = {}
     flexible: list[LoadView] = []
@@ -65,7 +131,7 @@ def decide(
         if view.state in FORCED_STATES:
             power[name] = view.forced_w if view.forced_w is not None else view.spec.max_w
             reasons[name] = view.reason
-        elif view.state is State.SOLAR or (view.tops_up and params.name != "legacy"):
+        elif view.state is State.SOLAR or (view.tops_up and policy.tops_up):
             flexible.append(view)
         else:
             power[name] = 0.0
@@ -76,11 +142,14 @@ def decide(
             power[view.spec.name] = 0.0
             reasons[view.spec.name] = "meter_stale"
         return _finish(loads, power, reasons, memo, now)
+    return policy.spread(Frame(snapshot, loads, flexible, power, reasons), params, now, memo)
 
-    if params.name == "legacy":
-        _legacy(snapshot.grid_w, flexible, params, power, reasons)
-        return _finish(loads, power, reasons, memo, now)
 
+def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: PolicyMemo) -> Decision:
+    """Aim at the measured imbalance less a margin, once the last command has settled."""
+    snapshot, loads, flexible = frame.snapshot, frame.loads, frame.flexible
+    power, reasons = frame.power, frame.reasons
+    assert snapshot.sampled_at is not None and snapshot.grid_w is not None
     memo = _learn(snapshot, loads, params, memo)
     settled = memo.last_command_at is None or (
         snapshot.sampled_at >= memo.last_command_at + params.settle_s
@@ -249,6 +318,13 @@ def _finish(
     return Decision(power, reasons, memo, changed)
 
 
+def _spread_legacy(frame: Frame, params: PolicyParams, now: float, memo: PolicyMemo) -> Decision:
+    """The seed's evaluate(), then the shared bookkeeping (no power learning)."""
+    assert frame.snapshot.grid_w is not None
+    _legacy(frame.snapshot.grid_w, frame.flexible, params, frame.power, frame.reasons)
+    return _finish(frame.loads, frame.power, frame.reasons, memo, now)
+
+
 def _legacy(
     grid_w: float,
     flexible: Sequence[LoadView],
@@ -300,3 +376,7 @@ def _legacy(
                 break  # the seed's flaw: an unsatisfied heater ends the pass, even at max power
     for view in flexible:
         reasons[view.spec.name] = "surplus" if power[view.spec.name] > 0 else "no_surplus"
+
+
+register_policy(Policy("default", _spread_default))
+register_policy(Policy("legacy", _spread_legacy, tops_up=False, seed_rule=True))

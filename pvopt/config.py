@@ -14,28 +14,33 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
+    PlainValidator,
     SecretStr,
+    SerializeAsAny,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-from machines.model import Kind, LoadSpec, Thresholds
-from machines.policy import PolicyParams
+from machines.model import LoadSpec
+from machines.policy import PolicyParams, policy_names
 from machines.schedules import DAY_NAMES, Schedule
+from pvopt.kinds import (
+    MAX_POWER_W,
+    Celsius,
+    EquipmentModel,
+    MeterConfig,
+    MeterTopics,
+    Strict,
+    load_kind,
+    load_kind_names,
+)
+from pvopt.kinds.registry import hint
 
-MAX_POWER_W = 100_000.0
-Power = Annotated[float, Field(gt=0, le=MAX_POWER_W)]
-Celsius = Annotated[float, Field(ge=-20, le=110)]
+__all__ = ["MAX_POWER_W", "MeterConfig", "MeterTopics"]  # re-exported: where they always were
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SiteConfig(Strict):
@@ -73,32 +78,8 @@ class MqttConfig(Strict):
     client_id: str = "pvopt"
 
 
-class MeterTopics(Strict):
-    sinsts: str = "tic/SINSTS"
-    sinsti: str = "tic/SINSTI"
-    erqt: str = "tic/ERQT"
-
-
-class MeterConfig(Strict):
-    kind: Literal["linky", "grid"] = "linky"
-    topics: MeterTopics = MeterTopics()
-    grid_topic: str | None = None
-    json_key: str | None = None
-    invert: bool = False
-    pv_topic: str | None = None
-    tariff_topic: str = "tic/PTEC"
-    offpeak_values: list[str] = ["HC..", "HC", "HEURE CREUSE", "HEURES CREUSES"]
-    stale_after_s: float = Field(30.0, gt=0, le=3600)
-
-    @model_validator(mode="after")
-    def _grid_needs_topic(self) -> MeterConfig:
-        if self.kind == "grid" and not self.grid_topic:
-            raise ValueError("meter.kind 'grid' needs meter.grid_topic")
-        return self
-
-
 class RegulationConfig(Strict):
-    policy: Literal["default", "legacy"] = "default"
+    policy: str = "default"
     tick_s: float = Field(5.0, gt=0, le=60)
     balance_band_w: float = Field(50.0, ge=0, le=5000)
     margin_w: float = Field(20.0, ge=0, le=5000)
@@ -108,6 +89,13 @@ class RegulationConfig(Strict):
     relay_stop_deficit_wh: float = Field(7.5, ge=0, le=1000)
     relay_start_headroom_w: float = Field(300.0, ge=0, le=MAX_POWER_W)
     relay_stop_tolerance_w: float = Field(0.0, ge=0, le=MAX_POWER_W)
+
+    @field_validator("policy")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in policy_names():
+            raise ValueError(f"unknown policy {value!r}; {hint(value, policy_names())}")
+        return value
 
     def params(self) -> PolicyParams:
         return PolicyParams(
@@ -140,110 +128,36 @@ class InfluxConfig(Strict):
     retention: str = Field("INF", pattern=r"^(INF|\d+[hdw])$")  # of the `pvopt` policy
 
 
-class LoadSimConfig(Strict):
-    """How the simulator and the virtual house model a load (ignored by the service)."""
-
-    litres: float = Field(200.0, gt=0, le=5000)
-    loss_w_per_k: float = Field(1.8, ge=0, le=1000)
-    thermostat_c: Celsius = 65.0
-    t0_c: Celsius = 50.0
-    power_w: Power | None = None  # an UnknownPowerEquipment's real power
-
-
-class _Equipment(Strict):
-    name: str = Field(min_length=1)
-    id: int | None = Field(None, ge=0)
-    priority: int | None = None
-    enabled: bool = True
-    command_topic: str | None = None
-    retain: bool = False
-    sim: LoadSimConfig = LoadSimConfig()
-
-    @field_validator("name")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("name must not be blank")
+def _equipment(value: Any) -> EquipmentModel:
+    """Validate one `equipment:` entry with the model its `type` registered (pvopt.kinds):
+    the discriminated union, built from the registry at validation time so a kind registered
+    after import counts, and an unregistered type is an error, never a guess."""
+    if isinstance(value, EquipmentModel):
         return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError(
+            "model_attributes_type",
+            "Input should be a valid dictionary or object to extract fields from",
+        )
+    tag = value.get("type")
+    names = load_kind_names()
+    if tag is None:
+        raise PydanticCustomError(
+            "union_tag_not_found",
+            "Unable to extract tag using discriminator 'type'",
+            {"discriminator": "'type'"},
+        )
+    if not isinstance(tag, str) or tag not in names:
+        raise PydanticCustomError(
+            "union_tag_invalid",
+            "Input tag {tag!r} found using 'type' does not match any of the expected tags",
+            {"discriminator": "'type'", "tag": str(tag), "expected_tags": ", ".join(names)},
+        )
+    return load_kind(tag).model.model_validate(value)
 
 
-class _Dimmer(_Equipment):
-    max_power: Power
-    min_power_w: float = Field(50.0, ge=0, le=MAX_POWER_W)
-    linearisation: Literal["phase_angle", "linear"] = "phase_angle"
-
-
-class VariablePowerEquipment(_Dimmer):
-    type: Literal["VariablePowerEquipment"]
-    min_energy: float | None = Field(None, gt=0, le=10 * MAX_POWER_W * 24)
-    period: int = Field(86400, gt=0, le=7 * 86400)
-
-
-class TempDrivenVariablePowerEquipment(_Dimmer):
-    type: Literal["TempDrivenVariablePowerEquipment"]
-    temp_min: Celsius
-    temp_eco: Celsius
-    temp_sol_min: Celsius
-    temp_max: Celsius
-    temperature_topic: str | None = None
-    tank_litres: float | None = Field(None, gt=0, le=5000)  # eco planning; learnt after a night
-
-    @field_validator("temp_eco")
-    @classmethod
-    def _eco_above_min(cls, value: float, info: ValidationInfo) -> float:
-        low = info.data.get("temp_min")
-        if low is not None and not value > low:
-            raise ValueError(f"temp_eco ({value:g}) must be above temp_min ({low:g})")
-        return value
-
-    @field_validator("temp_sol_min")
-    @classmethod
-    def _sol_min_not_below_eco(cls, value: float, info: ValidationInfo) -> float:
-        low = info.data.get("temp_eco")
-        if low is not None and value < low:
-            raise ValueError(f"temp_sol_min ({value:g}) must not be below temp_eco ({low:g})")
-        return value
-
-    @field_validator("temp_max")
-    @classmethod
-    def _max_above_sol_min(cls, value: float, info: ValidationInfo) -> float:
-        low = info.data.get("temp_sol_min")
-        if low is not None and not value > low:
-            raise ValueError(f"temp_max ({value:g}) must be above temp_sol_min ({low:g})")
-        low = info.data.get("temp_min")
-        if low is not None and not value > low:
-            raise ValueError(f"temp_max ({value:g}) must be above temp_min ({low:g})")
-        return value
-
-
-class _Relay(_Equipment):
-    min_on_s: float = Field(0.0, ge=0, le=86400)
-    min_off_s: float = Field(0.0, ge=0, le=86400)
-
-
-class ConstantPowerEquipment(_Relay):
-    type: Literal["ConstantPowerEquipment"]
-    nominal_power: Power
-
-
-class UnknownPowerEquipment(_Relay):
-    type: Literal["UnknownPowerEquipment"]
-    expected_power_w: Power
-
-
-Equipment = Annotated[
-    VariablePowerEquipment
-    | TempDrivenVariablePowerEquipment
-    | ConstantPowerEquipment
-    | UnknownPowerEquipment,
-    Field(discriminator="type"),
-]
-EQUIPMENT_TYPES = (
-    "VariablePowerEquipment",
-    "TempDrivenVariablePowerEquipment",
-    "ConstantPowerEquipment",
-    "UnknownPowerEquipment",
-)
+# Serialised as the entry's own model (masked_dump shows every field of its kind).
+Equipment = SerializeAsAny[Annotated[EquipmentModel, PlainValidator(_equipment)]]
 DAYS = DAY_NAMES
 
 
@@ -373,50 +287,18 @@ class Config(Strict):
         return out
 
     def tank_litres(self) -> dict[str, float]:
-        return {
-            eq.name: eq.tank_litres
-            for eq in self.equipment
-            if getattr(eq, "tank_litres", None) is not None
-        }
+        """Tank volumes the user gave, for eco planning."""
+        out = {}
+        for eq in self.equipment:
+            litres = eq.planning_tank_litres()
+            if litres is not None:
+                out[eq.name] = litres
+        return out
 
 
-def load_spec(eq: Any, load_id: int) -> LoadSpec:
-    """The core's view of one validated equipment entry."""
-    common = {"name": eq.name, "id": load_id, "enabled": eq.enabled}
-    if isinstance(eq, TempDrivenVariablePowerEquipment):
-        th = Thresholds(eq.temp_min, eq.temp_eco, eq.temp_sol_min, eq.temp_max)
-        return LoadSpec(
-            kind=Kind.DIMMER,
-            max_w=eq.max_power,
-            min_power_w=eq.min_power_w,
-            thresholds=th,
-            **common,
-        )
-    if isinstance(eq, VariablePowerEquipment):
-        return LoadSpec(
-            kind=Kind.DIMMER,
-            max_w=eq.max_power,
-            min_power_w=eq.min_power_w,
-            min_energy_wh=eq.min_energy,
-            period_s=eq.period,
-            **common,
-        )
-    if isinstance(eq, ConstantPowerEquipment):
-        return LoadSpec(
-            kind=Kind.RELAY,
-            max_w=eq.nominal_power,
-            min_on_s=eq.min_on_s,
-            min_off_s=eq.min_off_s,
-            **common,
-        )
-    return LoadSpec(
-        kind=Kind.RELAY,
-        max_w=eq.expected_power_w,
-        min_on_s=eq.min_on_s,
-        min_off_s=eq.min_off_s,
-        learns_power=True,
-        **common,
-    )
+def load_spec(eq: EquipmentModel, load_id: int) -> LoadSpec:
+    """The core's view of one validated equipment entry, as its registered kind builds it."""
+    return load_kind(eq.type_name()).spec(eq, load_id)
 
 
 # -- loading and error reporting ---------------------------------------------------------------
@@ -487,19 +369,15 @@ def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
 
 def _message(err: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
     """Turn one pydantic error into (loc without union tags, a user's message)."""
-    loc = tuple(p for p in err["loc"] if p not in EQUIPMENT_TYPES)
+    loc = tuple(err["loc"])
     kind = err["type"]
     if kind in {"union_tag_invalid", "union_tag_not_found"}:
         tag = err.get("ctx", {}).get("tag")
         loc = (*loc, "type")
+        names = load_kind_names()
         if tag is None:
-            return loc, f"missing; one of {', '.join(EQUIPMENT_TYPES)}"
-        close = difflib.get_close_matches(str(tag), EQUIPMENT_TYPES, n=1, cutoff=0.0)
-        return (
-            loc,
-            f"unknown type {tag!r}; did you mean {close[0]!r}? "
-            f"(valid: {', '.join(EQUIPMENT_TYPES)})",
-        )
+            return loc, f"missing; one of {', '.join(names)}"
+        return loc, f"unknown type {tag!r}; {hint(str(tag), names)}"
     if kind == "extra_forbidden":
         parent = loc[:-1]
         return loc, f"unknown key {loc[-1]!r}" + (f" in {dotted(parent)}" if parent else "")

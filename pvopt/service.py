@@ -28,6 +28,7 @@ from machines.controller import Controller
 from machines.energy import Ledger, restore_ledger
 from machines.loads import CommandError, check_temperature
 from machines.meter import MeterValueError, parse_number
+from machines.policy import get_policy
 from machines.schedules import Planner
 from pvopt.adapters.influx import InfluxSink
 from pvopt.adapters.mqtt import MqttBus
@@ -36,7 +37,7 @@ from pvopt.config import Config
 from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock
 from pvopt.status import local_iso
-from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, LoadWiring, wiring
+from pvopt.topics import CONTROL_TOPIC, LoadWiring, online_topic, wiring
 from state.store import MemoryStore, SqliteStore, StateStore
 
 log = logging.getLogger("pvopt")
@@ -44,7 +45,6 @@ log = logging.getLogger("pvopt")
 SEED_CONTROL_TOPICS = "scr/+/control"  # one wildcard, so unknown ids are seen and refused
 SEED_CONTROL = re.compile(r"scr/(\d+)/control")
 DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
-KICK_DELAY_S = 0.1  # a Linky sends SINSTS and SINSTI a few ms apart: decide on the pair
 
 
 class Service:
@@ -63,7 +63,7 @@ class Service:
         self.planner = Planner(
             cfg.schedule_list(),
             self.tz,
-            seed_rule=self.policy == "legacy",
+            seed_rule=get_policy(self.policy).seed_rule,
             tank_litres=cfg.tank_litres(),
             saved=docs["planner"],
         )
@@ -126,7 +126,7 @@ class Service:
             cfg.mqtt,
             [*self.routes, SEED_CONTROL_TOPICS],
             self.on_message,
-            will=None if dry_run else (ONLINE_TOPIC, "offline"),
+            will=(online_topic(dry_run), "offline"),
             on_connect=self._on_connect,
         )
         self.errors = JobErrors()
@@ -194,7 +194,7 @@ class Service:
         if self.flush_job is not None:
             # best effort: what InfluxDB does not take now waits in the outbox
             steps.append(("InfluxDB", self.flush_job))
-        if not self.dry_run and connected:
+        if connected:
             steps.append(("offline status", self._publish_offline))
         steps += [("MQTT", self.bus.stop), ("store", self.store.close)]
         for what, step in steps:
@@ -202,9 +202,11 @@ class Service:
                 step()
             except Exception as exc:  # the next steps must still run: the store above all
                 problems.append(f"{what}: {type(exc).__name__}: {str(exc)[:120]}")
-        if not connected and not self.dry_run:
+        if not connected:
             problems.insert(
-                0, "MQTT broker unreachable: the loads keep their last command until it is back"
+                0,
+                "MQTT broker unreachable: the offline status is not sent"
+                + ("" if self.dry_run else ", the loads keep their last command until it is back"),
             )
         if problems:
             log.warning("pvopt stopped, but %s", "; ".join(problems))
@@ -221,7 +223,7 @@ class Service:
         self.scheduler.shutdown(wait=True)
 
     def _publish_offline(self) -> None:
-        info = self.bus.client.publish(ONLINE_TOPIC, "offline", qos=1, retain=True)
+        info = self.bus.client.publish(online_topic(self.dry_run), "offline", qos=1, retain=True)
         info.wait_for_publish(2)
 
     # -- inputs (paho's thread: validate and queue, never the controller nor the store) -------
@@ -241,14 +243,13 @@ class Service:
         self._on_seed_control(w, payload, now)
 
     def _on_connect(self) -> None:
-        if not self.dry_run:
-            self.bus.publish(ONLINE_TOPIC, "online", retain=True, qos=1)
+        self.bus.publish(online_topic(self.dry_run), "online", retain=True, qos=1)
         self.regulator.post(Reconnected())
         self.kick(0.0)
 
     def _on_meter(self, topic: str, payload: bytes, now: float) -> None:
         if self.meter.feed(topic, payload, now):
-            self.kick(KICK_DELAY_S if self.cfg.meter.kind == "linky" else 0.0)
+            self.kick(self.meter.kick_delay_s)
 
     def _on_temp(self, w: LoadWiring, payload: bytes, now: float) -> None:
         try:

@@ -23,8 +23,13 @@ def build_status(
     *,
     policy: str,
     dry_run: bool,
+    dry_run_baseline: dict[str, tuple[int, float]] | None = None,
 ) -> dict[str, Any]:
-    """The status at `now`; `snapshot` None when no meter is known (read from the store)."""
+    """The status at `now`; `snapshot` None when no meter is known (read from the store).
+
+    A dry run passes each load's (day, energy today) when it started: its document then keeps
+    the real counters in `energy_today_wh` and what it would have added in `would_be_energy_wh`.
+    """
     tz = ctl.tz
     local = datetime.fromtimestamp(now, tz)
     grid = None if snapshot is None or snapshot.grid_w is None else round(snapshot.grid_w, 1)
@@ -32,6 +37,9 @@ def build_status(
     equipments = []
     for m in ctl.machines.values():
         th = m.thresholds
+        real_wh, would_wh = _split_energy(
+            m.day_index, m.energy_today_wh, m.spec.name, dry_run_baseline
+        )
         loads.append(
             {
                 "name": m.spec.name,
@@ -40,7 +48,7 @@ def build_status(
                 "mode": m.mode.value,
                 "reason": ctl.reasons.get(m.spec.name, m.reason),
                 "power_w": round(m.setpoint_w, 1),
-                "energy_today_wh": round(m.energy_today_wh, 1),
+                "energy_today_wh": round(real_wh, 1),
                 "forced_until": local_iso(m.forced_until, tz),
                 "temperature_c": m.temperature_c,
                 "temp_min": th.temp_min if th else None,
@@ -49,11 +57,13 @@ def build_status(
                 "temp_max": th.temp_max if th else None,
             }
         )
+        if would_wh is not None:
+            loads[-1]["would_be_energy_wh"] = round(would_wh, 1)
         equipments.append(
             {
                 "name": m.spec.name,
                 "current_power": round(m.setpoint_w, 1),
-                "energy": round(m.energy_today_wh, 1),
+                "energy": round(real_wh, 1),
                 "forced": m.is_forced,
             }
         )
@@ -73,6 +83,18 @@ def build_status(
         "loads": loads,
         "equipments": equipments,
     }
+
+
+def _split_energy(
+    day: int, today_wh: float, name: str, baseline: dict[str, tuple[int, float]] | None
+) -> tuple[float, float | None]:
+    """(real energy today, a dry run's would-be energy today or None outside a dry run)."""
+    if baseline is None:
+        return today_wh, None
+    base_day, base_wh = baseline.get(name, (day, 0.0))
+    if base_day != day:  # the day turned during the dry run: today holds only would-be energy
+        return 0.0, today_wh
+    return base_wh, max(today_wh - base_wh, 0.0)
 
 
 def event_json(e: ScheduleEvent, tz: ZoneInfo) -> dict[str, Any]:

@@ -2,9 +2,59 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from typing import Any
 
 from rich.table import Table
+
+
+def energy_unit(values: Iterable[float | None]) -> tuple[str, float]:
+    """One unit for a whole table: kWh once any figure reaches 1 kWh, else Wh."""
+    top = max((abs(v) for v in values if v is not None), default=0.0)
+    return ("kWh", 1000.0) if top >= 1000.0 else ("Wh", 1.0)
+
+
+def fmt_number(v: float | None) -> str:
+    """Enough digits that a small figure never prints as 0: 1,234 · 12.3 · 1.23 · 0.035."""
+    if v is None:
+        return "—"
+    if v == 0:
+        return "0"
+    size = abs(v)
+    if size >= 100:
+        return f"{v:,.0f}"
+    if size >= 10:
+        return f"{v:.1f}"
+    if size >= 1:
+        return f"{v:.2f}"
+    return f"{v:.{-math.floor(math.log10(size)) + 1}f}"
+
+
+def fmt_energy(wh: float | None, unit: tuple[str, float]) -> str:
+    return "—" if wh is None else fmt_number(wh / unit[1])
+
+
+def fmt_age(seconds: float) -> str:
+    """45 s · 12 min · 3 h 05 min · 2 days."""
+    s = max(seconds, 0.0)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{s / 60:.0f} min"
+    if s < 2 * 86400:
+        return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
+    return f"{s / 86400:.0f} days"
+
+
+def _temps(e: dict[str, Any]) -> str:
+    if e.get("temp_max") is None:
+        return ""
+    t = e.get("temperature_c")
+    return (
+        f"{'?' if t is None else f'{t:.1f}'} "
+        f"({e['temp_min']:g}/{e['temp_eco']:g}/{e['temp_sol_min']:g}/{e['temp_max']:g})"
+    )
 
 
 def status_table(doc: dict[str, Any], origin: str) -> Table:
@@ -16,17 +66,12 @@ def status_table(doc: dict[str, Any], origin: str) -> Table:
         f"{' — METER STALE' if meter.get('stale') and grid is not None else ''} — {origin}"
     )
     table = Table(title=title)
-    for col in ("load", "id", "state", "mode", "reason", "power W", "today Wh", "forced until"):
+    unit = energy_unit(e.get("energy_today_wh") for e in doc["loads"])
+    for col in ("load", "id", "state", "mode", "reason", "power W", f"today {unit[0]}"):
         table.add_column(col, justify="right" if col.endswith(("W", "Wh", "id")) else "left")
+    table.add_column("forced until")
     table.add_column("water °C (min/eco/sol/max)")
     for e in doc["loads"]:
-        temps = ""
-        if e.get("temp_max") is not None:
-            t = e.get("temperature_c")
-            temps = (
-                f"{'?' if t is None else f'{t:.1f}'} "
-                f"({e['temp_min']:g}/{e['temp_eco']:g}/{e['temp_sol_min']:g}/{e['temp_max']:g})"
-            )
         table.add_row(
             e["name"],
             str(e["id"]),
@@ -34,9 +79,9 @@ def status_table(doc: dict[str, Any], origin: str) -> Table:
             e["mode"],
             e["reason"],
             f"{e['power_w']:.0f}",
-            f"{e['energy_today_wh']:.0f}",
+            fmt_energy(e.get("energy_today_wh"), unit),
             e["forced_until"] or "",
-            temps,
+            _temps(e),
         )
     notes = []
     if doc.get("dry_run"):
@@ -55,25 +100,50 @@ def status_table(doc: dict[str, Any], origin: str) -> Table:
     return table
 
 
+def dry_run_table(doc: dict[str, Any], origin: str) -> Table:
+    """A dry run's status: what it would have done, labelled so it never reads as real."""
+    grid = doc.get("grid_w")
+    table = Table(
+        title=f"DRY RUN — what `pvopt run --dry-run` would have done — {origin} — "
+        f"grid {'?' if grid is None else f'{grid:+.0f} W'}",
+        caption="Hypothetical: a dry run sends no command and writes no store, so no load drew "
+        "this power and none of this energy is in `pvopt energy`.",
+    )
+    unit = energy_unit(e.get("would_be_energy_wh") for e in doc["loads"])
+    for col in ("load", "would be in", "mode", "reason"):
+        table.add_column(col)
+    table.add_column("would draw W", justify="right")
+    table.add_column(f"would-be {unit[0]} today", justify="right")
+    table.add_column("water °C (min/eco/sol/max)")
+    for e in doc["loads"]:
+        table.add_row(
+            e["name"],
+            e["state"],
+            e["mode"],
+            e["reason"],
+            f"{e['power_w']:.0f}",
+            fmt_energy(e.get("would_be_energy_wh"), unit),
+            _temps(e),
+        )
+    return table
+
+
 def energy_table(rows: list[Any], names: list[str]) -> Table:
-    table = Table(title="energy (kWh) from the local store")
+    """`pvopt energy`: one row per day, energy in one unit chosen by magnitude, then ratios."""
+    values = [
+        v
+        for _, t, _ in rows
+        for v in (*t["loads"].values(), t["loads_wh"], t["import_wh"], t["export_wh"], t["pv_wh"])
+    ]
+    unit = energy_unit(values)
+    table = Table(title=f"energy ({unit[0]}) from the local store")
     table.add_column("day")
     for name in names:
         table.add_column(name, justify="right")
-    for col in (
-        "loads",
-        "diverted",
-        "import",
-        "export",
-        "PV",
-        "surplus kept",
-        "self-cons.",
-        "self-suff.",
-    ):
+    pv = any(t["pv_wh"] is not None for _, t, _ in rows)  # only with meter.pv_topic
+    cols = ["all loads", "from surplus", "import", "export", "surplus kept"]
+    for col in cols + (["PV", "self-cons.", "self-suff."] if pv else []):
         table.add_column(col, justify="right")
-
-    def kwh(v: float | None) -> str:
-        return "—" if v is None else f"{v / 1000:.2f}"
 
     def pct(v: float | None) -> str:
         return "—" if v is None else f"{100 * v:.0f} %"
@@ -82,14 +152,29 @@ def energy_table(rows: list[Any], names: list[str]) -> Table:
         partial = "" if t["covered_h"] >= 23 else f" ({t['covered_h']:g} h)"
         table.add_row(
             f"{d.isoformat()}{partial}",
-            *(kwh(t["loads"][n]) for n in names),
-            kwh(t["loads_wh"]),
-            kwh(t["diverted_wh"]),
-            kwh(t["import_wh"]),
-            kwh(t["export_wh"]),
-            kwh(t["pv_wh"]),
+            *(fmt_energy(t["loads"][n], unit) for n in names),
+            fmt_energy(t["loads_wh"], unit),
+            fmt_energy(t["diverted_wh"], unit),
+            fmt_energy(t["import_wh"], unit),
+            fmt_energy(t["export_wh"], unit),
             pct(t["surplus_kept"]),
-            pct(t["self_consumption"]),
-            pct(t["self_sufficiency"]),
+            *(
+                [
+                    fmt_energy(t["pv_wh"], unit),
+                    pct(t["self_consumption"]),
+                    pct(t["self_sufficiency"]),
+                ]
+                if pv
+                else []
+            ),
+        )
+    table.caption = (
+        "from surplus: load energy that would otherwise have been exported. "
+        "surplus kept = from surplus ÷ (from surplus + export): the share of the solar surplus "
+        "the loads took; 100 % means nothing was exported."
+    )
+    if pv:
+        table.caption += (
+            " self-cons. = (PV − export) ÷ PV; self-suff. = (PV − export) ÷ (PV − export + import)."
         )
     return table

@@ -17,15 +17,14 @@ from machines.controller import Controller
 from machines.model import Kind, LoadSpec, MeterSnapshot, Thresholds
 from machines.policy import PolicyParams
 from pvopt import config as cfgmod
+from pvsim.examples import TRACES
 from pvsim.simulator import simulate
 from pvsim.traces import load_trace
 
 
 def find_traces(traces_dir: str | None) -> list[Path]:
     """The shared traces when this is a developer's checkout, else the shipped copies."""
-    candidates = (
-        [Path(traces_dir)] if traces_dir else [Path("../shared/traces"), Path("examples/traces")]
-    )
+    candidates = [Path(traces_dir)] if traces_dir else [Path("../shared/traces"), TRACES]
     for folder in candidates:
         found = sorted(p for p in folder.glob("*.csv*") if p.name.endswith((".csv", ".csv.gz")))
         if found:

@@ -7,15 +7,17 @@ The simulator drives it on a virtual clock; `pvopt house` drives it in real time
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
 
-from machines.meter import LinkyState, track_reactive
 from machines.model import Kind, LoadSpec
 from pvopt.config import Config
+from pvopt.kinds import EquipmentModel, HouseReading
+from pvopt.kinds.temp_driven import TempDrivenVariablePowerEquipment
 from pvsim.traces import Trace
 
 WH_PER_LITRE_K = 1.163
@@ -49,6 +51,54 @@ class Heater:
 
     def draw(self, litres: float) -> None:
         self.temp_c -= min(litres / self.litres, 1.0) * (self.temp_c - self.cold_c)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPhysics:
+    """What the simulated house knows of one load beyond its spec."""
+
+    real_w: float  # what an all-or-nothing load really draws when on
+    heater: Callable[[], Heater] | None = None  # a fresh tank behind it (one each: house, oracle)
+
+
+PhysicsHook = Callable[[EquipmentModel, LoadSpec, Config], LoadPhysics]
+
+
+def resistive(eq: EquipmentModel, spec: LoadSpec, cfg: Config) -> LoadPhysics:
+    """A load that draws what it is told, no tank (the default of an unregistered kind);
+    an all-or-nothing one draws `sim.power_w` when the user gave its true power."""
+    return LoadPhysics(eq.sim.power_w or spec.max_w)
+
+
+def water_heater(eq: EquipmentModel, spec: LoadSpec, cfg: Config) -> LoadPhysics:
+    """A resistive element in a tank with its own thermostat (`sim:` of the entry)."""
+    s, sim = eq.sim, cfg.sim
+
+    def tank() -> Heater:
+        return Heater(
+            s.litres, s.loss_w_per_k, s.thermostat_c, s.t0_c, sim.ambient_c, sim.cold_water_c
+        )
+
+    return LoadPhysics(s.power_w or spec.max_w, tank)
+
+
+_PHYSICS: dict[str, PhysicsHook] = {}
+
+
+def register_physics(type_name: str, hook: PhysicsHook) -> None:
+    """How the simulator models loads of kind `type_name` (default: `resistive`)."""
+    _PHYSICS[type_name] = hook
+
+
+def unregister_physics(type_name: str) -> None:
+    _PHYSICS.pop(type_name, None)
+
+
+def physics_of(eq: EquipmentModel, spec: LoadSpec, cfg: Config) -> LoadPhysics:
+    return _PHYSICS.get(eq.type_name(), resistive)(eq, spec, cfg)
+
+
+register_physics(TempDrivenVariablePowerEquipment.type_name(), water_heater)
 
 
 @dataclass
@@ -93,19 +143,20 @@ def draw_seconds(cfg: Config, trace: Trace) -> dict[int, float]:
 
 class House:
     """One house on one trace. Call `step(i)` once per trace second, in order; `actuate` when a
-    command arrives (it acts from the next second); `linky_sample`/`probe` for the sensors."""
+    command arrives (it acts from the next second); `reading`/`probe` for the sensors."""
 
     def __init__(self, cfg: Config, trace: Trace, *, record: bool = False):
         self.cfg = cfg
         self.trace = trace
         self.tz = cfg.site.tz
         self.specs = specs = cfg.specs()
-        sims = {eq.name: eq.sim for eq in cfg.equipment}
-        self.heaters = [self._heater(spec, sims) for spec in specs]
-        self.bound_heaters = [self._heater(spec, sims) for spec in specs]  # the oracle's tanks
+        entries = {eq.name: eq for eq in cfg.equipment}
+        physics = [physics_of(entries[s.name], s, cfg) for s in specs]
+        self.heaters = [p.heater() if p.heater else None for p in physics]
+        self.bound_heaters = [p.heater() if p.heater else None for p in physics]  # the oracle's
         n = self.n = len(specs)
         self.is_relay = [s.kind is Kind.RELAY for s in specs]
-        self.relay_power = [sims[s.name].power_w or s.max_w for s in specs]  # unknown relays
+        self.relay_power = [p.real_w for p in physics]  # unknown relays: their true power
         self.caps = [self.relay_power[i] if self.is_relay[i] else specs[i].max_w for i in range(n)]
         self.enabled = [s.enabled for s in specs]
         self.draws = draw_seconds(cfg, trace)
@@ -139,15 +190,6 @@ class House:
         self.rec_base = np.zeros(rec_n)
         self.rec_grid = np.zeros(rec_n)
         self.rec_temp = np.full(rec_n, np.nan)
-
-    def _heater(self, spec: LoadSpec, sims: dict[str, Any]) -> Heater | None:
-        if spec.thresholds is None:
-            return None
-        s = sims[spec.name]
-        sim = self.cfg.sim
-        return Heater(
-            s.litres, s.loss_w_per_k, s.thermostat_c, s.t0_c, sim.ambient_c, sim.cold_water_c
-        )
 
     def drawn_w(self, k: int) -> float:
         """What load `k` really draws now (a heater's thermostat may have cut it)."""
@@ -272,18 +314,9 @@ class House:
         """Each water heater's probe reading (0.1 °C resolution)."""
         return [(k, round(h.temp_c, 1)) for k, h in enumerate(self.heaters) if h is not None]
 
-    def linky_sample(self, previous: LinkyState, now: float) -> LinkyState:
-        """What the Linky reports now: quantised S on SINSTS or SINSTI, and the ERQT index."""
-        grid = self.grid
-        q = self.q_ratio * self.base
-        s_va = round(math.sqrt(grid * grid + q * q) / self.quantum) * self.quantum
-        return LinkyState(
-            s_va if grid >= 0 else 0.0,
-            now,
-            0.0 if grid >= 0 else s_va,
-            now,
-            track_reactive(previous.reactive, float(int(self.erqt)), now),
-        )
+    def reading(self) -> HouseReading:
+        """The true flows at the meter now, for the meter source to publish."""
+        return HouseReading(self.grid, self.q_ratio * self.base, self.erqt, self.quantum)
 
     # -- actuators --------------------------------------------------------------------------
     def actuate(self, k: int, power_w: float, forced: bool, now: float) -> None:

@@ -1,8 +1,9 @@
 """Replay a trace through the real controller on a virtual clock, with physical models (DESIGN §11).
 
 Each simulated second the `House` applies its physics; every `sim.meter.period_s` the meter
-reports a quantised Linky sample, and the very controller the service runs decides; its commands
-act from the next second.
+source of `meter.kind` publishes what the real meter would and the service's `MeterCache` reads
+it back; then the very controller the service runs decides; its commands act from the next
+second.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import math
 from collections.abc import Callable
 
 from machines.controller import Controller
-from machines.meter import LinkyState
 from machines.model import FORCED_STATES
+from machines.policy import get_policy
 from machines.schedules import Planner, ScheduleEvent
 from pvopt.config import Config
+from pvopt.meter_cache import MeterCache
 from pvopt.status import event_json
 from pvsim.physics import PROBE_PERIOD_S, House, SimResult
 from pvsim.traces import Trace
@@ -36,7 +38,7 @@ def simulate(
     planner = Planner(
         cfg.schedule_list(),
         cfg.site.tz,
-        seed_rule=reg.policy == "legacy",
+        seed_rule=get_policy(reg.policy).seed_rule,
         tank_litres=cfg.tank_litres(),
     )
     ctl = Controller(house.specs, cfg.site.tz, reg.params(), start, planner=planner)
@@ -44,8 +46,7 @@ def simulate(
     machines = [ctl.machines[s.name] for s in house.specs]
     meter_period = max(1, round(cfg.sim.meter.period_s))
     tick_s = reg.tick_s
-    stale_after = cfg.meter.stale_after_s
-    linky = LinkyState()
+    meter = MeterCache(cfg.meter, started_at=start)  # the service's own, fed over the "wire"
     last_tick = -math.inf
     total = trace.seconds
     for i in range(total):
@@ -56,11 +57,12 @@ def simulate(
                 machines[k].set_temperature(temp, now)
         fresh = i % meter_period == 0
         if fresh:
-            linky = house.linky_sample(linky, now)
+            for topic, payload in meter.source.publish(house.reading()):
+                meter.feed(topic, payload.encode(), now)
         # -- the regulator: on every fresh sample, else every tick_s
         if fresh or now - last_tick >= tick_s:
             last_tick = now
-            ctl.tick(now, linky.snapshot(now, stale_after))
+            ctl.tick(now, meter.snapshot(now))
             if planner.events:
                 events.extend(planner.drain_events())
             for k, m in enumerate(machines):

@@ -1,8 +1,8 @@
 """`pvopt house`: a trace played in real time as a house on MQTT, the counterpart of real
 hardware for the demo and the end-to-end tests.
 
-It publishes what a meter and probes would (SINSTS/SINSTI/ERQT or signed grid power, water
-temperatures) and obeys the load command topics, with the simulator's physics (`House`).
+It publishes what the meter (as the `meter.kind` source says) and the probes would, and obeys
+the load command topics, with the simulator's physics (`House`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from machines.meter import LinkyState
 from pvopt.adapters.mqtt import MqttBus
 from pvopt.config import Config
+from pvopt.kinds import meter_source
 from pvopt.topics import STATUS_TOPIC, wiring
 from pvsim.physics import PROBE_PERIOD_S, House, SimResult
 from pvsim.traces import Trace
@@ -31,7 +31,7 @@ class VirtualHouse:
         self.wires = wiring(cfg)
         self.index = {w.command_topic: k for k, w in enumerate(self.wires)}
         self.lock = threading.Lock()
-        self.linky = LinkyState()
+        self.meter = meter_source(cfg.meter)  # only its `publish`: what the meter sends
         self.commands = 0
         self.stopping = threading.Event()
         self.forced = [False] * len(self.wires)  # from the status: eco/boost draw is forced
@@ -69,23 +69,12 @@ class VirtualHouse:
             self.house.actuate(k, power, self.forced[k], self.clock())
             self.commands += 1
 
-    def _publish_meter(self, now: float) -> None:
+    def _publish_meter(self) -> None:
         meter = self.cfg.meter
         if meter.pv_topic:
             self.bus.publish(meter.pv_topic, f"{self.house.pv:.0f}")
-        if meter.kind == "linky":
-            self.linky = self.house.linky_sample(self.linky, now)
-            t = meter.topics
-            self.bus.publish(t.sinsts, f"{self.linky.sinsts:.0f}")
-            self.bus.publish(t.sinsti, f"{self.linky.sinsti:.0f}")
-            self.bus.publish(t.erqt, f"{int(self.house.erqt)}")
-            return
-        assert meter.grid_topic is not None
-        grid = round(-self.house.grid if meter.invert else self.house.grid, 1)
-        payload: object = grid
-        for part in reversed((meter.json_key or "").split(".") if meter.json_key else []):
-            payload = {part: payload}
-        self.bus.publish(meter.grid_topic, json.dumps(payload))
+        for topic, payload in self.meter.publish(self.house.reading()):
+            self.bus.publish(topic, payload)
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> SimResult:
         """Play every second of the trace in real time; returns the KPIs measured here."""
@@ -99,12 +88,11 @@ class VirtualHouse:
         for i in range(total):
             if self.stopping.wait(max(0.0, t0 + i - time.monotonic())):
                 break
-            now = self.clock()
             with self.lock:
                 self.house.step(i)
                 probes = self.house.probe() if i % PROBE_PERIOD_S == 0 else []
                 if i % period == 0:
-                    self._publish_meter(now)
+                    self._publish_meter()
             for k, temp in probes:
                 topic = self.wires[k].temperature_topic
                 if topic:

@@ -21,7 +21,7 @@ from tests.conftest import EXAMPLES, TRACES
 MINUTES = 5  # 11:45–11:50: the seed's policy imports 16 % of what it diverts there
 
 
-@pytest.mark.slow
+@pytest.mark.live
 def test_live_replay_beats_the_seed(tmp_path: Path) -> None:
     full = load_trace(TRACES / "broken_clouds.csv.gz")
     brokers = {p: Mosquitto().start() for p in ("default", "legacy")}
@@ -56,7 +56,7 @@ def test_live_replay_beats_the_seed(tmp_path: Path) -> None:
     assert ours["import_by_loads_wh"] <= 0.60 * seed["import_by_loads_wh"], (ours, seed)
 
 
-@pytest.mark.slow
+@pytest.mark.live
 def test_energy_figures_agree_from_the_wire_to_influxdb(tmp_path: Path, influxd: Influxd) -> None:
     """`pvopt run` (subprocess) + virtual house + real broker + real InfluxDB, 4 lively minutes
     with a signed-power meter and a PV meter."""

@@ -23,7 +23,7 @@ from jobs.regulator import Control, Temperature
 from pvopt import config
 from pvopt.commands import parse_control_json
 from pvopt.service import Service
-from pvopt.topics import STATUS_TOPIC, wiring
+from pvopt.topics import DRY_RUN_STATUS_TOPIC, STATUS_TOPIC, wiring
 from pvsim.live import spawn_service
 from pvsim.servers.mosquitto import Mosquitto
 from state.store import SqliteStore
@@ -72,9 +72,9 @@ def commanded_w(probe: Probe, cfg: config.Config) -> dict[str, float]:
     return out
 
 
-def statuses(probe: Probe, since: float) -> list[dict[str, Any]]:
+def statuses(probe: Probe, since: float, topic: str = STATUS_TOPIC) -> list[dict[str, Any]]:
     with probe.cond:
-        found = [json.loads(p) for at, t, p in probe.messages if t == STATUS_TOPIC and at >= since]
+        found = [json.loads(p) for at, t, p in probe.messages if t == topic and at >= since]
     return [doc for doc in found if doc["date"] >= since]
 
 
@@ -380,25 +380,29 @@ def test_dry_run_decides_and_reports_but_commands_and_writes_nothing(
         publish_grid(probe, -2000)
 
         def decided() -> bool:
-            docs = statuses(probe, since)
+            docs = statuses(probe, since, DRY_RUN_STATUS_TOPIC)
             return bool(docs) and docs[-1]["loads"][0]["power_w"] > 1000
 
         assert probe.wait(decided, 10)
-        assert statuses(probe, since)[-1]["dry_run"] is True
+        assert statuses(probe, since, DRY_RUN_STATUS_TOPIC)[-1]["dry_run"] is True
+        assert probe.last("regulation/dry_run/online") == b"online"
         since = time.time()
         probe.publish("regulation/control", json.dumps({"command": "off", "name": "towel_rail"}))
 
         def rail_off() -> bool:
-            docs = statuses(probe, since)
+            docs = statuses(probe, since, DRY_RUN_STATUS_TOPIC)
             return bool(docs) and docs[-1]["loads"][1]["mode"] == "manual"
 
         assert probe.wait(rail_off, 10)
     finally:
-        probe.close()
         svc.stop()
+        probe.wait(lambda: probe.last("regulation/dry_run/online") == b"offline", 5)
+        probe.close()
     with probe.cond:
         topics = {t for _, t, _ in probe.messages}
-    assert not {"scr/0/in", "scr/1/in", "regulation/online"} & topics
+    # the real service's topics stay untouched; the dry run says it stopped on its own
+    assert not {"scr/0/in", "scr/1/in", "regulation/online", STATUS_TOPIC} & topics
+    assert probe.last("regulation/dry_run/online") == b"offline"
     assert not (tmp_path / "pvopt.db").exists()
 
 

@@ -1,5 +1,4 @@
-"""`python -m pvopt.cli`: what `pvsim.live.spawn_service` runs (the package lost cli.py's
-`__main__` guard when it became a package)."""
+"""`python -m pvopt.cli`: what `pvopt` runs (the tests and the demo spawn the service so)."""
 
 from pvopt.cli import main
 

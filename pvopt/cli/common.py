@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -18,8 +20,21 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 def load_config(path: str | None) -> cfgmod.Config:
     """Load the config named by --config / $PVOPT_CONFIG / ./pvopt.yml, or exit 1 saying why."""
+    chosen = cfgmod.default_path(path)
+    if not Path(chosen).is_file():
+        how = (
+            "named by --config"
+            if path
+            else "named by $PVOPT_CONFIG"
+            if os.environ.get("PVOPT_CONFIG")
+            else "the default, in the current folder"
+        )
+        fail(
+            f"{chosen}: cannot read: no such config file ({how}). Name one with --config FILE or "
+            "$PVOPT_CONFIG (else ./pvopt.yml is read); `pvopt config check FILE` validates it"
+        )
     try:
-        return cfgmod.load(cfgmod.default_path(path))
+        return cfgmod.load(chosen)
     except cfgmod.ConfigError as exc:
         for problem in exc.problems:
             err_console.print(f"[red]error[/red] {problem}", highlight=False)

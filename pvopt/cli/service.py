@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,14 @@ from pvopt.cli.common import (
 )
 from pvopt.commands import Command, parse_duration
 from pvopt.status import build_status
-from pvopt.tables import energy_table, status_table
-from pvopt.topics import CONTROL_TOPIC, STATUS_TOPIC
+from pvopt.tables import dry_run_table, energy_table, fmt_age, status_table
+from pvopt.topics import (
+    CONTROL_TOPIC,
+    DRY_RUN_ONLINE_TOPIC,
+    DRY_RUN_STATUS_TOPIC,
+    ONLINE_TOPIC,
+    STATUS_TOPIC,
+)
 from state.store import SqliteStore, StoreError
 
 COMMAND_WAIT_S = 10.0
@@ -41,6 +48,18 @@ def _open_store(cfg: cfgmod.Config) -> SqliteStore | None:
     except StoreError as exc:
         fail(str(exc))
     return None
+
+
+class SiteTimeFormatter(logging.Formatter):
+    """Log lines stamped in the site's time zone with its offset, like `status` and `history`:
+    `2026-06-15 11:45:03.120+02:00 INFO pvopt: …`."""
+
+    def __init__(self, tz: tzinfo):
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.tz = tz
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, self.tz).isoformat(" ", "milliseconds")
 
 
 @click.command()
@@ -59,9 +78,9 @@ def run(config_path: str | None, dry_run: bool, log_level: str) -> None:
     from pvopt.service import Service
 
     cfg = load_config(config_path)
-    logging.basicConfig(
-        level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(SiteTimeFormatter(cfg.site.tz))
+    logging.basicConfig(level=log_level, handlers=[handler], force=True)
     quiet = max(logging.WARNING, logging.getLevelName(log_level))
     for noisy in ("apscheduler", "transitions"):  # their INFO lines are per job run / callback
         logging.getLogger(noisy).setLevel(quiet)
@@ -73,52 +92,159 @@ def run(config_path: str | None, dry_run: bool, log_level: str) -> None:
     service.run_forever()
 
 
-def live_status(cfg: cfgmod.Config, timeout_s: float = LIVE_STATUS_WAIT_S) -> dict[str, Any] | None:
-    """The retained `regulation/status`, or None when the broker or the service is silent."""
+@dataclass
+class Retained:
+    """What the broker keeps for `pvopt status`: a run's and a dry run's status and online flag."""
+
+    reachable: bool
+    status: dict[str, Any] | None = None
+    online: str | None = None
+    dry_status: dict[str, Any] | None = None
+    dry_online: str | None = None
+
+
+def _json(payload: bytes | None) -> dict[str, Any] | None:
     try:
-        shot = OneShot(cfg.mqtt, [STATUS_TOPIC])
-    except BrokerUnavailable:
-        return None
-    try:
-        if not shot.wait_for(lambda msgs: STATUS_TOPIC in msgs, timeout_s):
-            return None
-        return json.loads(shot.messages[STATUS_TOPIC])
+        doc = json.loads(payload) if payload else None
     except ValueError:
         return None
+    return doc if isinstance(doc, dict) else None
+
+
+def read_retained(cfg: cfgmod.Config, timeout_s: float = LIVE_STATUS_WAIT_S) -> Retained:
+    """The retained status and online topics, read in one round trip: a marker published after
+    subscribing comes back after every retained message."""
+    marker = f"pvopt/cli/sync/{time.time_ns()}"
+    topics = [STATUS_TOPIC, ONLINE_TOPIC, DRY_RUN_STATUS_TOPIC, DRY_RUN_ONLINE_TOPIC, marker]
+    try:
+        shot = OneShot(cfg.mqtt, topics)
+    except BrokerUnavailable:
+        return Retained(reachable=False)
+    try:
+        shot.publish(marker, "sync")
+        shot.wait_for(lambda msgs: marker in msgs, timeout_s)
+        msgs = dict(shot.messages)
     finally:
         shot.close()
 
+    def text(topic: str) -> str | None:
+        value = msgs.get(topic)
+        return value.decode(errors="replace").strip() if value else None
+
+    return Retained(
+        reachable=True,
+        status=_json(msgs.get(STATUS_TOPIC)),
+        online=text(ONLINE_TOPIC),
+        dry_status=_json(msgs.get(DRY_RUN_STATUS_TOPIC)),
+        dry_online=text(DRY_RUN_ONLINE_TOPIC),
+    )
+
+
+def silent_after_s(cfg: cfgmod.Config) -> float:
+    """A status older than this means the service stopped publishing (it does every tick)."""
+    return max(3.0 * cfg.regulation.tick_s, 15.0)
+
+
+def service_state(
+    online: str | None, doc: dict[str, Any] | None, now: float, silent_s: float
+) -> tuple[str, float | None]:
+    """online | offline | silent (no status for a while) | absent, and the status's age."""
+    age = None if doc is None else max(now - float(doc.get("date", now)), 0.0)
+    if online == "offline":
+        return "offline", age
+    if doc is None:
+        return ("online" if online == "online" else "absent"), None
+    if age is not None and age > silent_s:
+        return "silent", age
+    return "online", age
+
 
 def merged_status(cfg: cfgmod.Config, now: float) -> tuple[dict[str, Any], str]:
-    """The store's view overlaid with the live retained status; says where it came from."""
+    """The store's view, overlaid with the live retained status only while the service is
+    online; says where the figures came from and whether the service runs."""
     store = _open_store(cfg)
     saved = store.load_machines() if store is not None else {}
     if store is not None:
         store.close()
     ctl = Controller(cfg.specs(), cfg.site.tz, cfg.regulation.params(), now, saved)
     doc = build_status(ctl, None, None, now, policy=cfg.regulation.policy, dry_run=False)
-    live = live_status(cfg)
-    if live is None:
-        where = "store" if saved else "config (no store yet)"
-        return doc, f"{where}; no live status from {cfg.mqtt.host}:{cfg.mqtt.port}"
+    where = "store" if saved else "config (no store yet)"
+    broker = f"{cfg.mqtt.host}:{cfg.mqtt.port}"
+    got = read_retained(cfg)
+    doc["service"] = {"state": "unknown", "status_age_s": None}
+    if got.dry_status is not None:
+        dry_state, dry_age = service_state(got.dry_online, got.dry_status, now, silent_after_s(cfg))
+        doc["dry_run_status"] = {
+            **got.dry_status,
+            "service": {"state": dry_state, "status_age_s": _round(dry_age)},
+        }
+    if not got.reachable:
+        return doc, f"{where}; broker {broker} unreachable: cannot tell whether `pvopt run` runs"
+    state, age = service_state(got.online, got.status, now, silent_after_s(cfg))
+    doc["service"] = {"state": state, "status_age_s": _round(age)}
+    last = "" if age is None else f"; its last status is {fmt_age(age)} old"
+    if state == "offline":
+        return doc, f"SERVICE OFFLINE (`regulation/online` = offline){last}; figures from {where}"
+    if state == "silent":
+        return doc, (
+            f"NO STATUS for {fmt_age(age or 0.0)}: `pvopt run` is not publishing on {broker} "
+            f"(online flag: {got.online or 'none'}); figures from {where}"
+        )
+    if got.status is None:
+        return doc, f"{where}; no status from `pvopt run` on {broker}"
+    live = got.status
     stored = {entry["name"]: entry for entry in doc["loads"]}
     for entry in live.get("loads", []):
         entry.update({k: v for k, v in stored.get(entry.get("name"), {}).items() if k not in entry})
-    age = now - live.get("date", now)
-    return live, f"live from {cfg.mqtt.host}:{cfg.mqtt.port}, age {age:.0f} s"
+    live["service"] = doc["service"]
+    if "dry_run_status" in doc:
+        live["dry_run_status"] = doc["dry_run_status"]
+    return live, f"live from {broker}, service online, status {fmt_age(age or 0.0)} old"
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)
+
+
+def dry_run_origin(dry: dict[str, Any]) -> str:
+    """How a dry run's figures are captioned: running or stopped, and how old."""
+    svc = dry.get("service", {})
+    age = fmt_age(svc.get("status_age_s") or 0.0)
+    if svc.get("state") == "online":
+        return f"running, status {age} old"
+    if svc.get("state") == "offline":
+        return f"stopped; last status {age} ago"
+    return f"not publishing for {age}"
 
 
 @click.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status document (DESIGN §8).")
 def status(config_path: str | None, as_json: bool) -> None:
-    """Each load's state, mode, reason, power, energy and deadline."""
+    """Each load's state, mode, reason, power, energy and deadline; whether the service runs;
+    a dry run's would-be figures apart."""
     cfg = load_config(config_path)
     doc, origin = merged_status(cfg, time.time())
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
     console.print(status_table(doc, origin))
+    dry = doc.get("dry_run_status")
+    if dry is not None and (
+        dry["service"]["state"] == "online" or (dry["service"]["status_age_s"] or 0) < 86400
+    ):
+        console.print(dry_run_table(dry, dry_run_origin(dry)))
+
+
+def no_store(cfg: cfgmod.Config) -> None:
+    """Exit 1: no store yet, saying whether only a dry run has run with this config."""
+    got = read_retained(cfg, 1.0)
+    if got.dry_status is not None or got.dry_online is not None:
+        fail(
+            f"no state store at {cfg.state.path}: only a dry run has run with this config, and a "
+            "dry run writes nothing; `pvopt run` without --dry-run starts recording"
+        )
+    fail(f"no state store at {cfg.state.path}: has `pvopt run` ever run with this config?")
 
 
 @click.command()
@@ -131,7 +257,7 @@ def history(config_path: str | None, load: str | None, limit: int) -> None:
     name = _resolve(cfg, load) if load is not None else None
     store = _open_store(cfg)
     if store is None:
-        fail(f"no state store at {cfg.state.path}: has `pvopt run` ever run with this config?")
+        no_store(cfg)
         return
     records = store.transitions(name, limit)
     store.close()
@@ -139,7 +265,7 @@ def history(config_path: str | None, load: str | None, limit: int) -> None:
     for col in ("time", "load", "from", "to", "trigger", "reason"):
         table.add_column(col)
     for r in records:
-        when = datetime.fromtimestamp(r.at, cfg.site.tz).strftime("%Y-%m-%d %H:%M:%S")
+        when = datetime.fromtimestamp(r.at, cfg.site.tz).isoformat(" ", "seconds")
         table.add_row(when, r.load, r.source, r.dest, r.trigger, r.reason)
     console.print(table)
 
@@ -292,7 +418,7 @@ def energy(
         fail("--days must be between 1 and 3660")
     store = _open_store(cfg)
     if store is None:
-        fail(f"no state store at {cfg.state.path}: has `pvopt run` ever run with this config?")
+        no_store(cfg)
         return
     names = [s.name for s in cfg.specs()]
     rows = report(store, tz, names, last, days)

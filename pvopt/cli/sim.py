@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from machines.loads import CommandError
+from machines.policy import policy_names
 from pvopt import config as cfgmod
 from pvopt.cli.common import (
     config_option,
@@ -48,12 +49,34 @@ def run_simulation(
         )
 
 
-@click.command()
-@click.argument("trace", type=click.Path(exists=True, dir_okay=False))
+SHIPPED_HELP = "A shipped example by name works too: traces broken_clouds, clear_summer, "
+SHIPPED_HELP += "overcast_winter, week_spring; configs house, seed_house."
+
+
+def sim_config(path: str | None) -> cfgmod.Config:
+    """--config FILE, or a shipped example house by name (`house`, `seed_house`)."""
+    from pvsim.examples import config_path
+
+    return load_config(None if path is None else str(config_path(path)))
+
+
+def sim_trace(path: str) -> str:
+    """TRACE, or a shipped trace by name; exit 1 naming the shipped ones when neither exists."""
+    from pvsim.examples import shipped_traces, trace_path
+
+    found = trace_path(path)
+    if not found.is_file():
+        names = ", ".join(shipped_traces())
+        fail(f"{path}: no such trace file, and no shipped trace of that name ({names})")
+    return str(found)
+
+
+@click.command(epilog=SHIPPED_HELP)
+@click.argument("trace")
 @config_option
 @click.option(
     "--policy",
-    type=click.Choice(["default", "legacy"]),
+    type=click.Choice(policy_names()),
     default=None,
     help="Override regulation.policy.",
 )
@@ -67,8 +90,8 @@ def simulate(
     json_path: str | None,
 ) -> None:
     """Replay TRACE (ts,pv_w,base_load_w; .csv or .csv.gz) through the regulator."""
-    cfg = load_config(config_path)
-    result = run_simulation(trace, cfg, policy, record=plot_path is not None)
+    cfg = sim_config(config_path)
+    result = run_simulation(sim_trace(trace), cfg, policy, record=plot_path is not None)
     kpis = result.kpis
     if json_path:
         Path(json_path).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
@@ -76,7 +99,7 @@ def simulate(
     else:
         from pvsim.tables import summary_table
 
-        console.print(summary_table(kpis, f"{kpis['trace']} — {cfg.source}"))
+        console.print(summary_table(kpis, f"{kpis['trace']} — {cfg.source}", cfg.specs()))
     if plot_path:
         from pvsim.plot import plot_series
 
@@ -91,13 +114,14 @@ def simulate(
     "traces_dir",
     metavar="DIR",
     default=None,
-    help="Folder of traces (default: ../shared/traces if present, else examples/traces).",
+    help="Folder of traces (default: ../shared/traces if present, else the shipped traces).",
 )
 @click.option(
     "--houses",
     metavar="FILES",
-    default="examples/seed_house.yml,examples/house.yml",
-    help="Comma-separated configs to simulate.",
+    default="seed_house,house",
+    show_default=True,
+    help="Comma-separated configs to simulate (files, or shipped examples by name).",
 )
 @click.option(
     "--json", "json_path", metavar="FILE", default=None, help="Write all results as JSON."
@@ -105,26 +129,22 @@ def simulate(
 def bench(traces_dir: str | None, houses: str, json_path: str | None) -> None:
     """KPIs of both policies on every trace, simulator speed and regulator tick cost."""
     from pvsim.bench import run_bench
+    from pvsim.examples import config_path
 
-    run_bench(traces_dir, houses.split(","), json_path, console, progress_bar)
+    paths = [str(config_path(h)) for h in houses.split(",")]
+    run_bench(traces_dir, paths, json_path, console, progress_bar)
 
 
-@click.command()
+@click.command(epilog=SHIPPED_HELP)
 @click.option(
     "--config",
     "config_path",
     metavar="FILE",
-    default="examples/seed_house.yml",
+    default="seed_house",
     show_default=True,
     help="The house to run (its mqtt and state settings are replaced by private ones).",
 )
-@click.option(
-    "--trace",
-    "trace_path",
-    default="examples/traces/broken_clouds.csv.gz",
-    show_default=True,
-    type=click.Path(exists=True, dir_okay=False),
-)
+@click.option("--trace", "trace_path", default="broken_clouds", show_default=True)
 @click.option("--start", default="11:45", show_default=True, metavar="HH:MM")
 @click.option("--minutes", default=3.0, show_default=True, type=float)
 @click.option("--workdir", default="out/demo", show_default=True, type=click.Path(file_okay=False))
@@ -132,13 +152,15 @@ def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir:
     """A private Mosquitto, `pvopt run` and a virtual house playing a cloudy window in real
     time; shows the live status, then the KPIs."""
     from pvsim.demo import run_demo
+    from pvsim.examples import config_path as resolve
     from pvsim.servers.loopback import ServerMissing
 
-    load_config(config_path)  # say what is wrong with it before starting anything
+    config_file = resolve(config_path)
+    load_config(str(config_file))  # say what is wrong with it before starting anything
     try:
         run_demo(
-            Path(config_path),
-            Path(trace_path),
+            config_file,
+            Path(sim_trace(trace_path)),
             start,
             minutes,
             Path(workdir),
@@ -150,9 +172,9 @@ def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir:
         sys.exit(1)
 
 
-@click.command("bench-service")
-@click.option("--config", "config_path", default="examples/seed_house.yml", show_default=True)
-@click.option("--trace", "trace_path", default="examples/traces/broken_clouds.csv.gz")
+@click.command("bench-service", epilog=SHIPPED_HELP)
+@click.option("--config", "config_path", default="seed_house", show_default=True)
+@click.option("--trace", "trace_path", default="broken_clouds", show_default=True)
 @click.option("--start", default="11:45", show_default=True, metavar="HH:MM")
 @click.option("--minutes", default=15.0, show_default=True, help="Live replay length (0: none).")
 @click.option("--workdir", default="out/bench-service", show_default=True)
@@ -170,10 +192,12 @@ def bench_service(
     """Latency, RSS, CPU and SQLite writes of `pvopt run`, and live replays of both policies
     (about 4 min + MINUTES)."""
     from pvsim.bench_service import live_quality, measure_service, report
+    from pvsim.examples import config_path as resolve
 
-    service = measure_service(Path(config_path), Path(workdir) / "service", console)
+    config_file, trace_file = resolve(config_path), Path(sim_trace(trace_path))
+    service = measure_service(config_file, Path(workdir) / "service", console)
     quality = (
-        live_quality(Path(config_path), Path(trace_path), start, minutes, Path(workdir), console)
+        live_quality(config_file, trace_file, start, minutes, Path(workdir), console)
         if minutes > 0
         else []
     )
@@ -184,9 +208,9 @@ def bench_service(
         )
 
 
-@click.command()
+@click.command(epilog=SHIPPED_HELP)
 @config_option
-@click.option("--trace", "trace_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--trace", "trace_path", required=True)
 @click.option("--start", default=None, metavar="HH:MM", help="Local time in the trace to start at.")
 @click.option("--duration", default=None, help="How long to play (90s, 15m, 2h; default: all).")
 @click.option("--json", "json_path", metavar="FILE", default=None, help="Write the KPIs as JSON.")
@@ -202,9 +226,9 @@ def house(
     from pvsim.traces import TraceError, load_trace, offset_of, window
     from pvsim.virtual_house import VirtualHouse
 
-    cfg = load_config(config_path)
+    cfg = sim_config(config_path)
     try:
-        trace = load_trace(trace_path)
+        trace = load_trace(sim_trace(trace_path))
         offset = offset_of(trace, start, cfg.site.tz) if start else 0
         seconds = int(parse_duration(duration)) if duration else trace.seconds - offset
         trace = window(trace, offset, seconds)
@@ -222,7 +246,8 @@ def house(
         Path(json_path).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
     from pvsim.tables import summary_table
 
-    console.print(summary_table(kpis, f"virtual house — {kpis['trace']} — {kpis['seconds']} s"))
+    title = f"virtual house — {kpis['trace']} — {kpis['seconds']} s"
+    console.print(summary_table(kpis, title, cfg.specs()))
 
 
 COMMANDS = (simulate, bench, demo, bench_service, house)

@@ -1,0 +1,82 @@
+"""Plug-in kinds: load kinds (`equipment[].type`) and meter sources (`meter.kind`), each one
+module plus its registration. Importing this package registers the built-in ones.
+
+Add a load kind: a module with its pydantic model (an `EquipmentModel` subclass with
+`type: Literal["..."]`) and its `KIND = LoadKind(...)`, registered below.
+Add a meter kind: a module with a `MeterSource` subclass, registered below.
+"""
+
+from __future__ import annotations
+
+from pvopt.kinds import constant, grid, linky, temp_driven, unknown, variable
+from pvopt.kinds.base import (
+    MAX_POWER_W,
+    Celsius,
+    Codec,
+    DimmerEquipment,
+    EquipmentModel,
+    LoadSimConfig,
+    PercentCodec,
+    Power,
+    RelayEquipment,
+    SpecFields,
+    Strict,
+    SwitchCodec,
+    dimmer_percent,
+    dimmer_power,
+)
+from pvopt.kinds.meters import (
+    HouseReading,
+    MeterConfig,
+    MeterSource,
+    MeterTopics,
+    meter_kinds,
+    meter_source,
+    register_meter_source,
+    unregister_meter_source,
+)
+from pvopt.kinds.registry import (
+    LoadKind,
+    UnknownLoadKind,
+    load_kind,
+    load_kind_names,
+    register_load_kind,
+    unregister_load_kind,
+)
+
+# The built-in kinds, in the order error messages list them.
+for _kind in (variable.KIND, temp_driven.KIND, constant.KIND, unknown.KIND):
+    register_load_kind(_kind)
+for _source in (linky.LinkySource, grid.GridSource):
+    register_meter_source(_source)
+
+__all__ = [
+    "MAX_POWER_W",
+    "Celsius",
+    "Codec",
+    "DimmerEquipment",
+    "EquipmentModel",
+    "HouseReading",
+    "LoadKind",
+    "LoadSimConfig",
+    "MeterConfig",
+    "MeterSource",
+    "MeterTopics",
+    "PercentCodec",
+    "Power",
+    "RelayEquipment",
+    "SpecFields",
+    "Strict",
+    "SwitchCodec",
+    "UnknownLoadKind",
+    "dimmer_percent",
+    "dimmer_power",
+    "load_kind",
+    "load_kind_names",
+    "meter_kinds",
+    "meter_source",
+    "register_load_kind",
+    "register_meter_source",
+    "unregister_load_kind",
+    "unregister_meter_source",
+]

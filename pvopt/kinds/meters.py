@@ -1,0 +1,171 @@
+"""The meter-source registry: one `MeterSource` class per `meter.kind`, registered by its module.
+
+A source knows its MQTT topics, how to read them into a `MeterSnapshot`, how long to wait
+before deciding on a fresh value, and what a virtual house publishes to imitate the meter.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from pydantic import Field, field_validator, model_validator
+
+from machines.meter import MeterValueError, parse_grid_payload
+from machines.model import MeterSnapshot
+from pvopt.kinds.base import Strict
+from pvopt.kinds.registry import hint
+
+
+class MeterTopics(Strict):
+    sinsts: str = "tic/SINSTS"
+    sinsti: str = "tic/SINSTI"
+    erqt: str = "tic/ERQT"
+
+
+class MeterConfig(Strict):
+    kind: str = "linky"
+    topics: MeterTopics = MeterTopics()
+    grid_topic: str | None = None
+    json_key: str | None = None
+    invert: bool = False
+    pv_topic: str | None = None
+    tariff_topic: str = "tic/PTEC"
+    offpeak_values: list[str] = ["HC..", "HC", "HEURE CREUSE", "HEURES CREUSES"]
+    stale_after_s: float = Field(30.0, gt=0, le=3600)
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in _SOURCES:
+            raise ValueError(f"unknown meter kind {value!r}; {hint(value, meter_kinds())}")
+        return value
+
+    @model_validator(mode="after")
+    def _source_needs(self) -> MeterConfig:
+        source = _SOURCES.get(self.kind)
+        if source is not None:
+            source.check_config(self)
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class HouseReading:
+    """The true flows at a simulated meter, for a source to publish as the real meter would."""
+
+    grid_w: float  # active power, + import
+    reactive_var: float  # what the house's inductive loads draw
+    erqt_varh: float  # the reactive energy index
+    quantum_va: float  # the meter's resolution
+
+
+class MeterSource(ABC):
+    """One kind of meter on MQTT. The meter-specific part is abstract; the PV and tariff topics
+    (`meter.pv_topic`, `meter.tariff_topic`) are read the same way for every kind.
+
+    Not thread-safe: `MeterCache` serialises the calls.
+    """
+
+    kind: ClassVar[str]  # the `meter.kind` it registers under
+    kick_delay_s: ClassVar[float] = 0.0  # wait after a fresh value before deciding
+
+    def __init__(self, cfg: MeterConfig):
+        self.cfg = cfg
+        self.pv_w: float | None = None
+        self.pv_at: float | None = None
+        self.tariff: str | None = None
+        self.tariff_at: float | None = None
+
+    @classmethod
+    def check_config(cls, cfg: MeterConfig) -> None:
+        """Raise ValueError when `cfg` lacks what this source needs (a config error)."""
+        return None
+
+    # -- the meter-specific part -------------------------------------------------------------
+    @abstractmethod
+    def meter_topics(self) -> frozenset[str]:
+        """The meter's own topics."""
+
+    @abstractmethod
+    def feed_meter(self, topic: str, payload: bytes, now: float) -> bool:
+        """Take one of `meter_topics`; True for a fresh power value; MeterValueError if bad."""
+
+    @abstractmethod
+    def meter_snapshot(self, now: float) -> MeterSnapshot:
+        """The latest reading, stale after `cfg.stale_after_s`."""
+
+    @abstractmethod
+    def newest_at(self) -> float | None:
+        """Arrival of the newest power value, None before the first."""
+
+    @abstractmethod
+    def publish(self, reading: HouseReading) -> list[tuple[str, str]]:
+        """(topic, payload) the real meter would send for `reading`: the virtual house's side."""
+
+    # -- shared by every kind ----------------------------------------------------------------
+    @property
+    def topics(self) -> frozenset[str]:
+        """Everything to subscribe to."""
+        extra = {x for x in (self.cfg.pv_topic, self.cfg.tariff_topic) if x}
+        return self.meter_topics() | extra
+
+    def feed(self, topic: str, payload: bytes, now: float) -> bool:
+        """Take one message; True when it was a fresh power value (worth a tick now)."""
+        if topic in self.meter_topics():
+            return self.feed_meter(topic, payload, now)
+        if topic == self.cfg.pv_topic:
+            self.pv_w = abs(parse_grid_payload(payload, None, False))
+            self.pv_at = now
+            return False
+        if topic == self.cfg.tariff_topic:
+            text = payload.decode("utf-8", "replace").strip()
+            if not text or len(text) > 40 or not text.isprintable():
+                raise MeterValueError(f"not a tariff name: {text[:40]!r}")
+            self.tariff, self.tariff_at = text, now
+            return False
+        raise MeterValueError(f"not a meter topic: {topic}")
+
+    def snapshot(self, now: float) -> MeterSnapshot:
+        """The meter's reading, with PV power while it is fresh."""
+        snap = self.meter_snapshot(now)
+        if self.pv_at is not None and now - self.pv_at <= self.cfg.stale_after_s:
+            snap = replace(snap, pv_w=self.pv_w)
+        return snap
+
+    def offpeak(self, now: float) -> bool | None:
+        """Whether the tariff (PTEC) says off-peak; None when unknown or stale."""
+        tariff, at = self.tariff, self.tariff_at
+        if tariff is None or at is None or now - at > self.cfg.stale_after_s:
+            return None
+        return tariff in self.cfg.offpeak_values
+
+
+_SOURCES: dict[str, type[MeterSource]] = {}
+
+
+def register_meter_source(source: type[MeterSource], *, replace: bool = False) -> type[MeterSource]:
+    """Make `source.kind` a valid `meter.kind`; usable as a class decorator."""
+    if source.kind in _SOURCES and not replace:
+        raise ValueError(f"meter kind {source.kind!r} is already registered")
+    _SOURCES[source.kind] = source
+    return source
+
+
+def unregister_meter_source(kind: str) -> None:
+    """Forget a source (tests that register their own)."""
+    _SOURCES.pop(kind, None)
+
+
+def meter_source(cfg: MeterConfig) -> MeterSource:
+    """A fresh source for a validated meter config."""
+    try:
+        return _SOURCES[cfg.kind](cfg)
+    except KeyError:
+        raise KeyError(
+            f"unknown meter kind {cfg.kind!r}; {hint(cfg.kind, meter_kinds())}"
+        ) from None
+
+
+def meter_kinds() -> tuple[str, ...]:
+    return tuple(_SOURCES)
