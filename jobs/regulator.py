@@ -21,6 +21,7 @@ from jobs.influx import Outbox
 from jobs.persist import Persister
 from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
+from machines.model import Kind
 from pvopt.commands import Command, apply
 from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock, Publisher
@@ -167,6 +168,8 @@ class Regulator:
                 self.ctl.account(now)  # energy up to now, at the setpoints that were in force
                 for m in self.ctl.machines.values():
                     if not m.is_forced:
+                        if m.spec.kind is Kind.RELAY and m.setpoint_w > 0:
+                            m.switched_at = now  # a switch off: min_off_s counts from here
                         m.setpoint_w = 0.0
                 self.send_commands(now, force=True)
             finally:  # whatever failed above, the state is saved

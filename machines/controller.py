@@ -140,8 +140,12 @@ class Controller:
         self.last_snapshot = snapshot
         if self.planner is not None:
             self.planner.update(now, self.machines, offpeak=offpeak)
+        # The start-up grace (no meter value yet, not stale yet) keeps running loads running
+        # but starts nothing: a load shed for a stale meter stays shed until the meter speaks.
+        awaiting = snapshot.sampled_at is None and not snapshot.stale
         for m in self.machines.values():
-            m.update(now, meter_stale=snapshot.stale)
+            shed = awaiting and m.state is State.OFF and m.reason == "meter_stale"
+            m.update(now, meter_stale=snapshot.stale or shed)
         decision = decide(snapshot, self.views(now), self.params, now, self.memo)
         self.memo = decision.memo
         for name, m in self.machines.items():

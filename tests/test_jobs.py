@@ -11,10 +11,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 
 from jobs.errors import JobErrors
 from jobs.regulation import EXECUTORS, make_scheduler
+from pvopt import config
 
 
 class JobEvents:
@@ -133,3 +135,49 @@ def test_history_older_than_history_days_is_pruned_once_a_day(tmp_path: Path) ->
     svc.regulator.checkpoint()
     assert kept() == []  # the one of t − 1 day is 2 days old now too
     svc.store.close()
+
+
+def test_min_off_s_holds_across_a_restart(tmp_path: Path) -> None:
+    """Guards item 1: `stop()` set a running relay to 0 W without recording when, so after a
+    restart its `min_off_s` counted from its last start and the pump could switch off and on
+    again within one restart. Now the stop is a switch like any other."""
+    from pvopt.service import Service
+    from tests.test_service import make_config
+
+    make_config(tmp_path, 9, regulation={"relay_on_delay_s": 0, "settle_s": 0})
+    data = yaml.safe_load((tmp_path / "pvopt.yml").read_text())
+    data["equipment"] = [
+        {
+            "type": "ConstantPowerEquipment",
+            "name": "pump",
+            "nominal_power": 1000,
+            "min_on_s": 60,
+            "min_off_s": 600,
+        }
+    ]
+    (tmp_path / "pvopt.yml").write_text(yaml.safe_dump(data))
+    cfg = config.load(tmp_path / "pvopt.yml", environ={})
+    now = [1_781_510_400.0]
+
+    def run(svc: Service, seconds: float) -> None:
+        end = now[0] + seconds
+        while now[0] < end:
+            now[0] += 5
+            svc.meter.feed("tic/SINSTS", b"0", now[0])
+            pump = svc.ctl.machines["pump"].setpoint_w
+            svc.meter.feed("tic/SINSTI", str(3000 - pump).encode(), now[0])
+            svc.tick()
+
+    svc = Service(cfg, clock=lambda: now[0])
+    run(svc, 700)
+    assert svc.ctl.machines["pump"].setpoint_w == 1000  # on for longer than min_off_s
+    svc.stop()  # 0 W: a switch off
+    stopped = now[0]
+    now[0] += 10
+    svc = Service(cfg, clock=lambda: now[0])
+    run(svc, 300)
+    assert svc.ctl.machines["pump"].setpoint_w == 0
+    assert svc.ctl.reasons["pump"] == "min_off_hold"
+    run(svc, stopped + 600 - now[0] + 10)
+    assert svc.ctl.machines["pump"].setpoint_w == 1000
+    svc.stop()

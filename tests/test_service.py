@@ -311,7 +311,16 @@ def test_broker_restart_reconnects_and_regulates(broker: Mosquitto, tmp_path: Pa
 
 
 def test_kill_9_and_restart_resume_every_machine(broker: Mosquitto, tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 0.5}, state={"checkpoint_s": 1})
+    """Guards item 1: after kill -9 every load's state and mode stay what they were until new
+    evidence arrives. The heater was shed for a stale meter (off, `meter_stale`): it came
+    back `solar` at the first tick after the restart, before any meter value."""
+    cfg = make_config(
+        tmp_path,
+        broker.port,
+        regulation={"tick_s": 0.5},
+        state={"checkpoint_s": 1},
+        meter={"stale_after_s": 3},
+    )
     cfg_path = tmp_path / "pvopt.yml"
     probe = Probe(broker.port)
     proc = spawn_service(cfg_path)
@@ -329,7 +338,9 @@ def test_kill_9_and_restart_resume_every_machine(broker: Mosquitto, tmp_path: Pa
         def checkpointed() -> bool:
             saved = store.load_machines()
             rail = saved.get("towel_rail", {})
-            return rail.get("state") == "boost" and rail.get("energy_today_wh", 0) > 0.2
+            heater = saved.get("water_heater", {})
+            shed = (heater.get("state"), heater.get("reason")) == ("off", "meter_stale")
+            return shed and rail.get("state") == "boost" and rail.get("energy_today_wh", 0) > 0.2
 
         assert probe.wait(checkpointed, 20)
         live = statuses(probe, 0)[-1]
@@ -346,6 +357,12 @@ def test_kill_9_and_restart_resume_every_machine(broker: Mosquitto, tmp_path: Pa
         restart = time.time()
         proc = spawn_service(cfg_path)
         assert probe.wait(lambda: bool(statuses(probe, restart)), 20)
+        # every status of the start-up grace (no meter value yet): nothing moved by itself
+        grace_end = statuses(probe, restart)[0]["date"] + 2.5
+        assert probe.wait(lambda: statuses(probe, grace_end), 10)
+        for doc in [d for d in statuses(probe, restart) if d["date"] < grace_end]:
+            got = {e["name"]: (e["state"], e["mode"]) for e in doc["loads"]}
+            assert got == {n: (d["state"], d["mode"]) for n, d in saved.items()}, doc["time"]
         first = {e["name"]: e for e in statuses(probe, restart)[0]["loads"]}
         tz = cfg.site.tz
         for name, dump in saved.items():
