@@ -30,6 +30,8 @@ from pvopt.topics import LoadWiring, status_topic
 
 log = logging.getLogger("pvopt.regulator")
 
+CLOCK_STEP_S = 2.0  # wall minus monotonic drift beyond this between two looks is a step
+
 
 @dataclass(frozen=True, slots=True)
 class Temperature:
@@ -74,6 +76,7 @@ class Regulator:
         command_refresh_s: float,
         errors: JobErrors,
         outbox: Outbox | None = None,
+        monotonic: Clock | None = None,
     ):
         self.ctl = ctl
         self.meter = meter
@@ -81,6 +84,9 @@ class Regulator:
         self.persister = persister
         self.publisher = publisher
         self.clock = clock
+        self.monotonic = monotonic
+        self._clocks: tuple[float, float] | None = None  # (wall, monotonic) at the last look
+        self.clock_steps = 0
         self.policy = policy
         self.dry_run = dry_run
         self.command_refresh_s = command_refresh_s
@@ -108,7 +114,7 @@ class Regulator:
         """One decision: inputs, schedules, machines, policy; then commands, status and the
         store. Before the first meter value the surplus loads stay at 0 W; forced loads run."""
         with self.lock:
-            now = self.clock()
+            now = self.now()
             self._drain(now)
             self._decide(now)
 
@@ -116,7 +122,7 @@ class Regulator:
         """What paho queued, now; a command the controller took brings a decision at once
         (the CLI waits for the status to show it), a refused one changes nothing."""
         with self.lock:
-            now = self.clock()
+            now = self.now()
             if self._drain(now):
                 self._decide(now)
 
@@ -148,7 +154,7 @@ class Regulator:
         """Energy counters, setpoints, temperatures and the intervals that ended, with the
         outbox's progress: one write per `checkpoint_s`."""
         with self.lock:
-            now = self.clock()
+            now = self.now()
             if self._drain(now):  # the interval's temperatures as they arrived
                 self._decide(now)  # a command taken here: its `inputs` run finds nothing
             self.persister.checkpoint(now)
@@ -156,13 +162,13 @@ class Regulator:
     def resend(self) -> None:
         """Send every load's command: after a restore the machines' `on_enter_*` did not fire."""
         with self.lock:
-            self.send_commands(self.clock(), force=True)
+            self.send_commands(self.now(), force=True)
 
     def shutdown(self) -> None:
         """Loads on surplus go to 0 W; forced loads keep their command; state is kept.
         Runs after the scheduler stopped, so no job runs meanwhile."""
         with self.lock:
-            now = self.clock()
+            now = self.now()
             try:
                 self._drain(now)
                 self.ctl.account(now)  # energy up to now, at the setpoints that were in force
@@ -177,6 +183,33 @@ class Regulator:
                 # keeps it until a restart completes it (the same `end` then replaces it)
                 self.ctl.intervals.extend({**d, "open": True} for d in self.persister.ledger.peek())
                 self.persister.persist(self.ctl.drain_records(), now, checkpoint=True)
+
+    def now(self) -> float:
+        """The wall clock, after moving the core's duration anchors by any step it made since
+        the last look (the monotonic clock tells); the caller holds the lock."""
+        wall = self.clock()
+        if self.monotonic is None:
+            return wall
+        mono = self.monotonic()
+        if self._clocks is not None:
+            step = (wall - self._clocks[0]) - (mono - self._clocks[1])
+            if abs(step) > CLOCK_STEP_S:
+                self.clock_steps += 1
+                log.warning(
+                    "the wall clock stepped %+.0f s (NTP?): durations, staleness and energy "
+                    "follow the monotonic clock, schedules and days the new time",
+                    step,
+                )
+                self.ctl.clock_stepped(step)
+        self._clocks = (wall, mono)
+        return wall
+
+    def check_clock(self) -> bool:
+        """Look for a wall-clock step now (the clock watch's body); True when there was one."""
+        with self.lock:
+            steps = self.clock_steps
+            self.now()
+            return self.clock_steps != steps
 
     def _drain(self, now: float) -> bool:
         """Apply what paho's thread queued, in arrival order; commit applied commands at once.

@@ -6,7 +6,7 @@ The service and the simulator both drive a `Controller`; only the clock and the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,8 @@ from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
 from machines.model import Kind, LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
 from machines.policy import PolicyParams, decide
 from machines.schedules import Planner
+
+MAX_ACCOUNT_STEP_S = 300.0  # the service ticks every few seconds; more is a stall or a jump
 
 
 class UnknownLoad(KeyError):
@@ -80,12 +82,43 @@ class Controller:
         """Count the energy each load drew at its setpoint since the last tick (and, with a
         ledger, the interval figures: the meter value held since the last tick too)."""
         if self.last_tick is not None and now > self.last_tick:
-            hours = (now - self.last_tick) / 3600.0
+            # a stall or an undetected clock step credits no more than one step's worth
+            t0 = max(self.last_tick, now - MAX_ACCOUNT_STEP_S)
+            hours = (now - t0) / 3600.0
             for m in self.machines.values():
                 m.add_energy(m.setpoint_w * hours, now)
             if self.ledger is not None:
-                self._ledger_add(self.last_tick, now)
+                self._ledger_add(t0, now)
         self.last_tick = now
+
+    def clock_stepped(self, step_s: float) -> None:
+        """The wall clock jumped by `step_s` (NTP): move every duration's anchor with it, so
+        no energy is credited for the jump, no hold, settle or staleness ends or restarts by
+        itself; calendar deadlines (`forced_until`, schedules, days) keep their wall time."""
+        if self.last_tick is not None:
+            self.last_tick += step_s
+        memo = self.memo
+        self.memo = replace(
+            memo,
+            last_command_at=None if memo.last_command_at is None else memo.last_command_at + step_s,
+            relay_timers={
+                name: replace(
+                    t,
+                    want_on_since=None if t.want_on_since is None else t.want_on_since + step_s,
+                    deficit_at=None if t.deficit_at is None else t.deficit_at + step_s,
+                )
+                for name, t in memo.relay_timers.items()
+            },
+            pending_learn={
+                name: (at + step_s, grid, others)
+                for name, (at, grid, others) in memo.pending_learn.items()
+            },
+        )
+        for m in self.machines.values():
+            if m.switched_at is not None:
+                m.switched_at += step_s
+            if m.temperature_at is not None:
+                m.temperature_at += step_s
 
     def _ledger_add(self, t0: float, t1: float) -> None:
         assert self.ledger is not None

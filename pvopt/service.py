@@ -45,16 +45,27 @@ log = logging.getLogger("pvopt")
 SEED_CONTROL_TOPICS = "scr/+/control"  # one wildcard, so unknown ids are seen and refused
 SEED_CONTROL = re.compile(r"scr/(\d+)/control")
 DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
+CLOCK_WATCH_S = 1.0  # how often the wall clock is checked against the monotonic one
 
 
 class Service:
     """One site: builds the meter cache, controller, store, MQTT bus and the scheduler's jobs,
     and starts and stops them."""
 
-    def __init__(self, cfg: Config, *, dry_run: bool = False, clock: Clock = time.time):
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        dry_run: bool = False,
+        clock: Clock = time.time,
+        monotonic: Clock | None = None,
+    ):
         self.cfg = cfg
         self.dry_run = dry_run
         self.clock = clock
+        if monotonic is None and clock is time.time:
+            monotonic = time.monotonic  # a test's virtual wall clock has no monotonic twin
+        self.monotonic = monotonic
         self.tz = cfg.site.tz
         self.policy = cfg.regulation.policy
         self.wires: dict[str, LoadWiring] = {w.spec.name: w for w in wiring(cfg)}
@@ -113,7 +124,7 @@ class Service:
                 lambda: self.persister.committed_until,
             )
         self._log_restored(saved)
-        self.meter = MeterCache(cfg.meter, started_at=now)
+        self.meter = MeterCache(cfg.meter, started_at=now, monotonic=monotonic)
         self.stopping = threading.Event()
         self.routes: dict[str, Callable[[bytes, float], None]] = {}
         for topic in self.meter.topics:
@@ -142,6 +153,7 @@ class Service:
             command_refresh_s=cfg.regulation.command_refresh_s,
             errors=self.errors,
             outbox=self.outbox,
+            monotonic=monotonic,
         )
         self.lock = self.regulator.lock
         self.scheduler = make_scheduler(self.tz)
@@ -162,6 +174,20 @@ class Service:
         self.scheduler.start()
         self.regulator.resend()  # what was restored
         self.bus.start()
+        if self.monotonic is not None:
+            threading.Thread(target=self._watch_clock, name="clock-watch", daemon=True).start()
+
+    def _watch_clock(self) -> None:
+        """Every second, compare the wall clock with the monotonic one: a step (NTP on a Pi
+        without RTC) moves the core's duration anchors and the scheduler's run times."""
+        while not self.stopping.wait(CLOCK_WATCH_S):
+            try:
+                if self.regulator.check_clock():
+                    jobs.realign(
+                        self.scheduler, self.cfg.regulation.tick_s, self.cfg.state.checkpoint_s
+                    )
+            except Exception:  # never let the watch die silently; it tries again in a second
+                log.exception("clock watch failed")
 
     def run_forever(self) -> None:
         """Run until SIGTERM/SIGINT, then shut down cleanly."""
@@ -185,6 +211,7 @@ class Service:
         saved and closed whatever happens, and what could not be done is said in one line.
         """
         log.info("pvopt stopping")
+        self.stopping.set()  # the clock watch, kicks and commands end here
         connected = self.bus.connected.is_set()
         problems: list[str] = []
         steps: list[tuple[str, Callable[[], None]]] = [

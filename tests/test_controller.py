@@ -18,7 +18,8 @@ def test_tick_counts_energy_and_logs_transitions(house) -> None:
     ctl.machines["water_heater"].set_temperature(50.0, T0)
     r = ctl.tick(T0, MeterSnapshot(-2020.0, T0, False))
     assert r.power_w["water_heater"] == 2000 and r.changed
-    ctl.tick(T0 + 3600, MeterSnapshot(-20.0, T0 + 3600, False))
+    for t in range(60, 3601, 60):  # the service ticks every few seconds, never an hour apart
+        ctl.tick(T0 + t, MeterSnapshot(-20.0, T0 + t, False))
     assert ctl.machines["water_heater"].energy_today_wh == pytest.approx(2000.0)
     ctl.machines["water_heater"].set_temperature(60.0, T0 + 3601)
     r = ctl.tick(T0 + 3602, MeterSnapshot(-20.0, T0 + 3602, False))
@@ -68,3 +69,15 @@ def test_dst_days_count_23_and_25_hours_of_energy(day: date, hours: int) -> None
     [(_, totals, found)] = report(store, PARIS, ["rail"], day, 1)
     assert totals["loads"]["rail"] == pytest.approx(500.0 * hours, abs=0.1)  # 0.1 mWh roundings
     assert len(found) == hours * 60 and totals["covered_h"] == hours
+
+
+def test_one_accounting_step_credits_at_most_max_account_step_s() -> None:
+    """Guards item 4: a stall or a clock step the shell did not see (no monotonic clock)
+    credited the whole gap at the loads' power; one step now counts MAX_ACCOUNT_STEP_S."""
+    from machines.controller import MAX_ACCOUNT_STEP_S
+    from machines.model import Kind, LoadSpec
+
+    ctl = Controller([LoadSpec("rail", 0, Kind.DIMMER, 500.0)], PARIS, PolicyParams(), T0)
+    ctl.tick(T0, MeterSnapshot(-2000.0, T0, False))
+    ctl.tick(T0 + 7200, MeterSnapshot(-2000.0, T0 + 7200, False))
+    assert ctl.machines["rail"].energy_total_wh == pytest.approx(500 * MAX_ACCOUNT_STEP_S / 3600)

@@ -181,3 +181,74 @@ def test_min_off_s_holds_across_a_restart(tmp_path: Path) -> None:
     run(svc, stopped + 600 - now[0] + 10)
     assert svc.ctl.machines["pump"].setpoint_w == 1000
     svc.stop()
+
+
+@pytest.mark.parametrize("step_s", [3600.0, -3600.0])
+def test_a_wall_clock_step_credits_no_energy_sheds_nothing_and_keeps_the_open_interval(
+    tmp_path: Path, step_s: float
+) -> None:
+    """Guards item 4: NTP stepping a Pi's clock by an hour credited an hour of energy at the
+    loads' power (forward), shed the loads as `meter_stale` (forward) or dropped the open
+    interval (backward). Durations and staleness follow the monotonic clock; the energy of a
+    tick is what flowed; every Wh the machines count is in the history."""
+    from pvopt.service import Service
+    from tests.test_service import make_config
+
+    cfg = make_config(tmp_path, 9, regulation={"settle_s": 0})
+    wall, mono = [1_781_510_430.0], [1000.0]
+    svc = Service(cfg, clock=lambda: wall[0], monotonic=lambda: mono[0])
+    heater = svc.ctl.machines["water_heater"]
+    intervals: list[dict[str, Any]] = []
+
+    def tick(advance_s: float = 5.0, step: float = 0.0) -> None:
+        wall[0] += advance_s + step
+        mono[0] += advance_s
+        svc.meter.feed("tic/SINSTS", b"0", wall[0])
+        svc.meter.feed("tic/SINSTI", str(2000 - heater.setpoint_w + 100).encode(), wall[0])
+        svc.tick()
+
+    for _ in range(6):
+        tick()
+    assert heater.setpoint_w > 1500
+    svc.regulator.checkpoint()
+    intervals += svc.store.intervals(0)
+    before_wh, records = heater.energy_total_wh, len(svc.store.transitions())
+    power = heater.setpoint_w
+    svc.meter.feed("tic/SINSTS", b"0", wall[0])  # the last sample before the step
+    tick(step=step_s)  # NTP steps the clock between two ticks 5 s apart
+    assert heater.energy_total_wh - before_wh == pytest.approx(power * 5 / 3600, rel=0.01)
+    assert svc.ctl.reasons["water_heater"] == "surplus"  # not shed, not settling
+    for _ in range(3):
+        tick()
+    svc.stop()
+    assert len(svc.store.transitions()) == records  # no transition of its own
+    stored = {d["end"]: d for d in svc.store.intervals(0)}
+    history_wh = sum(d["loads"]["water_heater"]["energy_wh"] for d in stored.values())
+    assert history_wh == pytest.approx(heater.energy_total_wh, abs=0.01)  # nothing lost
+
+
+def test_realign_puts_the_jobs_back_on_the_wall_clock_after_a_step_back() -> None:
+    """Guards item 4: APScheduler 3 waits for wall-clock run times, so after the clock stepped
+    back an hour the heartbeat and the checkpoint would wait an hour. `realign` brings them
+    back within one period of the new time."""
+    from datetime import datetime, timedelta
+
+    from jobs.regulation import CHECKPOINT_JOB, TICK_JOB, add_regulation_jobs, realign
+
+    tz = ZoneInfo("Europe/Paris")
+    scheduler = make_scheduler(tz)
+    add_regulation_jobs(scheduler, lambda: None, lambda: None, 5, 60)
+    scheduler.start(paused=True)
+    try:
+        ahead = datetime.now(tz) + timedelta(hours=1)  # what a step back leaves
+        for job_id in (TICK_JOB, CHECKPOINT_JOB):
+            scheduler.modify_job(job_id, next_run_time=ahead)
+        realign(scheduler, 5, 60)
+        now = datetime.now(tz)
+        tick = scheduler.get_job(TICK_JOB).next_run_time
+        checkpoint = scheduler.get_job(CHECKPOINT_JOB).next_run_time
+        assert now < tick <= now + timedelta(seconds=5.5)
+        assert now < checkpoint <= now + timedelta(seconds=61.5)
+        assert checkpoint.timestamp() % 60 == pytest.approx(1.0)  # UTC-aligned, plus the lag
+    finally:
+        scheduler.shutdown(wait=False)
