@@ -214,12 +214,18 @@ def bench_service(
 @click.option("--start", default=None, metavar="HH:MM", help="Local time in the trace to start at.")
 @click.option("--duration", default=None, help="How long to play (90s, 15m, 2h; default: all).")
 @click.option("--json", "json_path", metavar="FILE", default=None, help="Write the KPIs as JSON.")
+@click.option(
+    "--on-change",
+    is_flag=True,
+    help="Publish a meter label only when it changed (and every minute), like many TIC bridges.",
+)
 def house(
     config_path: str | None,
     trace_path: str,
     start: str | None,
     duration: str | None,
     json_path: str | None,
+    on_change: bool,
 ) -> None:
     """A virtual house in real time: TRACE's PV and load as meter messages over MQTT, the loads
     obeying their command topics. Prints the KPIs it measured when it ends."""
@@ -235,7 +241,7 @@ def house(
     except (TraceError, CommandError) as exc:
         fail(str(exc))
         return
-    vh = VirtualHouse(cfg, trace)
+    vh = VirtualHouse(cfg, trace, on_change=on_change)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: vh.stopping.set())
     with progress_bar() as bar:
