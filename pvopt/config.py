@@ -160,6 +160,8 @@ def _equipment(value: Any) -> EquipmentModel:
 # Serialised as the entry's own model (masked_dump shows every field of its kind).
 Equipment = SerializeAsAny[Annotated[EquipmentModel, PlainValidator(_equipment)]]
 DAYS = DAY_NAMES
+DayName = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+EVERY_DAY: tuple[DayName, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class ScheduleConfig(Strict):
@@ -168,7 +170,7 @@ class ScheduleConfig(Strict):
     window: str | None = None
     tariff: Literal["HC"] | None = None
     at: str | None = None
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
+    days: list[DayName] = Field(default_factory=lambda: list(EVERY_DAY))
     action: Literal["eco", "boost", "boost-deficit"] = "eco"
     min_energy_today_wh: float | None = Field(None, ge=0)
     min_energy_two_days_wh: float | None = Field(None, ge=0)
@@ -536,7 +538,7 @@ def parse(
         problems = []
         for err in exc.errors():
             loc, msg = _message(err)
-            var = from_env.get(tuple(loc[:2]))  # type: ignore[arg-type]
+            var = from_env.get(tuple(loc[:2]))
             if var:
                 msg += f" (from env {var.split('#')[0]})"
             problems.append(Problem(source, _line_of(node, loc), dotted(loc), msg))

@@ -8,6 +8,7 @@ schedules' wake-ups — in one worker thread, and the InfluxDB flush in another.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import signal
@@ -117,10 +118,10 @@ class Service:
         self.stopping = threading.Event()
         self.routes: dict[str, Callable[[bytes, float], None]] = {}
         for topic in self.meter.topics:
-            self.routes[topic] = lambda payload, now, t=topic: self._on_meter(t, payload, now)
+            self.routes[topic] = functools.partial(self._on_meter, topic)
         for w in self.wires.values():
             if w.temperature_topic:
-                self.routes[w.temperature_topic] = lambda p, now, w=w: self._on_temp(w, p, now)
+                self.routes[w.temperature_topic] = functools.partial(self._on_temp, w)
         self.routes[CONTROL_TOPIC] = self._on_control
         self.bus = MqttBus(
             cfg.mqtt,
