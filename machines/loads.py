@@ -169,6 +169,21 @@ class Rule(Transition):
         self.name = name
         self.reason = reason
 
+    def _eval_conditions(self, event_data: EventData) -> bool:
+        """The guards, called by name on the model (`transitions`' own check logs each one)."""
+        model = event_data.model
+        for cond in self.conditions:
+            if bool(getattr(model, cond.func)(event_data)) is not cond.target:
+                return False
+        return True
+
+    def execute(self, event_data: EventData) -> bool:
+        """Reject a row whose guards fail before `transitions`' bookkeeping: a tick tries up to
+        seven rows per load (rows have no `prepare`, which would run first)."""
+        if not self._eval_conditions(event_data):
+            return False
+        return bool(super().execute(event_data))  # checks them again, then moves
+
 
 class RuleMachine(Machine):
     """A `transitions.Machine` whose rows are `Rule`s (they take `name` and `reason`)."""
