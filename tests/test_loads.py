@@ -192,6 +192,23 @@ def test_each_tick_row_does_what_it_says(index: int, source: State) -> None:
         assert (last.trigger, last.source, last.dest) == (row["name"], source.value, m.state.value)
 
 
+@pytest.mark.parametrize("start", list(State))
+def test_a_tick_settles_within_the_longest_chain(start: State) -> None:
+    for mode, temp, stale, eco, expired, enabled in itertools.product(
+        Mode, [None, 44.0, 57.0, 61.0], [False, True], [False, True], [False, True], [True, False]
+    ):
+        m = heater(temp)
+        m.spec = (
+            HEATER if enabled else LoadSpec("water_heater", 0, Kind.DIMMER, 2400.0, enabled=False)
+        )
+        m.machine.set_state(start)
+        m.mode, m.forced_until = mode, (T0 if expired else None)
+        if eco:
+            m.request_eco("forced_window", None)
+        m.update(T0 + 10, meter_stale=stale)  # raises if TRANSITIONS did not settle
+        assert m.reason != "starting"
+
+
 def test_guards_read_the_event() -> None:
     m = heater(60.5)
     event = EventData(None, None, m.machine, m, args=(), kwargs={"now": T0, "meter_stale": True})
