@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 from zoneinfo import ZoneInfo
 
 from machines.energy import Ledger, LoadSpan
@@ -170,6 +170,8 @@ class Controller:
                     # the planner never knew the meter: the release judges it fresh, as it
                     # always did; the tick's own update() then sees the meter as it is
                     self.machines[r.load].set_auto(now, meter_stale=False)
+                case _:
+                    assert_never(r)
         for name, m in self.machines.items():
             wanted = eco.get(name)
             if wanted is None:
