@@ -3,14 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo simulate test check lint bench bench-service clean packages
+.PHONY: demo simulate test check lint bench bench-service bench-web screenshot clean packages
 
 # pytest-xdist workers: the live replays mostly wait on the clock, so 3 fit on 2 cores.
 TEST_WORKERS ?= 3
 CHECK_WORKERS ?= 2
 
 # Debian packages (binary:package) of the real services the demo and the tests run on loopback.
-PACKAGES := mosquitto:mosquitto influxd:influxdb
+PACKAGES := mosquitto:mosquitto influxd:influxdb chromium:chromium
 
 $(BIN)/pvopt: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ bench: $(BIN)/pvopt
 
 bench-service: $(BIN)/pvopt packages
 	$(BIN)/pvopt bench-service
+
+bench-web: $(BIN)/pvopt packages
+	$(BIN)/python bench/web_load.py
+
+# the README's phone screenshot, taken by the browser test
+screenshot: $(BIN)/pvopt packages
+	PVOPT_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_web_browser.py -k screenshot -q
 
 packages:
 	@missing=""; for bp in $(PACKAGES); do b=$${bp%%:*}; p=$${bp##*:}; \

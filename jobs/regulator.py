@@ -12,7 +12,8 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from jobs.persist import Persister
 from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
 from machines.model import Kind
-from pvopt.commands import Command, apply
+from pvopt.commands import Command, Outcome, apply
 from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock, Publisher
 from pvopt.status import build_status, event_json
@@ -49,6 +50,7 @@ class Control:
 
     cmd: Command
     source: str  # the topic it came on, for the log
+    reply: Future[Outcome] | None = None  # who waits for the verdict (the page), if anyone
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class Regulator:
         errors: JobErrors,
         outbox: Outbox | None = None,
         monotonic: Clock | None = None,
+        connected: Callable[[], bool] = lambda: True,
     ):
         self.ctl = ctl
         self.meter = meter
@@ -92,6 +95,9 @@ class Regulator:
         self.command_refresh_s = command_refresh_s
         self.errors = errors
         self.outbox = outbox
+        self.connected = connected  # the broker link, for the status
+        # who else wants each status document (the local page); called on the worker, must not block
+        self.status_listeners: list[Callable[[dict[str, Any]], None]] = []
         # held by every job body: start/stop run on the main thread, tests read under it
         self.lock = threading.RLock()
         self.inbox: queue.SimpleQueue[Input] = queue.SimpleQueue()
@@ -236,8 +242,12 @@ class Regulator:
             done = apply(self.ctl, item.cmd, now, meter_stale=stale)
         except (UnknownLoad, CommandError) as exc:
             log.warning("refused command from %s: %s", item.source, exc)
+            if item.reply is not None:
+                item.reply.set_result(Outcome(False, str(exc)))
             return False
         log.info("command from %s: %s", item.source, done)
+        if item.reply is not None:
+            item.reply.set_result(Outcome(True, done))
         return True
 
     # -- outputs ------------------------------------------------------------------------------
@@ -268,11 +278,17 @@ class Regulator:
         doc["store"] = self.persister.status()
         if self.outbox is not None:
             doc["influxdb"] = self.outbox.status()
+            backlog = self.persister.committed_until - self.outbox.sent_until
+            doc["influxdb"]["backlog_s"] = max(0, backlog)
         doc["meter"]["rejected"] = self.meter.rejected
+        snap = self.ctl.last_snapshot
+        doc["meter"]["pv_w"] = None if snap is None or snap.pv_w is None else round(snap.pv_w)
+        doc["mqtt"] = {"connected": self.connected()}
         doc["jobs"] = self.errors.status()
         return doc
 
     def publish_status(self, now: float) -> None:
-        self.publisher.publish(
-            status_topic(self.dry_run), json.dumps(self.status(now)), retain=True
-        )
+        doc = self.status(now)
+        self.publisher.publish(status_topic(self.dry_run), json.dumps(doc), retain=True)
+        for listener in self.status_listeners:
+            listener(doc)

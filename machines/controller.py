@@ -1,4 +1,5 @@
-"""The regulator's tick: machines first (who may run), then the policy (how much), pure.
+"""The regulator's tick: schedules ask, machines decide (who may run), then the policy (how
+much), pure.
 
 The service and the simulator both drive a `Controller`; only the clock and the meter differ.
 """
@@ -7,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, assert_never
 from zoneinfo import ZoneInfo
 
 from machines.energy import Ledger, LoadSpan
 from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
 from machines.model import Kind, LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
 from machines.policy import PolicyParams, decide
-from machines.schedules import Planner
+from machines.schedules import BoostRequest, EcoRequest, Planner, Release, Request
 
 MAX_ACCOUNT_STEP_S = 300.0  # the service ticks every few seconds; more is a stall or a jump
 
@@ -172,7 +173,8 @@ class Controller:
         self.account(now)
         self.last_snapshot = snapshot
         if self.planner is not None:
-            self.planner.update(now, self.machines, offpeak=offpeak)
+            facts = {name: m.facts(now) for name, m in self.machines.items()}
+            self.apply_requests(self.planner.update(now, facts, offpeak=offpeak), now)
         # The start-up grace (no meter value yet, not stale yet) keeps running loads running
         # but starts nothing: a load shed for a stale meter stays shed until the meter speaks.
         awaiting = snapshot.sampled_at is None and not snapshot.stale
@@ -189,6 +191,30 @@ class Controller:
         self.reasons = decision.reasons
         records = self.drain_records()
         return TickResult(decision.power_w, decision.reasons, decision.changed, records)
+
+    def apply_requests(self, requests: Sequence[Request], now: float) -> None:
+        """Hand the planner's requests to the machines: boosts and releases in order, then eco
+        for the loads it names and none for the others; the machines move at `update()`."""
+        eco: dict[str, EcoRequest] = {}
+        for r in requests:
+            match r:
+                case EcoRequest():
+                    eco[r.load] = r
+                case BoostRequest():
+                    m = self.machines[r.load]
+                    m.force(now, until=r.until, power_w=None, reason=r.reason, manual=False)
+                case Release():
+                    # the planner never knew the meter: the release judges it fresh, as it
+                    # always did; the tick's own update() then sees the meter as it is
+                    self.machines[r.load].set_auto(now, meter_stale=False)
+                case _:
+                    assert_never(r)
+        for name, m in self.machines.items():
+            wanted = eco.get(name)
+            if wanted is None:
+                m.drop_eco()
+            else:
+                m.request_eco(wanted.reason, wanted.until)
 
     def drain_records(self) -> list[TransitionRecord]:
         """Transition records since the last call, oldest first."""

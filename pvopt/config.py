@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -177,6 +178,8 @@ def _equipment(value: Any) -> EquipmentModel:
 # Serialised as the entry's own model (masked_dump shows every field of its kind).
 Equipment = SerializeAsAny[Annotated[EquipmentModel, PlainValidator(_equipment)]]
 DAYS = DAY_NAMES
+DayName = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+EVERY_DAY: tuple[DayName, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class ScheduleConfig(Strict):
@@ -185,7 +188,7 @@ class ScheduleConfig(Strict):
     window: str | None = None
     tariff: Literal["HC"] | None = None
     at: str | None = None
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
+    days: list[DayName] = Field(default_factory=lambda: list(EVERY_DAY))
     action: Literal["eco", "boost", "boost-deficit"] = "eco"
     min_energy_today_wh: float | None = Field(None, ge=0)
     min_energy_two_days_wh: float | None = Field(None, ge=0)
@@ -256,6 +259,50 @@ class SimConfig(Strict):
         return value
 
 
+class WebConfig(Strict):
+    """`web:` — the local page (off when the section is absent). No default credential: a
+    listen address other than loopback needs a password, and reading without it is opt-in."""
+
+    listen: str = "127.0.0.1:8080"
+    password: SecretStr | None = Field(None, min_length=8)
+    read_without_password: bool = False  # on the LAN: anyone may look, only the password acts
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False  # a host name: may resolve to anything
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"listen {value!r} is not host:port (like 127.0.0.1:8080)")
+        return value
+
+    @model_validator(mode="after")
+    def _credential(self) -> WebConfig:
+        if not self.loopback and self.password is None:
+            raise ValueError(
+                f"listen {self.listen!r} is reachable from the network: set web.password"
+            )
+        if self.read_without_password and self.password is None:
+            raise ValueError("read_without_password needs a password (to act)")
+        return self
+
+
 class Config(Strict):
     site: SiteConfig = SiteConfig()
     mqtt: MqttConfig = MqttConfig()
@@ -263,6 +310,7 @@ class Config(Strict):
     regulation: RegulationConfig = RegulationConfig()
     state: StateConfig = StateConfig()
     influxdb: InfluxConfig | None = None
+    web: WebConfig | None = None  # the local page (pvopt/adapters/web)
     equipment: list[Equipment] = Field(min_length=1)
     schedules: list[ScheduleConfig] = []
     sim: SimConfig = SimConfig()
@@ -579,7 +627,7 @@ def parse(
         problems = []
         for err in exc.errors():
             loc, msg = _message(err)
-            var = from_env.get(tuple(loc[:2]))  # type: ignore[arg-type]
+            var = from_env.get(tuple(loc[:2]))
             if var:
                 msg += f" (from env {var.split('#')[0]})"
             problems.append(Problem(source, _line_of(node, loc), dotted(loc), msg))

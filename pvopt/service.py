@@ -8,14 +8,16 @@ schedules' wake-ups — in one worker thread, and the InfluxDB flush in another.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs import regulation as jobs
 from jobs.errors import JobErrors
@@ -32,7 +34,7 @@ from machines.policy import get_policy
 from machines.schedules import Planner
 from pvopt.adapters.influx import InfluxSink
 from pvopt.adapters.mqtt import MqttBus
-from pvopt.commands import Command, parse_control_json, parse_seed_control
+from pvopt.commands import Command, Outcome, parse_control_json, parse_seed_control
 from pvopt.config import Config
 from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock
@@ -40,10 +42,14 @@ from pvopt.status import local_iso
 from pvopt.topics import CONTROL_TOPIC, LoadWiring, online_topic, wiring
 from state.store import MemoryStore, SqliteStore, StateStore
 
+if TYPE_CHECKING:
+    from pvopt.adapters.web import WebServer
+
 log = logging.getLogger("pvopt")
 
 SEED_CONTROL_TOPICS = "scr/+/control"  # one wildcard, so unknown ids are seen and refused
 SEED_CONTROL = re.compile(r"scr/(\d+)/control")
+SUBMIT_TIMEOUT_S = 5.0  # a page waiting for the regulator's verdict on its command
 DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
 CLOCK_WATCH_S = 1.0  # how often the wall clock is checked against the monotonic one
 
@@ -128,10 +134,10 @@ class Service:
         self.stopping = threading.Event()
         self.routes: dict[str, Callable[[bytes, float], None]] = {}
         for topic in self.meter.topics:
-            self.routes[topic] = lambda payload, now, t=topic: self._on_meter(t, payload, now)
+            self.routes[topic] = functools.partial(self._on_meter, topic)
         for w in self.wires.values():
             if w.temperature_topic:
-                self.routes[w.temperature_topic] = lambda p, now, w=w: self._on_temp(w, p, now)
+                self.routes[w.temperature_topic] = functools.partial(self._on_temp, w)
         self.routes[CONTROL_TOPIC] = self._on_control
         self.bus = MqttBus(
             cfg.mqtt,
@@ -154,10 +160,12 @@ class Service:
             errors=self.errors,
             outbox=self.outbox,
             monotonic=monotonic,
+            connected=self.bus.connected.is_set,
         )
         self.lock = self.regulator.lock
         self.scheduler = make_scheduler(self.tz)
         self.errors.install(self.scheduler, EXECUTORS)
+        self.web: WebServer | None = None  # the local page, started with the service
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -174,6 +182,12 @@ class Service:
         self.scheduler.start()
         self.regulator.resend()  # what was restored
         self.bus.start()
+        if self.cfg.web is not None:  # imported here: a service without the page never loads it
+            from pvopt.adapters.web import WebServer
+
+            self.web = WebServer(self.cfg, self, self.clock)
+            self.web.start()
+            self.regulator.status_listeners.append(self.web.push)  # never waits for a client
         if self.monotonic is not None:
             threading.Thread(target=self._watch_clock, name="clock-watch", daemon=True).start()
 
@@ -214,7 +228,10 @@ class Service:
         self.stopping.set()  # the clock watch, kicks and commands end here
         connected = self.bus.connected.is_set()
         problems: list[str] = []
-        steps: list[tuple[str, Callable[[], None]]] = [
+        steps: list[tuple[str, Callable[[], None]]] = []
+        if self.web is not None:
+            steps.append(("web page", self.web.stop))
+        steps += [
             ("scheduler", self._stop_scheduler),
             ("state", self.regulator.shutdown),
         ]
@@ -308,6 +325,19 @@ class Service:
         self.regulator.post(Control(cmd, source))
         if not self.stopping.is_set():
             jobs.run_inputs(self.scheduler, self.regulator.apply_inputs)
+
+    def submit(self, cmd: Command, source: str) -> Outcome:
+        """A command from the page (pvopt/adapters/web.Site): the same queue and checks as
+        `regulation/control`, and the regulator's verdict once its worker has applied it."""
+        reply: Future[Outcome] = Future()
+        self.regulator.post(Control(cmd, source, reply))
+        if self.stopping.is_set():
+            return Outcome(False, "pvopt is stopping")
+        jobs.run_inputs(self.scheduler, self.regulator.apply_inputs)
+        try:
+            return reply.result(timeout=SUBMIT_TIMEOUT_S)
+        except TimeoutError:
+            return Outcome(False, f"no answer from the regulator within {SUBMIT_TIMEOUT_S:g} s")
 
     # -- the regulator's worker ---------------------------------------------------------------
     def kick(self, delay_s: float) -> None:

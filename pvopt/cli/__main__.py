@@ -1,4 +1,4 @@
-"""`python -m pvopt.cli`: what `pvopt` runs (the tests and the demo spawn the service so)."""
+"""`python -m pvopt.cli`: how `pvsim.live.spawn_service` starts `pvopt run`."""
 
 from pvopt.cli import main
 
