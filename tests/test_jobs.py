@@ -252,3 +252,26 @@ def test_realign_puts_the_jobs_back_on_the_wall_clock_after_a_step_back() -> Non
         assert checkpoint.timestamp() % 60 == pytest.approx(1.0)  # UTC-aligned, plus the lag
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_a_failing_job_on_the_io_worker_is_counted_too(caplog: pytest.LogCaptureFixture) -> None:
+    """Guards item 8 for every executor: the InfluxDB flush runs on the `io` worker; its
+    failure is logged once with the job's name and counted like the regulator's."""
+    errors = JobErrors()
+    scheduler = make_scheduler(ZoneInfo("Europe/Paris"))
+    errors.install(scheduler, EXECUTORS)
+    events = JobEvents()
+    scheduler.add_listener(events, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
+
+    def flush() -> None:
+        raise ConnectionError("influxd gone")
+
+    scheduler.start()
+    try:
+        scheduler.add_job(flush, id="influx", executor="io")
+        assert events.wait(lambda: errors.status()["errors"] == 1)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert errors.status()["failing"] == {"influx": "ConnectionError: influxd gone"}
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage().split(" (")[0] for r in failures] == ["job influx failed"]
