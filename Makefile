@@ -28,6 +28,7 @@ lint: $(BIN)/pvopt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Everything CI runs, live replays included (see README for how long).
 test: lint packages
