@@ -23,6 +23,7 @@ from pvopt.cli.common import (
     console,
     fail,
     load_config,
+    require_sim,
 )
 from pvopt.commands import Action, Command, parse_duration
 from pvopt.status import build_status
@@ -428,6 +429,7 @@ def energy(
     else:
         console.print(energy_table(rows, names))
     if plot_path:
+        require_sim("`pvopt energy --plot`")
         from pvsim.plot import plot_day
 
         d, _, intervals = rows[-1]

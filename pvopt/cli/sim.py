@@ -6,6 +6,7 @@ They import the simulator (`pvsim`, numpy, matplotlib) only when they run, so a 
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
@@ -24,6 +25,7 @@ from pvopt.cli.common import (
     fail,
     load_config,
     progress_bar,
+    require_sim,
 )
 from pvopt.commands import parse_duration
 
@@ -251,3 +253,20 @@ def house(
 
 
 COMMANDS = (simulate, bench, demo, bench_service, house)
+
+
+def _needs_sim(command: click.Command) -> None:
+    """Wrap `command` so a slim install answers with the extra to install, not a traceback."""
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        require_sim(f"`pvopt {command.name}`")
+        return callback(*args, **kwargs)
+
+    command.callback = checked
+
+
+for _command in COMMANDS:
+    _needs_sim(_command)
