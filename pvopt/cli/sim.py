@@ -190,12 +190,23 @@ def bench_service(
 @click.option("--start", default=None, metavar="HH:MM", help="Local time in the trace to start at.")
 @click.option("--duration", default=None, help="How long to play (90s, 15m, 2h; default: all).")
 @click.option("--json", "json_path", metavar="FILE", default=None, help="Write the KPIs as JSON.")
+@click.option(
+    "--tic",
+    "tic_link",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="[LINK]",
+    help="Speak TIC (standard mode) on a pseudo-terminal instead of publishing the "
+    "meter topics; LINK: a symlink to create for it (for `pvopt tic --port LINK`).",
+)
 def house(
     config_path: str | None,
     trace_path: str,
     start: str | None,
     duration: str | None,
     json_path: str | None,
+    tic_link: str | None = None,
 ) -> None:
     """A virtual house in real time: TRACE's PV and load as meter messages over MQTT, the loads
     obeying their command topics. Prints the KPIs it measured when it ends."""
@@ -211,7 +222,13 @@ def house(
     except (TraceError, CommandError) as exc:
         fail(str(exc))
         return
-    vh = VirtualHouse(cfg, trace)
+    tic = None
+    if tic_link is not None:
+        from pvsim.tic_writer import PtyLine, TicMeter
+
+        tic = TicMeter(PtyLine(None if tic_link == "-" else Path(tic_link).absolute()))
+        console.print(f"TIC frames on {tic.line.port} (`pvopt tic --port {tic.line.port}`)")
+    vh = VirtualHouse(cfg, trace, tic=tic)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: vh.stopping.set())
     with progress_bar() as bar:
