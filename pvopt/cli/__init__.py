@@ -25,6 +25,9 @@ def config_check(file: str) -> None:
     cfg = load_config(file)
     console.print(cfgmod.masked_dump(cfg), highlight=False, markup=False)
     console.print(f"[green]ok[/green] {file}: {len(cfg.equipment)} load(s)", highlight=False)
+    from pvopt.cli.tic import historic_note
+
+    historic_note(cfg)
 
 
 from pvopt.cli import service as _service  # noqa: E402

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import threading
 from pathlib import Path
 
 import click
 
-from pvopt.cli.common import config_option, console, load_config
+from pvopt import config as cfgmod
+from pvopt.cli.common import config_option, console, err_console, load_config
 
 log = logging.getLogger("pvopt.tic")
 
@@ -61,24 +61,20 @@ def tic(config_path: str | None, port: str | None, mode: str | None, log_level: 
         cfg.mqtt.port,
     )
     bridge.start()
-    summary = threading.Thread(target=_summaries, args=(bridge, reader), daemon=True)
-    summary.start()
     reader.run()
     bridge.stop()
     log.info("pvopt tic stopped")
 
 
-def _summaries(bridge: object, reader: object) -> None:
-    """The summary also goes out while no frame arrives (a dead meter still says so)."""
-    from pvopt.adapters.tic.bridge import TicBridge
-    from pvopt.adapters.tic.reader import TicReader
+def historic_note(cfg: cfgmod.Config) -> None:
+    """`config check`: one warning line if the running TIC bridge reads a historic meter."""
+    if cfg.meter.kind != "linky":
+        return
+    from pvopt.adapters.tic.bridge import historic_warning, read_summary
 
-    assert isinstance(bridge, TicBridge) and isinstance(reader, TicReader)
-    every = bridge.cfg.tic.summary_every_s
-    while not reader.stopping.wait(every):
-        now = bridge.clock()
-        if bridge.bus.connected.is_set() and now - bridge.summary_at >= every:
-            bridge.publish_summary(now)
+    line = historic_warning(cfg, read_summary(cfg))
+    if line is not None:
+        err_console.print(f"[yellow]warning[/yellow] {line}", highlight=False)
 
 
 @click.command("bench-tic")

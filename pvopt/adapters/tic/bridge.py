@@ -53,6 +53,7 @@ class TicBridge:
         self.reader_state = reader_state
         self.clock = clock
         self.lock = threading.Lock()
+        self._stopping = threading.Event()
         self.latest: dict[str, str] = {}
         self.latest_at: float | None = None
         self.mode: str | None = None
@@ -73,8 +74,18 @@ class TicBridge:
 
     def start(self) -> None:
         self.bus.start()
+        threading.Thread(target=self._summaries, name="tic-summary", daemon=True).start()
+
+    def _summaries(self) -> None:
+        """The summary also goes out while no frame arrives: a dead meter still says so."""
+        every = self.cfg.tic.summary_every_s
+        while not self._stopping.wait(every / 2):
+            now = self.clock()
+            if self.bus.connected.is_set() and now - self.summary_at >= every:
+                self.publish_summary(now)
 
     def stop(self) -> None:
+        self._stopping.set()
         if self.bus.connected.is_set():
             self.bus.publish(self.online, "offline", retain=True, qos=1)
             self.publish_summary(self.clock())

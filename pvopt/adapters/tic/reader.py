@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -57,23 +59,39 @@ class PortError(Exception):
 
 
 def open_serial(port: str, baud: int) -> SerialLink:
-    """Open `port` as the TIC wants it: 7 data bits, even parity, 1 stop bit."""
+    """Open `port` as the TIC wants it: 7 data bits, even parity, 1 stop bit.
+
+    A pseudo-terminal (the virtual house, the tests) refuses 7E1 with EINVAL: it has no line,
+    so it is opened 8N1 and carries the same 7-bit characters."""
+    kwargs = {
+        "bytesize": serial.SEVENBITS,
+        "parity": serial.PARITY_EVEN,
+        "stopbits": serial.STOPBITS_ONE,
+    }
     try:
-        return serial.Serial(
-            port,
-            baud,
-            bytesize=serial.SEVENBITS,
-            parity=serial.PARITY_EVEN,
-            stopbits=serial.STOPBITS_ONE,
-            timeout=READ_TIMEOUT_S,
-        )
-    except serial.SerialException as exc:
+        try:
+            return serial.Serial(port, baud, timeout=READ_TIMEOUT_S, **kwargs)
+        except termios.error as exc:
+            if exc.args[0] != errno.EINVAL or not is_pty(port):
+                raise
+            return serial.Serial(port, baud, timeout=READ_TIMEOUT_S)
+    except (serial.SerialException, OSError) as exc:
         code = getattr(exc, "errno", None)
         if code in (errno.EACCES, errno.EPERM):
             raise PortError(port, "permission", str(exc)) from exc
         if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
             raise PortError(port, "missing", str(exc)) from exc
         raise PortError(port, "io", str(exc)) from exc
+    except (termios.error, ValueError) as exc:
+        raise PortError(port, "io", f"cannot set 7E1 at {baud} baud: {exc}") from exc
+
+
+def is_pty(port: str) -> bool:
+    """A Unix98 pseudo-terminal slave (majors 136-143), through any symlink."""
+    try:
+        return 136 <= os.major(os.stat(port).st_rdev) <= 143
+    except OSError:
+        return False
 
 
 @dataclass
