@@ -292,3 +292,63 @@ def test_historic_bridge_is_reported_by_config_check_and_run(
         watch.bus.stop()
         probe.close()
     assert sum("historic mode" in r.getMessage() for r in caplog.records) == 1
+
+
+class FakeLine:
+    """A serial link serving `data` in 64-byte reads, then failing like an unplugged dongle."""
+
+    def __init__(self, data: bytes):
+        self.data, self.pos, self.closed = data, 0, False
+
+    @property
+    def in_waiting(self) -> int:
+        return min(64, len(self.data) - self.pos)
+
+    def read(self, size: int = 1) -> bytes:
+        if self.pos >= len(self.data):
+            raise serial.SerialException("device reports readiness to read but returned no data")
+        chunk = self.data[self.pos : self.pos + size]
+        self.pos += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_auto_tries_9600_then_finds_historic_at_1200(caplog: pytest.LogCaptureFixture) -> None:
+    """At the wrong baud rate a historic meter is noise; at 1200 baud its frames parse."""
+    caplog.set_level(logging.INFO, "pvopt.adapters.tic.reader")
+    import random
+
+    noise = random.Random(7).randbytes(20_000)
+    bauds: list[int] = []
+    frames: list = []
+
+    def opener(_port: str, baud: int) -> FakeLine:
+        bauds.append(baud)
+        if baud == 9600:
+            return FakeLine(noise)
+        return FakeLine(
+            encode_frame(HISTORIC_1PH, "historic")[30:] + encode_frame(HISTORIC_1PH, "historic") * 3
+        )
+
+    reader = TicReader(
+        "/dev/fake",
+        "auto",
+        frames.append,
+        backoff=Backoff(0.001, 0.002),
+        detect_s=60,
+        opener=opener,
+    )
+    thread = threading.Thread(target=reader.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while len(frames) < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    reader.stop()
+    thread.join(5)
+    assert bauds[:2] == [9600, 1200] and reader.mode == "historic"
+    assert len(frames) >= 3 and all(f.mode == "historic" for f in frames)
+    assert any("auto: found historic mode (1200 baud)" in r.getMessage() for r in caplog.records)
+    c = reader.parser.counters
+    assert c.skipped_bytes > 0 or c.errors > 0  # the noise was counted, not published

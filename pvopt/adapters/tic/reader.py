@@ -144,6 +144,7 @@ class TicReader:
         self._last_problem: str | None = None
         self._noisy = False
         self._errors_seen = 0
+        self._lost = False
 
     def stop(self) -> None:
         self.stopping.set()
@@ -169,9 +170,9 @@ class TicReader:
             self._problem(exc.kind, exc.advice())
             return None
         self.opens += 1
-        if self._last_problem is not None or self.opens > 1:
+        if self._last_problem is not None or self._lost:
             log.info("TIC: %s open again at %d baud", self.port, baud)
-        self._last_problem = None
+        self._last_problem, self._lost = None, False
         return link
 
     def _problem(self, kind: str, message: str) -> None:
@@ -187,12 +188,8 @@ class TicReader:
             link = self._open(BAUD[mode])
             if link is None:
                 return
-            found = self._read(link, mode, detect=True)
-            if found is not None:
-                self.mode = found
-                log.info("TIC: auto: found %s mode (%d baud) on %s", found, BAUD[mode], self.port)
-                return
-            if self.stopping.is_set():
+            self._read(link, mode, detect=True)  # goes on reading once the mode is found
+            if self.mode is not None or self.stopping.is_set():
                 return
         log.warning(
             "TIC: auto: no valid frame at 9600 nor 1200 baud on %s within %g s each "
@@ -202,9 +199,9 @@ class TicReader:
         )
 
     # -- reading ------------------------------------------------------------------------------
-    def _read(self, link: SerialLink, mode: Mode, detect: bool = False) -> Mode | None:
-        """Feed the parser until the link fails or the stop; in detection, until the first
-        frame (its mode returned) or `detect_s` of silence."""
+    def _read(self, link: SerialLink, mode: Mode, detect: bool = False) -> None:
+        """Feed the parser until the link fails or the stop; in detection, give up after
+        `detect_s` without a valid frame."""
         self.state = "detecting" if detect else "reading"
         started = self.clock()
         self.parser.reset()  # whatever was half-read before is not this frame's start
@@ -214,28 +211,34 @@ class TicReader:
                     data = link.read(link.in_waiting or 1)
                 except (serial.SerialException, OSError) as exc:
                     log.warning("TIC: lost %s (%s); reopening with backoff", self.port, exc)
-                    return None
+                    self._lost = True
+                    return
                 frames = self.parser.feed(data) if data else []
                 now = self.clock()
                 for frame in frames:
                     self.backoff.reset()
                     self.last_frame_at = now
-                    if detect:
-                        self.sink(frame)
-                        return frame.mode
+                    if detect:  # the frame's syntax names the mode; keep this link
+                        detect = False
+                        self.mode, self.state = frame.mode, "reading"
+                        log.info(
+                            "TIC: auto: found %s mode (%d baud) on %s",
+                            frame.mode,
+                            BAUD[mode],
+                            self.port,
+                        )
                     self.sink(frame)
                 self._watch_noise(frames)
                 if detect and now - started > self.detect_s:
-                    return None
+                    return
                 if (
                     not detect
                     and self.setting == "auto"
-                    and now - (self.last_frame_at or started) > 3 * self.detect_s
+                    and now - max(self.last_frame_at or started, started) > 3 * self.detect_s
                 ):
                     log.warning("TIC: no valid frame for a while; detecting the mode again")
                     self.mode = None
-                    return None
-            return None
+                    return
         finally:
             with contextlib.suppress(serial.SerialException, OSError):
                 link.close()
