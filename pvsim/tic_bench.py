@@ -29,7 +29,7 @@ from pvsim.virtual_house import VirtualHouse
 FAST_TIC = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "detect_s": 2.0}
 
 
-def tic_site(source: Path, workdir: Path, port: int, tty: Path, **tic: Any) -> Path:
+def tic_site(source: Path, workdir: Path, port: int, tty: Path | str, **tic: Any) -> Path:
     """`site_config` with a `tic:` section reading `tty`, fast to reconnect."""
     return site_config(
         source, workdir, port, sections={"tic": {"port": str(tty), **FAST_TIC, **tic}}
@@ -37,11 +37,12 @@ def tic_site(source: Path, workdir: Path, port: int, tty: Path, **tic: Any) -> P
 
 
 def spawn_tic(cfg_path: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """`pvopt tic` as a real subprocess; its log goes to tic.log beside the config."""
+    """`pvopt tic` as a real subprocess (the lean `pvopt-tic` entry, as the systemd unit runs
+    it); its log goes to tic.log beside the config."""
     log = open(cfg_path.parent / "tic.log", "ab")  # noqa: SIM115 - the child owns it
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "pvopt.cli", "tic", "--config", str(cfg_path), *extra],
+            [sys.executable, "-m", "pvopt.tic_cli", "--config", str(cfg_path), *extra],
             env=hermetic_env(),
             stdout=subprocess.DEVNULL,
             stderr=log,
@@ -105,7 +106,7 @@ def measure_reader(seconds: float, console: Console, workdir: Path = Path("out/b
     stop = threading.Event()
     with Mosquitto() as broker:
         cfg_path = tic_site(
-            Path("examples/seed_house.yml"), workdir, broker.port, line.path, mode="standard"
+            Path("examples/seed_house.yml"), workdir, broker.port, line.port, mode="standard"
         )
         cfg = cfgmod.load(cfg_path, environ={})
         watch = Watch(cfg, ["tic/SINSTS", "tic/bridge"])
@@ -208,7 +209,7 @@ def measure_chain(
 
         def configs() -> dict[str, Path]:  # fresh stores each time
             return {
-                "tic": tic_site(config_path, workdir / "tic", brokers["tic"].port, line.path),
+                "tic": tic_site(config_path, workdir / "tic", brokers["tic"].port, line.port),
                 "mqtt": site_config(config_path, workdir / "mqtt", brokers["mqtt"].port),
             }
 

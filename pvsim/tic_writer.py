@@ -154,6 +154,7 @@ class PtyLine:
             self.master, self.slave = master, slave
             self.slave_name = os.ttyname(slave)
             if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = self.path.with_name(self.path.name + ".new")
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()

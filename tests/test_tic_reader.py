@@ -352,3 +352,39 @@ def test_auto_tries_9600_then_finds_historic_at_1200(caplog: pytest.LogCaptureFi
     assert any("auto: found historic mode (1200 baud)" in r.getMessage() for r in caplog.records)
     c = reader.parser.counters
     assert c.skipped_bytes > 0 or c.errors > 0  # the noise was counted, not published
+
+
+def test_pvopt_house_tic_writes_frames_pvopt_tic_reads(broker: Mosquitto, tmp_path: Path) -> None:
+    """`pvopt house --tic LINK`: the house's meter on a pty, read by the bridge."""
+    import subprocess
+    import sys
+
+    from pvsim.live import hermetic_env
+
+    link = tmp_path / "ttyHOUSE"
+    cfg_path = tic_site(EXAMPLES / "seed_house.yml", tmp_path, broker.port, link)
+    probe = Probe(broker.port, ("tic/#",))
+    house = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "pvopt.cli", "house", "--config", str(cfg_path)),
+            *("--trace", str(EXAMPLES / "traces/broken_clouds.csv.gz"), "--start", "12:00"),
+            *("--duration", "20s", "--tic", str(link)),
+        ],
+        env=hermetic_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not link.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with Bridge(config.load(cfg_path, environ={})) as b:
+            assert probe.wait(lambda: probe.last("tic/SINSTI") is not None, 15)
+            assert probe.wait(lambda: probe.last("tic/ERQT") is not None, 5)
+            assert b.reader.mode == "standard" and b.reader.parser.counters.errors == 0
+            assert value(probe, "tic/ADSC") == "041876543210"
+    finally:
+        house.terminate()
+        out = house.communicate(timeout=20)[0].decode()
+        probe.close()
+    assert "TIC frames on" in out

@@ -1,69 +1,16 @@
-"""`pvopt tic`: the Linky's serial output (TIC) onto MQTT; `pvopt bench-tic`: its figures."""
+"""`pvopt tic` (defined in `pvopt.tic_cli`, for the lean `pvopt-tic` script), the historic-mode
+note of `config check`, and the TIC benchmarks."""
 
 from __future__ import annotations
 
 import json
-import logging
-import signal
 from pathlib import Path
 
 import click
 
 from pvopt import config as cfgmod
-from pvopt.cli.common import config_option, console, err_console, load_config
-
-log = logging.getLogger("pvopt.tic")
-
-
-@click.command()
-@config_option
-@click.option("--port", default=None, metavar="DEVICE", help="Serial port (default: tic.port).")
-@click.option(
-    "--mode",
-    type=click.Choice(["auto", "historic", "standard"]),
-    default=None,
-    help="TIC mode: historic 1200 baud, standard 9600 baud, auto finds it (default: tic.mode).",
-)
-@click.option(
-    "--log-level",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
-    default="INFO",
-    show_default=True,
-)
-def tic(config_path: str | None, port: str | None, mode: str | None, log_level: str) -> None:
-    """Read the Linky's TIC on a serial port and publish SINSTS, SINSTI, ERQT, the tariff and
-    every other label on MQTT, every frame, until SIGTERM/SIGINT."""
-    from pvopt.adapters.tic.bridge import TicBridge
-    from pvopt.adapters.tic.reader import Backoff, TicReader
-
-    cfg = load_config(config_path)
-    logging.basicConfig(
-        level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
-    t = cfg.tic
-    port = port or t.port
-    reader = TicReader(
-        port,
-        mode or t.mode,  # type: ignore[arg-type]
-        lambda frame: bridge.on_frame(frame),
-        backoff=Backoff(t.reconnect_min_s, t.reconnect_max_s),
-        detect_s=t.detect_s,
-    )
-    bridge = TicBridge(cfg, reader.parser.counters, port=port, reader_state=lambda: reader.state)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: reader.stop())
-    log.info(
-        "pvopt tic: %s, mode %s, topics %s* → MQTT %s:%d",
-        port,
-        mode or t.mode,
-        t.topic_prefix,
-        cfg.mqtt.host,
-        cfg.mqtt.port,
-    )
-    bridge.start()
-    reader.run()
-    bridge.stop()
-    log.info("pvopt tic stopped")
+from pvopt.cli.common import console, err_console
+from pvopt.tic_cli import tic
 
 
 def historic_note(cfg: cfgmod.Config) -> None:

@@ -95,10 +95,11 @@ class TicBridge:
         """The reader's sink: map, remember, publish if connected."""
         now = self.clock()
         topics = frame_topics(frame, self.topics)
+        meter_id = identity(frame)
         with self.lock:
-            changed = frame.mode != self.mode or identity(frame) != self.meter_id
+            changed = frame.mode != self.mode or meter_id not in (None, self.meter_id)
             self.latest, self.latest_at, self.mode = topics, now, frame.mode
-            self.meter_id = identity(frame) or self.meter_id
+            self.meter_id = meter_id or self.meter_id
             stge = frame.get("STGE")
             if stge is not None:
                 with contextlib.suppress(ValueError):
