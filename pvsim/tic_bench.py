@@ -61,12 +61,33 @@ class TicHouse(threading.Thread):
         self.house = VirtualHouse(cfg, trace, tic=self.meter)
         self.result: SimResult | None = None
         self.error: BaseException | None = None
+        self.done = 0  # seconds played, for a progress bar
 
     def run(self) -> None:
         try:
-            self.result = self.house.run()
+            self.result = self.house.run(self._progress)
         except BaseException as exc:  # reported by the caller
             self.error = exc
+
+    def _progress(self, done: int, _total: int) -> None:
+        self.done = done
+
+
+class TicSite:
+    """The TIC half of a site for the demo: a pty for the house's meter, a config reading it,
+    and `pvopt tic` running on it."""
+
+    def __init__(self, source: Path, workdir: Path, port: int):
+        self.line = PtyLine(workdir.resolve() / "ttyTIC")
+        self.cfg_path = tic_site(source, workdir, port, self.line.port)
+        self.proc = spawn_tic(self.cfg_path)
+
+    def house(self, trace: Trace) -> TicHouse:
+        return TicHouse(self.cfg_path, trace, self.line)
+
+    def close(self) -> None:
+        stop_service(self.proc)
+        self.line.close()
 
 
 def three_phase_groups(k: int) -> list[tuple[str, str] | tuple[str, str, str]]:

@@ -128,7 +128,10 @@ def bench(traces_dir: str | None, houses: str, json_path: str | None) -> None:
 @click.option("--start", default="11:45", show_default=True, metavar="HH:MM")
 @click.option("--minutes", default=3.0, show_default=True, type=float)
 @click.option("--workdir", default="out/demo", show_default=True, type=click.Path(file_okay=False))
-def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir: str) -> None:
+@click.option("--tic", is_flag=True, help="The meter speaks TIC on a pty, read by `pvopt tic`.")
+def demo(
+    config_path: str, trace_path: str, start: str, minutes: float, workdir: str, tic: bool
+) -> None:
     """A private Mosquitto, `pvopt run` and a virtual house playing a cloudy window in real
     time; shows the live status, then the KPIs."""
     from pvsim.demo import run_demo
@@ -144,6 +147,7 @@ def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir:
             Path(workdir),
             console,
             progress_bar(),
+            tic=tic,
         )
     except ServerMissing as exc:
         err_console.print(f"[red]error[/red] {exc}", highlight=False)
