@@ -22,9 +22,8 @@ from pvsim.live import Background, hermetic_env, site_config, spawn_service, sto
 from pvsim.physics import SimResult
 from pvsim.servers.mosquitto import Mosquitto
 from pvsim.simulator import simulate
-from pvsim.tic_writer import LinkyTic, PtyLine, TicMeter, encode_frame
+from pvsim.tic_writer import LinkyTic, PtyLine, TicMeter, TicVirtualHouse, encode_frame
 from pvsim.traces import Trace, load_trace, offset_of, window
-from pvsim.virtual_house import VirtualHouse
 
 FAST_TIC = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "detect_s": 2.0}
 
@@ -58,7 +57,7 @@ class TicHouse(threading.Thread):
         super().__init__(daemon=True)
         cfg = cfgmod.load(cfg_path, environ={})
         self.meter = TicMeter(line)
-        self.house = VirtualHouse(cfg, trace, tic=self.meter)
+        self.house = TicVirtualHouse(cfg, trace, self.meter)
         self.result: SimResult | None = None
         self.error: BaseException | None = None
         self.done = 0  # seconds played, for a progress bar

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import threading
 import time
 import tty
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pvopt.adapters.tic.frames import Mode, checksum
+from pvsim.virtual_house import VirtualHouse
 
 if TYPE_CHECKING:
+    from pvopt.config import Config
     from pvsim.physics import House
+    from pvsim.traces import Trace
 
 GroupSpec = tuple[str, str] | tuple[str, str, str]  # (label, data) or (label, horodate, data)
 
@@ -122,13 +126,13 @@ class LinkyTic:
         ]
 
     def frame_from_house(self, house: House, now: float) -> bytes:
-        """What the Linky of `house` sends now (S quantised as the direct path does)."""
-        from machines.meter import LinkyState
-
-        sample = house.linky_sample(LinkyState(), now)
-        return encode_frame(
-            self.groups(sample.sinsts or 0.0, sample.sinsti or 0.0, house.grid, house.erqt, now)
-        )
+        """What the Linky of `house` sends now: S quantised as the direct MQTT path does
+        (√(P² + Q²) on SINSTS when importing, on SINSTI when exporting)."""
+        grid = house.grid
+        q = house.q_ratio * house.base
+        s_va = round(math.sqrt(grid * grid + q * q) / house.quantum) * house.quantum
+        sinsts, sinsti = (s_va, 0.0) if grid >= 0 else (0.0, s_va)
+        return encode_frame(self.groups(sinsts, sinsti, grid, house.erqt, now))
 
 
 class PtyLine:
@@ -227,3 +231,18 @@ class TicMeter:
         self.line.write(frame)
         self.frames += 1
         self.sent.append(time.time())
+
+
+class TicVirtualHouse(VirtualHouse):
+    """The virtual house whose meter writes TIC frames on a line instead of MQTT messages;
+    probes and load commands stay on MQTT. Only the meter hook differs, so the house itself
+    needs no TIC knowledge."""
+
+    def __init__(self, cfg: Config, trace: Trace, tic: TicMeter, **kwargs: Any):
+        super().__init__(cfg, trace, **kwargs)
+        self.tic = tic
+
+    def _publish_meter(self, *_now: float) -> None:  # called with `now`, or without
+        if self.cfg.meter.pv_topic:
+            self.bus.publish(self.cfg.meter.pv_topic, f"{self.house.pv:.0f}")
+        self.tic.send(self.house, self.clock())

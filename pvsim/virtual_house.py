@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from machines.meter import LinkyState
 from pvopt.adapters.mqtt import MqttBus
@@ -21,23 +20,12 @@ from pvopt.topics import STATUS_TOPIC, wiring
 from pvsim.physics import PROBE_PERIOD_S, House, SimResult
 from pvsim.traces import Trace
 
-if TYPE_CHECKING:
-    from pvsim.tic_writer import TicMeter
-
 log = logging.getLogger(__name__)
 
 
 class VirtualHouse:
-    def __init__(
-        self,
-        cfg: Config,
-        trace: Trace,
-        *,
-        clock: Callable[[], float] = time.time,
-        tic: TicMeter | None = None,
-    ):
+    def __init__(self, cfg: Config, trace: Trace, *, clock: Callable[[], float] = time.time):
         self.cfg = cfg
-        self.tic = tic  # the meter speaks TIC on a serial line instead of MQTT
         self.clock = clock
         self.house = House(cfg, trace)
         self.wires = wiring(cfg)
@@ -85,9 +73,6 @@ class VirtualHouse:
         meter = self.cfg.meter
         if meter.pv_topic:
             self.bus.publish(meter.pv_topic, f"{self.house.pv:.0f}")
-        if self.tic is not None:
-            self.tic.send(self.house, now)
-            return
         if meter.kind == "linky":
             self.linky = self.house.linky_sample(self.linky, now)
             t = meter.topics

@@ -1,4 +1,5 @@
-"""`python -m pvopt.cli`, as `pvsim.live` spawns the service: the same as the `pvopt` script."""
+"""`python -m pvopt.cli`: what `pvsim.live.spawn_service` runs (the package lost cli.py's
+`__main__` guard when it became a package)."""
 
 from pvopt.cli import main
 

@@ -210,7 +210,7 @@ def house(
     start: str | None,
     duration: str | None,
     json_path: str | None,
-    tic_link: str | None = None,
+    tic_link: str | None,
 ) -> None:
     """A virtual house in real time: TRACE's PV and load as meter messages over MQTT, the loads
     obeying their command topics. Prints the KPIs it measured when it ends."""
@@ -226,13 +226,14 @@ def house(
     except (TraceError, CommandError) as exc:
         fail(str(exc))
         return
-    tic = None
-    if tic_link is not None:
-        from pvsim.tic_writer import PtyLine, TicMeter
+    if tic_link is None:
+        vh = VirtualHouse(cfg, trace)
+    else:  # the meter speaks TIC on a pty instead of MQTT
+        from pvsim.tic_writer import PtyLine, TicMeter, TicVirtualHouse
 
         tic = TicMeter(PtyLine(None if tic_link == "-" else Path(tic_link).absolute()))
         console.print(f"TIC frames on {tic.line.port} (`pvopt tic --port {tic.line.port}`)")
-    vh = VirtualHouse(cfg, trace, tic=tic)
+        vh = TicVirtualHouse(cfg, trace, tic)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: vh.stopping.set())
     with progress_bar() as bar:
