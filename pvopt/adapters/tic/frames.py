@@ -11,7 +11,7 @@ frame after noise, a wrong baud rate or the partial frame that follows opening t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 STX, ETX, EOT, LF, CR, HT, SP = 0x02, 0x03, 0x04, 0x0A, 0x0D, 0x09, 0x20
@@ -69,7 +69,7 @@ class Counters:
         return self.bad_checksum + self.malformed + self.partial_frames
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return asdict(self)
 
 
 def parse_group(raw: bytes) -> Group | Literal[False] | None:
