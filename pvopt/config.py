@@ -79,6 +79,18 @@ class MqttConfig(Strict):
     client_id: str = "pvopt"
 
 
+class TicConfig(Strict):
+    """`pvopt tic`: the Linky's serial output (TIC) bridged to MQTT."""
+
+    port: str = "/dev/ttyUSB0"
+    mode: Literal["auto", "historic", "standard"] = "auto"
+    topic_prefix: str = Field("tic/", pattern=r"^[^#+]*$")
+    summary_every_s: float = Field(10.0, gt=0, le=3600)  # the retained bridge summary
+    reconnect_min_s: float = Field(1.0, gt=0, le=600)  # serial reopen backoff (tests: tiny)
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600)
+    detect_s: float = Field(6.0, gt=0, le=120)  # `auto`: listen this long per baud rate
+
+
 class RegulationConfig(Strict):
     policy: str = "default"
     tick_s: float = Field(5.0, gt=0, le=60)
@@ -280,6 +292,7 @@ class Config(Strict):
     site: SiteConfig = SiteConfig()
     mqtt: MqttConfig = MqttConfig()
     meter: MeterConfig = MeterConfig()
+    tic: TicConfig = TicConfig()
     regulation: RegulationConfig = RegulationConfig()
     state: StateConfig = StateConfig()
     influxdb: InfluxConfig | None = None

@@ -90,6 +90,9 @@ def run(config_path: str | None, dry_run: bool, log_level: str) -> None:
     except StoreError as exc:
         fail(str(exc))
         return
+    from pvopt.adapters.tic.bridge import HistoricWatch
+
+    HistoricWatch(cfg).start()  # says it once if the TIC bridge reads a historic-mode meter
     service.run_forever()
 
 

@@ -150,7 +150,10 @@ def bench(traces_dir: str | None, houses: str, json_path: str | None) -> None:
 @click.option("--start", default="11:45", show_default=True, metavar="HH:MM")
 @click.option("--minutes", default=3.0, show_default=True, type=float)
 @click.option("--workdir", default="out/demo", show_default=True, type=click.Path(file_okay=False))
-def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir: str) -> None:
+@click.option("--tic", is_flag=True, help="The meter speaks TIC on a pty, read by `pvopt tic`.")
+def demo(
+    config_path: str, trace_path: str, start: str, minutes: float, workdir: str, tic: bool
+) -> None:
     """A private Mosquitto, `pvopt run` and a virtual house playing a cloudy window in real
     time; shows the live status, then the KPIs."""
     from pvsim.demo import run_demo
@@ -168,6 +171,7 @@ def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir:
             Path(workdir),
             console,
             progress_bar(),
+            tic=tic,
         )
     except ServerMissing as exc:
         err_console.print(f"[red]error[/red] {exc}", highlight=False)
@@ -216,12 +220,23 @@ def bench_service(
 @click.option("--start", default=None, metavar="HH:MM", help="Local time in the trace to start at.")
 @click.option("--duration", default=None, help="How long to play (90s, 15m, 2h; default: all).")
 @click.option("--json", "json_path", metavar="FILE", default=None, help="Write the KPIs as JSON.")
+@click.option(
+    "--tic",
+    "tic_link",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="[LINK]",
+    help="Speak TIC (standard mode) on a pseudo-terminal instead of publishing the "
+    "meter topics; LINK: a symlink to create for it (for `pvopt tic --port LINK`).",
+)
 def house(
     config_path: str | None,
     trace_path: str,
     start: str | None,
     duration: str | None,
     json_path: str | None,
+    tic_link: str | None,
 ) -> None:
     """A virtual house in real time: TRACE's PV and load as meter messages over MQTT, the loads
     obeying their command topics. Prints the KPIs it measured when it ends."""
@@ -237,7 +252,14 @@ def house(
     except (TraceError, CommandError) as exc:
         fail(str(exc))
         return
-    vh = VirtualHouse(cfg, trace)
+    if tic_link is None:
+        vh = VirtualHouse(cfg, trace)
+    else:  # the meter speaks TIC on a pty instead of MQTT
+        from pvsim.tic_writer import PtyLine, TicMeter, TicVirtualHouse
+
+        tic = TicMeter(PtyLine(None if tic_link == "-" else Path(tic_link).absolute()))
+        console.print(f"TIC frames on {tic.line.port} (`pvopt tic --port {tic.line.port}`)")
+        vh = TicVirtualHouse(cfg, trace, tic)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: vh.stopping.set())
     with progress_bar() as bar:
