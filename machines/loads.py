@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from transitions import EventData, Machine, Transition
@@ -181,7 +181,8 @@ class Rule(Transition):
         name: str | None = None,
         reason: Reason = None,
     ) -> None:
-        super().__init__(source, dest, conditions, unless, before, after, prepare)
+        # dest None is an internal transition at run time; transitions' stubs only say `str`
+        super().__init__(source, cast(str, dest), conditions, unless, before, after, prepare)
         self.name = name
         self.reason = reason
 
@@ -189,7 +190,8 @@ class Rule(Transition):
         """The guards, called by name on the model (`transitions`' own check logs each one)."""
         model = event_data.model
         for cond in self.conditions:
-            if bool(getattr(model, cond.func)(event_data)) is not cond.target:
+            check = cond.func if callable(cond.func) else getattr(model, cond.func)
+            if bool(check(event_data)) is not cond.target:
                 return False
         return True
 

@@ -39,6 +39,7 @@ from pvopt.kinds import (
     Text,
     load_kind,
     load_kind_names,
+    meter_source,
 )
 from pvopt.kinds.base import not_blank
 from pvopt.kinds.registry import hint
@@ -95,6 +96,18 @@ class MqttConfig(Strict):
     password: SecretStr | None = None
     tls: TlsConfig = TlsConfig()
     client_id: Text = "pvopt"
+
+
+class TicConfig(Strict):
+    """`pvopt tic`: the Linky's serial output (TIC) bridged to MQTT."""
+
+    port: str = "/dev/ttyUSB0"
+    mode: Literal["auto", "historic", "standard"] = "auto"
+    topic_prefix: str = Field("tic/", pattern=r"^[^#+]*$")
+    summary_every_s: float = Field(10.0, gt=0, le=3600)  # the retained bridge summary
+    reconnect_min_s: float = Field(1.0, gt=0, le=600)  # serial reopen backoff (tests: tiny)
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600)
+    detect_s: float = Field(6.0, gt=0, le=120)  # `auto`: listen this long per baud rate
 
 
 class RegulationConfig(Strict):
@@ -307,6 +320,7 @@ class Config(Strict):
     site: SiteConfig = SiteConfig()
     mqtt: MqttConfig = MqttConfig()
     meter: MeterConfig = MeterConfig()
+    tic: TicConfig = TicConfig()
     regulation: RegulationConfig = RegulationConfig()
     state: StateConfig = StateConfig()
     influxdb: InfluxConfig | None = None
@@ -512,10 +526,11 @@ def _topic_clashes(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
     mixes them up silently (a command would come back as a meter value)."""
     roles: list[tuple[str, tuple[str | int, ...], str]] = []  # (topic, where, what)
     m = cfg.meter
-    if m.kind == "linky":
-        for key in ("sinsts", "sinsti", "erqt"):
+    read = meter_source(m).meter_topics()  # the topics this meter kind subscribes to
+    for key in MeterTopics.model_fields:
+        if getattr(m.topics, key) in read:
             roles.append((getattr(m.topics, key), ("meter", "topics", key), f"meter.topics.{key}"))
-    if m.grid_topic:
+    if m.grid_topic and m.grid_topic in read:
         roles.append((m.grid_topic, ("meter", "grid_topic"), "meter.grid_topic"))
     if m.pv_topic:
         roles.append((m.pv_topic, ("meter", "pv_topic"), "meter.pv_topic"))

@@ -14,6 +14,7 @@ from pvopt.kinds.meters import HouseReading, MeterConfig, MeterSource
 class LinkySource(MeterSource):
     kind = "linky"
     kick_delay_s = 0.1  # a Linky sends SINSTS and SINSTI a few ms apart: decide on the pair
+    reads_tic = True
 
     def __init__(self, cfg: MeterConfig):
         super().__init__(cfg)

@@ -69,6 +69,8 @@ class MeterSource(ABC):
 
     kind: ClassVar[str]  # the `meter.kind` it registers under
     kick_delay_s: ClassVar[float] = 0.0  # wait after a fresh value before deciding
+    # fed by the Linky's TIC (`pvopt tic`), whose historic mode carries no export reading
+    reads_tic: ClassVar[bool] = False
 
     def __init__(self, cfg: MeterConfig):
         self.cfg = cfg
@@ -165,6 +167,14 @@ def meter_source(cfg: MeterConfig) -> MeterSource:
         raise KeyError(
             f"unknown meter kind {cfg.kind!r}; {hint(cfg.kind, meter_kinds())}"
         ) from None
+
+
+def meter_source_class(kind: str) -> type[MeterSource]:
+    """The registered source of `meter.kind`, for what it declares (kick delay, TIC)."""
+    try:
+        return _SOURCES[kind]
+    except KeyError:
+        raise KeyError(f"unknown meter kind {kind!r}; {hint(kind, meter_kinds())}") from None
 
 
 def meter_kinds() -> tuple[str, ...]:
