@@ -17,8 +17,8 @@ $(BIN)/pvopt: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[sim,dev]"
 	@touch $@
 
-demo: $(BIN)/pvopt packages
-	$(BIN)/pvopt demo
+demo: $(BIN)/pvopt packages  # `make demo TIC=1`: the meter speaks TIC, read by `pvopt tic`
+	$(BIN)/pvopt demo $(if $(TIC),--tic)
 
 simulate: $(BIN)/pvopt
 	@mkdir -p out
@@ -28,6 +28,7 @@ lint: $(BIN)/pvopt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Everything CI runs, live replays included (see README for how long).
 test: lint packages

@@ -18,7 +18,7 @@ from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
-from pvopt.ports import Clock, Point, Sink, SinkUnavailable
+from pvopt.ports import Clock, Point, Sink, SinkRejected, SinkUnavailable
 from state.store import StateStore
 
 log = logging.getLogger("pvopt.jobs.influx")
@@ -46,6 +46,15 @@ def to_points(doc: dict[str, Any], load_ids: dict[str, int]) -> list[Point]:
     return points
 
 
+def closed_prefix(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The intervals before the first open one: an interval saved at shutdown is partial,
+    and sending it would move `sent_until` past the complete one a restart writes later."""
+    for i, doc in enumerate(docs):
+        if doc.get("open"):
+            return docs[:i]
+    return docs
+
+
 class Outbox:
     """Which stored intervals the sink already has, and the retry rhythm.
 
@@ -59,6 +68,7 @@ class Outbox:
         self.lock = threading.Lock()  # the io worker writes, the regulator's checkpoint reads
         self.sent_until = int(saved.get("sent_until", 0))
         self.dropped = int(saved.get("dropped", 0))
+        self.rejected = int(saved.get("rejected", 0))  # intervals set aside after a 4xx
         self.backoff_s = 0.0
         self.next_attempt = 0.0
         self.last_error: str | None = None
@@ -68,13 +78,18 @@ class Outbox:
 
     def doc(self) -> dict[str, Any]:
         with self.lock:
-            return {"sent_until": self.sent_until, "dropped": self.dropped}
+            return {
+                "sent_until": self.sent_until,
+                "dropped": self.dropped,
+                "rejected": self.rejected,
+            }
 
     def status(self) -> dict[str, Any]:
         with self.lock:
             return {
                 "sent_until": self.sent_until,
                 "dropped": self.dropped,
+                "rejected": self.rejected,
                 "written": self.written,
                 "error": self.last_error,
             }
@@ -90,12 +105,15 @@ class Outbox:
         while True:
             with self.lock:
                 after = self.sent_until
-            batch = store.intervals(after, limit=BATCH_INTERVALS)
+            batch = closed_prefix(store.intervals(after, limit=BATCH_INTERVALS))
             if not batch:
                 break
             points = [p for doc in batch for p in to_points(doc, load_ids)]
             try:
                 sink.write(points)
+            except SinkRejected as exc:
+                self._set_aside(batch, str(exc))
+                continue
             except SinkUnavailable as exc:
                 self._failed(str(exc), now)
                 return done
@@ -113,6 +131,20 @@ class Outbox:
         self.last_error = None
         self.backoff_s = 0.0
         return done
+
+    def _set_aside(self, batch: list[dict[str, Any]], error: str) -> None:
+        """Skip a batch the sink will never take, so it does not block the outbox forever;
+        its intervals stay in the local history (`pvopt energy`)."""
+        with self.lock:
+            self.sent_until = int(batch[-1]["end"])
+            self.rejected += len(batch)
+        log.error(
+            "%s; set aside %d interval(s) up to %d (%d in all), they stay in the local history",
+            error,
+            len(batch),
+            batch[-1]["end"],
+            self.rejected,
+        )
 
     def _failed(self, error: str, now: float) -> None:
         self.backoff_s = min(max(self.backoff_s * 2, BACKOFF_MIN_S), BACKOFF_MAX_S)

@@ -51,6 +51,9 @@ class Persister:
         self.committed_until = committed_until
         self.outbox_doc = outbox_doc
         self.last_prune = 0.0
+        self.error: str | None = None  # why the store cannot be written, during an episode
+        self.failing_since: float | None = None
+        self.failed_writes = 0
 
     def persist(
         self,
@@ -80,14 +83,47 @@ class Persister:
             self.store.save(
                 self.ctl.dump(), self.pending_records, docs, self.pending_intervals, prune
             )
-        except Exception:  # a full disk must not stop the regulation
-            log.exception("state store write failed; kept in memory, retried at the next one")
+        except Exception as exc:  # a full disk, a read-only file, a lock: regulation goes on
+            self._failed(exc, now)
             return
+        if self.failing_since is not None:
+            log.info(
+                "state store writable again after %.0f s (%d failed write(s)): what was kept "
+                "in memory is saved",
+                now - self.failing_since,
+                self.failed_writes,
+            )
+            self.failing_since, self.error, self.failed_writes = None, None, 0
         if prune is not None:
             self.last_prune = now
-        if self.pending_intervals:
-            self.committed_until = self.pending_intervals[-1]["end"]
+        closed = [i["end"] for i in self.pending_intervals if not i.get("open")]
+        if closed:
+            self.committed_until = max(self.committed_until, *closed)
         self.pending_records, self.pending_intervals = [], []
+
+    def _failed(self, exc: Exception, now: float) -> None:
+        """One log line per episode, not a traceback per tick; the status carries the rest."""
+        self.failed_writes += 1
+        cause = getattr(exc, "orig", None) or exc  # SQLAlchemy's wrapper repeats the SQL
+        error = " ".join(f"{type(cause).__name__}: {cause}".split())[:200]
+        if self.failing_since is None:
+            self.failing_since = now
+            log.error(
+                "state store %s cannot be written (%s): regulation goes on from memory, the "
+                "writes are retried and resume when it is writable",
+                getattr(self.store, "path", "(memory)"),
+                error,
+            )
+        self.error = error
+
+    def status(self) -> dict[str, Any]:
+        """`store` in the status document."""
+        return {
+            "writes": self.store.writes,
+            "error": self.error,
+            "failing_since": self.failing_since,
+            "unsaved": len(self.pending_records) + len(self.pending_intervals),
+        }
 
     def checkpoint(self, now: float) -> None:
         """Energy up to `now`, setpoints, temperatures and the intervals that ended."""

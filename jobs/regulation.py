@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
 
 TICK_JOB = "tick"
 KICK_JOB = "kick"
@@ -56,6 +57,26 @@ def add_regulation_jobs(
         start_date=datetime.fromtimestamp(first, scheduler.timezone),
         id=CHECKPOINT_JOB,
     )
+
+
+def realign(scheduler: BackgroundScheduler, tick_s: float, checkpoint_s: float) -> None:
+    """After a wall-clock step, put the heartbeat, the checkpoint and the schedules' wake-up
+    back on the new time: APScheduler 3 waits for wall-clock run times, so a step back would
+    hold them for as long as the step, and a step forward would fire them all at once."""
+    if not scheduler.running:
+        return
+    now = datetime.now(scheduler.timezone)
+    scheduler.reschedule_job(TICK_JOB, trigger="interval", seconds=tick_s)
+    first = (math.floor(now.timestamp() / checkpoint_s) + 1) * checkpoint_s + CHECKPOINT_LAG_S
+    scheduler.reschedule_job(
+        CHECKPOINT_JOB,
+        trigger="interval",
+        seconds=checkpoint_s,
+        start_date=datetime.fromtimestamp(first, scheduler.timezone),
+    )
+    for job in scheduler.get_jobs():
+        if job.id not in (TICK_JOB, CHECKPOINT_JOB) and not isinstance(job.trigger, DateTrigger):
+            job.modify(next_run_time=job.trigger.get_next_fire_time(None, now))
 
 
 def run_inputs(scheduler: BackgroundScheduler, apply_inputs: Callable[[], None]) -> None:

@@ -22,6 +22,7 @@ from jobs.influx import Outbox
 from jobs.persist import Persister
 from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
+from machines.model import Kind
 from pvopt.commands import Command, Outcome, apply
 from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock, Publisher
@@ -29,6 +30,8 @@ from pvopt.status import build_status, event_json
 from pvopt.topics import LoadWiring, status_topic
 
 log = logging.getLogger("pvopt.regulator")
+
+CLOCK_STEP_S = 2.0  # wall minus monotonic drift beyond this between two looks is a step
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,7 @@ class Regulator:
         command_refresh_s: float,
         errors: JobErrors,
         outbox: Outbox | None = None,
+        monotonic: Clock | None = None,
         connected: Callable[[], bool] = lambda: True,
     ):
         self.ctl = ctl
@@ -83,6 +87,9 @@ class Regulator:
         self.persister = persister
         self.publisher = publisher
         self.clock = clock
+        self.monotonic = monotonic
+        self._clocks: tuple[float, float] | None = None  # (wall, monotonic) at the last look
+        self.clock_steps = 0
         self.policy = policy
         self.dry_run = dry_run
         self.command_refresh_s = command_refresh_s
@@ -113,7 +120,7 @@ class Regulator:
         """One decision: inputs, schedules, machines, policy; then commands, status and the
         store. Before the first meter value the surplus loads stay at 0 W; forced loads run."""
         with self.lock:
-            now = self.clock()
+            now = self.now()
             self._drain(now)
             self._decide(now)
 
@@ -121,7 +128,7 @@ class Regulator:
         """What paho queued, now; a command the controller took brings a decision at once
         (the CLI waits for the status to show it), a refused one changes nothing."""
         with self.lock:
-            now = self.clock()
+            now = self.now()
             if self._drain(now):
                 self._decide(now)
 
@@ -153,7 +160,7 @@ class Regulator:
         """Energy counters, setpoints, temperatures and the intervals that ended, with the
         outbox's progress: one write per `checkpoint_s`."""
         with self.lock:
-            now = self.clock()
+            now = self.now()
             if self._drain(now):  # the interval's temperatures as they arrived
                 self._decide(now)  # a command taken here: its `inputs` run finds nothing
             self.persister.checkpoint(now)
@@ -161,21 +168,54 @@ class Regulator:
     def resend(self) -> None:
         """Send every load's command: after a restore the machines' `on_enter_*` did not fire."""
         with self.lock:
-            self.send_commands(self.clock(), force=True)
+            self.send_commands(self.now(), force=True)
 
     def shutdown(self) -> None:
         """Loads on surplus go to 0 W; forced loads keep their command; state is kept.
         Runs after the scheduler stopped, so no job runs meanwhile."""
         with self.lock:
-            now = self.clock()
-            self._drain(now)
-            self.ctl.account(now)  # energy up to now, at the setpoints that were in force
-            for m in self.ctl.machines.values():
-                if not m.is_forced:
-                    m.setpoint_w = 0.0
-            self.send_commands(now, force=True)
-            self.ctl.intervals.extend(self.persister.ledger.peek())  # the open interval, so far
-            self.persister.persist(self.ctl.drain_records(), now, checkpoint=True)
+            now = self.now()
+            try:
+                self._drain(now)
+                self.ctl.account(now)  # energy up to now, at the setpoints that were in force
+                for m in self.ctl.machines.values():
+                    if not m.is_forced:
+                        if m.spec.kind is Kind.RELAY and m.setpoint_w > 0:
+                            m.switched_at = now  # a switch off: min_off_s counts from here
+                        m.setpoint_w = 0.0
+                self.send_commands(now, force=True)
+            finally:  # whatever failed above, the state is saved
+                # the open interval so far, for the local history; marked open, the outbox
+                # keeps it until a restart completes it (the same `end` then replaces it)
+                self.ctl.intervals.extend({**d, "open": True} for d in self.persister.ledger.peek())
+                self.persister.persist(self.ctl.drain_records(), now, checkpoint=True)
+
+    def now(self) -> float:
+        """The wall clock, after moving the core's duration anchors by any step it made since
+        the last look (the monotonic clock tells); the caller holds the lock."""
+        wall = self.clock()
+        if self.monotonic is None:
+            return wall
+        mono = self.monotonic()
+        if self._clocks is not None:
+            step = (wall - self._clocks[0]) - (mono - self._clocks[1])
+            if abs(step) > CLOCK_STEP_S:
+                self.clock_steps += 1
+                log.warning(
+                    "the wall clock stepped %+.0f s (NTP?): durations, staleness and energy "
+                    "follow the monotonic clock, schedules and days the new time",
+                    step,
+                )
+                self.ctl.clock_stepped(step)
+        self._clocks = (wall, mono)
+        return wall
+
+    def check_clock(self) -> bool:
+        """Look for a wall-clock step now (the clock watch's body); True when there was one."""
+        with self.lock:
+            steps = self.clock_steps
+            self.now()
+            return self.clock_steps != steps
 
     def _drain(self, now: float) -> bool:
         """Apply what paho's thread queued, in arrival order; commit applied commands at once.
@@ -235,6 +275,7 @@ class Regulator:
             dry_run_baseline=self.dry_baseline,
         )
         doc["store_writes"] = self.persister.store.writes
+        doc["store"] = self.persister.status()
         if self.outbox is not None:
             doc["influxdb"] = self.outbox.status()
             backlog = self.persister.committed_until - self.outbox.sent_until

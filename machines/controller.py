@@ -1,4 +1,5 @@
-"""The regulator's tick: machines first (who may run), then the policy (how much), pure.
+"""The regulator's tick: schedules ask, machines decide (who may run), then the policy (how
+much), pure.
 
 The service and the simulator both drive a `Controller`; only the clock and the meter differ.
 """
@@ -6,15 +7,17 @@ The service and the simulator both drive a `Controller`; only the clock and the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, assert_never
 from zoneinfo import ZoneInfo
 
 from machines.energy import Ledger, LoadSpan, export_room
 from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
 from machines.model import Kind, LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
 from machines.policy import PolicyParams, decide
-from machines.schedules import Planner
+from machines.schedules import BoostRequest, EcoRequest, Planner, Release, Request
+
+MAX_ACCOUNT_STEP_S = 300.0  # the service ticks every few seconds; more is a stall or a jump
 
 
 class UnknownLoad(KeyError):
@@ -81,12 +84,44 @@ class Controller:
         """Count the energy each load drew at its setpoint since the last tick (and, with a
         ledger, the interval figures: the meter value held since the last tick too)."""
         if self.last_tick is not None and now > self.last_tick:
-            hours = (now - self.last_tick) / 3600.0
+            # a stall or an undetected clock step credits no more than one step's worth
+            t0 = max(self.last_tick, now - MAX_ACCOUNT_STEP_S)
+            hours = (now - t0) / 3600.0
             for m in self.machines.values():
                 m.add_energy(m.setpoint_w * hours, now)
             if self.ledger is not None:
-                self._ledger_add(self.last_tick, now)
+                self._ledger_add(t0, now)
         self.last_tick = now
+
+    def clock_stepped(self, step_s: float) -> None:
+        """The wall clock jumped by `step_s` (NTP): move every duration's anchor with it, so
+        no energy is credited for the jump, no hold, settle or staleness ends or restarts by
+        itself; calendar deadlines (`forced_until`, schedules, days) keep their wall time."""
+        if self.last_tick is not None:
+            self.last_tick += step_s
+        memo = self.memo
+        self.memo = replace(
+            memo,
+            last_command_at=None if memo.last_command_at is None else memo.last_command_at + step_s,
+            q_id_at=None if memo.q_id_at is None else memo.q_id_at + step_s,
+            relay_timers={
+                name: replace(
+                    t,
+                    want_on_since=None if t.want_on_since is None else t.want_on_since + step_s,
+                    deficit_at=None if t.deficit_at is None else t.deficit_at + step_s,
+                )
+                for name, t in memo.relay_timers.items()
+            },
+            pending_learn={
+                name: (at + step_s, grid, others)
+                for name, (at, grid, others) in memo.pending_learn.items()
+            },
+        )
+        for m in self.machines.values():
+            if m.switched_at is not None:
+                m.switched_at += step_s
+            if m.temperature_at is not None:
+                m.temperature_at += step_s
 
     def _ledger_add(self, t0: float, t1: float) -> None:
         assert self.ledger is not None
@@ -141,9 +176,14 @@ class Controller:
         self.account(now)
         self.last_snapshot = snapshot
         if self.planner is not None:
-            self.planner.update(now, self.machines, offpeak=offpeak)
+            facts = {name: m.facts(now) for name, m in self.machines.items()}
+            self.apply_requests(self.planner.update(now, facts, offpeak=offpeak), now)
+        # The start-up grace (no meter value yet, not stale yet) keeps running loads running
+        # but starts nothing: a load shed for a stale meter stays shed until the meter speaks.
+        awaiting = snapshot.sampled_at is None and not snapshot.stale
         for m in self.machines.values():
-            m.update(now, meter_stale=snapshot.stale)
+            shed = awaiting and m.state is State.OFF and m.reason == "meter_stale"
+            m.update(now, meter_stale=snapshot.stale or shed)
         decision = decide(snapshot, self.views(now), self.params, now, self.memo)
         self.memo = decision.memo
         for name, m in self.machines.items():
@@ -155,6 +195,30 @@ class Controller:
         self.limits = decision.limits
         records = self.drain_records()
         return TickResult(decision.power_w, decision.reasons, decision.changed, records)
+
+    def apply_requests(self, requests: Sequence[Request], now: float) -> None:
+        """Hand the planner's requests to the machines: boosts and releases in order, then eco
+        for the loads it names and none for the others; the machines move at `update()`."""
+        eco: dict[str, EcoRequest] = {}
+        for r in requests:
+            match r:
+                case EcoRequest():
+                    eco[r.load] = r
+                case BoostRequest():
+                    m = self.machines[r.load]
+                    m.force(now, until=r.until, power_w=None, reason=r.reason, manual=False)
+                case Release():
+                    # the planner never knew the meter: the release judges it fresh, as it
+                    # always did; the tick's own update() then sees the meter as it is
+                    self.machines[r.load].set_auto(now, meter_stale=False)
+                case _:
+                    assert_never(r)
+        for name, m in self.machines.items():
+            wanted = eco.get(name)
+            if wanted is None:
+                m.drop_eco()
+            else:
+                m.request_eco(wanted.reason, wanted.until)
 
     def drain_records(self) -> list[TransitionRecord]:
         """Transition records since the last call, oldest first."""

@@ -101,6 +101,8 @@ class Ledger:
         n = self.interval_s
         while t0 < t1:
             end = (math.floor(t0 / n) + 1) * n
+            if self.current is not None and end < self.current.end:
+                end = self.current.end  # the wall clock went back: fill the open one, never drop it
             if self.current is None or self.current.end != end:
                 if self.current is not None and self.current.end < end:
                     done.append(self._doc(self.current))

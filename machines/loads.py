@@ -3,45 +3,139 @@
 The machine owns everything that must survive a restart (state, mode, thresholds, deadline,
 energy counters, the actuator setpoint) and turns events — a temperature, a command, a tick —
 into transitions. Time always comes in as `now` (epoch seconds); nothing here reads a clock.
+`TRANSITIONS` is the whole rule: which event moves a load where, under which guards, and with
+which reason; the Python below only supplies the predicates the guards name.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from transitions import EventData, Machine
+from transitions import EventData, Machine, Transition
 
 from machines.model import FORCED_STATES, Kind, LoadSpec, Mode, State, Thresholds
 
 OFF, ECO, SOLAR, BOOST = State.OFF, State.ECO, State.SOLAR, State.BOOST
 
-# The whole life of a load, readable at a glance. Triggers are events; the machine picks the
-# one whose (source, dest) matches where `update()` decided to go.
+
+def eco_reason(m: LoadMachine) -> str:
+    """The reason the planner gave with its eco request (forced_window, deficit)."""
+    return m.eco_reason or "eco"
+
+
+def force_reason(m: LoadMachine) -> str:
+    """Who forced the boost: manual, forced_window (a schedule), deficit (a daily check)."""
+    return m.force_reason
+
+
+# Reason a row gives its destination (or, for a row that keeps the state, the state it keeps):
+# a code, a function of the machine, or None to keep the current reason.
+Reason = str | Callable[["LoadMachine"], str] | None
+
+# The whole life of a load. Events: `tick` (every regulation step, with `now` and `meter_stale`),
+# `forced`, `switched_off`, `released` (commands and schedules, see the methods below). For one
+# event and one source state the rows are tried top to bottom and the first whose `conditions`
+# all hold and `unless` all fail wins; the `tick` rows of each state are written to exclude each
+# other, so each row reads alone. `dest: None` keeps the state and only sets the reason; `name`
+# is the move the transition log keeps (DESIGN §4). `update()` repeats `tick` until a row keeps
+# the state: an ended boost may go to eco in the same tick.
+_GATES = ["is_disabled", "is_manual"]  # what precedes every automatic row
+# fmt: off
 TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "needs_surplus", "source": OFF, "dest": SOLAR},  # cooled / meter back / auto
-    {"trigger": "goal_reached", "source": SOLAR, "dest": OFF},  # temp_max or min_energy
-    {"trigger": "meter_lost", "source": SOLAR, "dest": OFF},  # shed: no fresh meter data
-    {"trigger": "guarantee_at_risk", "source": [OFF, SOLAR], "dest": ECO},  # schedule / deficit
-    {"trigger": "guarantee_met", "source": ECO, "dest": SOLAR},
-    {"trigger": "guarantee_met_satisfied", "source": ECO, "dest": OFF},
-    {"trigger": "forced", "source": [OFF, ECO, SOLAR, BOOST], "dest": BOOST},  # ON / force / boost
-    {"trigger": "force_ended", "source": BOOST, "dest": SOLAR},  # deadline, unforce, temp_max
-    {"trigger": "force_ended_satisfied", "source": BOOST, "dest": OFF},
-    {"trigger": "switched_off", "source": [OFF, ECO, SOLAR, BOOST], "dest": OFF},  # manual OFF
-    {"trigger": "disable", "source": [ECO, SOLAR, BOOST], "dest": OFF},
+    # disabled in the config: off, whatever it was doing
+    {"trigger": "tick", "source": [ECO, SOLAR, BOOST], "dest": OFF, "name": "disable",
+     "conditions": "is_disabled",
+     "reason": "disabled"},
+    {"trigger": "tick", "source": OFF, "dest": None,
+     "conditions": "is_disabled",
+     "reason": "disabled"},
+    # boost: until its deadline or temp_max, in auto and manual mode alike; then back to auto
+    {"trigger": "tick", "source": BOOST, "dest": OFF, "name": "force_ended_satisfied",
+     "conditions": ["boost_expired", "meter_is_stale"], "unless": "is_disabled",
+     "reason": "deadline", "after": "_end_boost"},
+    {"trigger": "tick", "source": BOOST, "dest": OFF, "name": "force_ended_satisfied",
+     "conditions": ["boost_expired", "reached_goal"], "unless": ["is_disabled", "meter_is_stale"],
+     "reason": "deadline", "after": "_end_boost"},
+    {"trigger": "tick", "source": BOOST, "dest": SOLAR, "name": "force_ended",
+     "conditions": "boost_expired", "unless": ["is_disabled", "meter_is_stale", "reached_goal"],
+     "reason": "deadline", "after": "_end_boost"},
+    {"trigger": "tick", "source": BOOST, "dest": OFF, "name": "force_ended_satisfied",
+     "conditions": "is_hot", "unless": ["is_disabled", "boost_expired"],
+     "reason": "satisfied", "after": "_end_boost"},
+    {"trigger": "tick", "source": BOOST, "dest": None,
+     "unless": ["is_disabled", "boost_expired", "is_hot"],
+     "reason": None},  # keeps the reason it was forced with
+    # manual (OFF command, or restored so): stays where the command put it
+    {"trigger": "tick", "source": [OFF, ECO, SOLAR], "dest": None,
+     "conditions": "is_manual", "unless": "is_disabled",
+     "reason": "manual"},
+    # eco: a schedule's guarantee is at risk (DESIGN §6); eco ends when the request does
+    {"trigger": "tick", "source": [OFF, SOLAR], "dest": ECO, "name": "guarantee_at_risk",
+     "conditions": "eco_requested", "unless": _GATES,
+     "reason": eco_reason},
+    {"trigger": "tick", "source": ECO, "dest": None,
+     "conditions": "eco_requested", "unless": _GATES,
+     "reason": eco_reason},
+    {"trigger": "tick", "source": ECO, "dest": OFF, "name": "guarantee_met_satisfied",
+     "conditions": "meter_is_stale", "unless": [*_GATES, "eco_requested"],
+     "reason": "guarantee_met"},
+    {"trigger": "tick", "source": ECO, "dest": OFF, "name": "guarantee_met_satisfied",
+     "conditions": "is_satisfied", "unless": [*_GATES, "eco_requested", "meter_is_stale"],
+     "reason": "guarantee_met"},
+    {"trigger": "tick", "source": ECO, "dest": SOLAR, "name": "guarantee_met",
+     "unless": [*_GATES, "eco_requested", "meter_is_stale", "is_satisfied"],
+     "reason": "guarantee_met"},
+    # solar / off: shed without fresh meter data, off once satisfied, else on surplus
+    {"trigger": "tick", "source": SOLAR, "dest": OFF, "name": "meter_lost",
+     "conditions": "meter_is_stale", "unless": [*_GATES, "eco_requested"],
+     "reason": "meter_stale"},
+    {"trigger": "tick", "source": OFF, "dest": None,
+     "conditions": "meter_is_stale", "unless": [*_GATES, "eco_requested"],
+     "reason": "meter_stale"},
+    {"trigger": "tick", "source": SOLAR, "dest": OFF, "name": "goal_reached",
+     "conditions": "is_satisfied", "unless": [*_GATES, "eco_requested", "meter_is_stale"],
+     "reason": "satisfied"},
+    {"trigger": "tick", "source": OFF, "dest": None,
+     "conditions": "is_satisfied", "unless": [*_GATES, "eco_requested", "meter_is_stale"],
+     "reason": "satisfied"},
+    {"trigger": "tick", "source": OFF, "dest": SOLAR, "name": "needs_surplus",
+     "conditions": "temperature_unknown",
+     "unless": [*_GATES, "eco_requested", "meter_is_stale", "is_satisfied"],
+     "reason": "temp_unknown"},
+    {"trigger": "tick", "source": OFF, "dest": SOLAR, "name": "needs_surplus",
+     "unless": [*_GATES, "eco_requested", "meter_is_stale", "is_satisfied", "temperature_unknown"],
+     "reason": "surplus"},
+    {"trigger": "tick", "source": SOLAR, "dest": None,
+     "conditions": "temperature_unknown",
+     "unless": [*_GATES, "eco_requested", "meter_is_stale", "is_satisfied"],
+     "reason": "temp_unknown"},
+    {"trigger": "tick", "source": SOLAR, "dest": None,
+     "unless": [*_GATES, "eco_requested", "meter_is_stale", "is_satisfied", "temperature_unknown"],
+     "reason": "surplus"},
+    # commands and schedules: ON / force / a schedule's boost, manual OFF (until AUTO or ON)
+    {"trigger": "forced", "source": [OFF, ECO, SOLAR, BOOST], "dest": BOOST, "name": "forced",
+     "reason": force_reason},
+    {"trigger": "switched_off", "source": [OFF, ECO, SOLAR, BOOST], "dest": OFF,
+     "name": "switched_off",
+     "reason": "manual"},
+    # AUTO / unforce / a tariff window's close: a boost ends at once
+    {"trigger": "released", "source": BOOST, "dest": OFF, "name": "force_ended_satisfied",
+     "conditions": "meter_is_stale",
+     "reason": "auto"},
+    {"trigger": "released", "source": BOOST, "dest": OFF, "name": "force_ended_satisfied",
+     "conditions": "is_satisfied", "unless": "meter_is_stale",
+     "reason": "auto"},
+    {"trigger": "released", "source": BOOST, "dest": SOLAR, "name": "force_ended",
+     "unless": ["meter_is_stale", "is_satisfied"],
+     "reason": "auto"},
 ]
-_EXPLICIT_ONLY = {"meter_lost", "forced", "switched_off", "disable"}  # fired by name, not by target
-_AUTO_TRIGGER: dict[tuple[State, State], str] = {}
-for _t in TRANSITIONS:
-    if _t["trigger"] in _EXPLICIT_ONLY:
-        continue
-    for _source in _t["source"] if isinstance(_t["source"], list) else [_t["source"]]:
-        _AUTO_TRIGGER.setdefault((_source, _t["dest"]), _t["trigger"])
+# fmt: on
+MAX_MOVES_PER_TICK = 2  # boost → solar → eco is the longest chain the table allows
 
 TEMP_RANGE = (-20.0, 110.0)
 PROBE_ERROR_CODES = (85.0, -127.0)  # DS18B20: power-up value and read error
@@ -71,10 +165,78 @@ class TransitionRecord:
     at: float
 
 
+class Rule(Transition):
+    """A row of `TRANSITIONS`: a transition that also names its move and gives its reason."""
+
+    def __init__(
+        self,
+        source: str,
+        dest: str | None,
+        conditions: Any = None,
+        unless: Any = None,
+        before: Any = None,
+        after: Any = None,
+        prepare: Any = None,
+        *,
+        name: str | None = None,
+        reason: Reason = None,
+    ) -> None:
+        # dest None is an internal transition at run time; transitions' stubs only say `str`
+        super().__init__(source, cast(str, dest), conditions, unless, before, after, prepare)
+        self.name = name
+        self.reason = reason
+
+    def _eval_conditions(self, event_data: EventData) -> bool:
+        """The guards, called by name on the model (`transitions`' own check logs each one)."""
+        model = event_data.model
+        for cond in self.conditions:
+            check = cond.func if callable(cond.func) else getattr(model, cond.func)
+            if bool(check(event_data)) is not cond.target:
+                return False
+        return True
+
+    def execute(self, event_data: EventData) -> bool:
+        """Reject a row whose guards fail before `transitions`' bookkeeping: a tick tries up to
+        seven rows per load (rows have no `prepare`, which would run first)."""
+        if not self._eval_conditions(event_data):
+            return False
+        return bool(super().execute(event_data))  # checks them again, then moves
+
+
+class RuleMachine(Machine):
+    """A `transitions.Machine` whose rows are `Rule`s (they take `name` and `reason`)."""
+
+    transition_cls = Rule
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFacts:
+    """A load as the schedules planner reads it at one tick: a copy, so planning cannot move
+    the machine; the planner asks, the controller applies."""
+
+    spec: LoadSpec
+    state: State
+    mode: Mode
+    forced_until: float | None
+    thresholds: Thresholds | None
+    temperature_c: float | None
+    temperature_known: bool  # a reading fresher than the staleness limit
+    can_be_forced: bool
+    has_deficit: bool
+    setpoint_w: float
+    energy_today_wh: float
+    energy_yesterday_wh: float
+
+    @property
+    def is_forced(self) -> bool:
+        return self.state in FORCED_STATES
+
+
 class LoadMachine:
-    """The state of one load and the rules that move it; `transitions` holds the state."""
+    """The state of one load and the predicates its rules name; `transitions` holds the state."""
 
     state: State
+    trigger: Callable[..., bool]  # bound by `transitions`: fire an event by name
 
     def __init__(
         self, spec: LoadSpec, tz: ZoneInfo, now: float, temp_stale_s: float = TEMP_STALE_S
@@ -89,7 +251,8 @@ class LoadMachine:
         self.forced_until: float | None = None
         self.forced_w: float | None = None
         self.force_reason = "manual"
-        self.eco_reason: str | None = None  # set by the schedules while a guarantee is at risk
+        self.eco_reason: str | None = None  # requested by the schedules: a guarantee at risk
+        self.eco_until: float | None = None  # ... until its window closes (None: open-ended)
         self.satisfied = False
         self.temperature_c: float | None = None
         self.temperature_at: float | None = None
@@ -104,36 +267,42 @@ class LoadMachine:
         self.switched_at: float | None = None
         self.records: list[TransitionRecord] = []
         initial = SOLAR if spec.enabled else OFF
-        self.machine = Machine(
+        self.machine = RuleMachine(
             model=self,
             states=State,
             transitions=TRANSITIONS,
             initial=initial,
             auto_transitions=False,
             send_event=True,
-            after_state_change="_record",
+            after_state_change="_settled",
         )
 
     # -- transitions plumbing ---------------------------------------------------------------
-    def _record(self, event: EventData) -> None:
-        reason = event.kwargs.get("reason", event.event.name)
-        self.reason = reason
+    def _settled(self, event: EventData) -> None:
+        """Set the reason the row gives and log the move (rows that keep the state log none)."""
+        rule = event.transition
+        assert isinstance(rule, Rule)
+        reason = rule.reason(self) if callable(rule.reason) else rule.reason
+        if reason is not None:
+            self.reason = reason
+        if rule.dest is None:
+            return
         self.records.append(
             TransitionRecord(
                 self.spec.name,
-                State[event.transition.source].value,
-                State[event.transition.dest].value,
-                event.event.name,
-                reason,
+                State[rule.source].value,
+                State[rule.dest].value,
+                rule.name or event.event.name,
+                self.reason,
                 event.kwargs["now"],
             )
         )
 
-    def _go(self, dest: State, reason: str, now: float) -> None:
-        if dest is self.state:
-            self.reason = reason
-            return
-        self.trigger(_AUTO_TRIGGER[(self.state, dest)], reason=reason, now=now)
+    def _end_boost(self, event: EventData) -> None:
+        """A boost that ends by itself hands the load back to the automatic rules."""
+        self.mode = Mode.AUTO
+        self.forced_until = self.forced_w = None
+        self.satisfied = self.satisfied or self._is_hot(event.kwargs["now"])
 
     # -- time bookkeeping -------------------------------------------------------------------
     def _local_seconds(self, now: float) -> float:
@@ -170,7 +339,7 @@ class LoadMachine:
         self.energy_today_wh += wh
         self.energy_total_wh += wh
 
-    # -- predicates -------------------------------------------------------------------------
+    # -- predicates ----------------------------------------------------------------------------
     def temperature_known(self, now: float) -> bool:
         return self.temperature_at is not None and now - self.temperature_at <= self.temp_stale_s
 
@@ -185,7 +354,13 @@ class LoadMachine:
             return False
         if self.thresholds is None:
             return True
-        return self.temperature_known(now) and self.temperature_c < self.thresholds.temp_max  # type: ignore[operator]
+        t = self.temperature_c
+        return self.temperature_known(now) and t is not None and t < self.thresholds.temp_max
+
+    def _is_hot(self, now: float) -> bool:
+        t = self.temperature_c
+        th = self.thresholds
+        return th is not None and self.temperature_known(now) and t is not None and t >= th.temp_max
 
     def _update_satisfied(self, now: float) -> None:
         th = self.thresholds
@@ -200,6 +375,44 @@ class LoadMachine:
             self.satisfied = False  # unknown temperature: the heater's thermostat protects it
         if self.spec.min_energy_wh is not None:
             self.satisfied = self.period_wh >= self.spec.min_energy_wh
+
+    # -- guards: the predicates `TRANSITIONS` names (events carry `now`, ticks `meter_stale`) --
+    def is_disabled(self, event: EventData) -> bool:
+        return not self.spec.enabled
+
+    def is_manual(self, event: EventData) -> bool:
+        return self.mode is Mode.MANUAL
+
+    def is_satisfied(self, event: EventData) -> bool:
+        """temp_max reached (until below temp_sol_min), or the period's min_energy reached."""
+        return self.satisfied
+
+    def reached_goal(self, event: EventData) -> bool:
+        """Satisfied, or at temp_max even when a min_energy load's period is not done."""
+        return self.satisfied or self._is_hot(event.kwargs["now"])
+
+    def is_hot(self, event: EventData) -> bool:
+        """At temp_max by a fresh reading: a boost stops heating."""
+        return self._is_hot(event.kwargs["now"])
+
+    def meter_is_stale(self, event: EventData) -> bool:
+        return bool(event.kwargs["meter_stale"])
+
+    def eco_requested(self, event: EventData) -> bool:
+        """The schedules asked for grid heating, its window is open and the load may be forced."""
+        now: float = event.kwargs["now"]
+        return (
+            self.eco_reason is not None
+            and (self.eco_until is None or now < self.eco_until)
+            and self.can_be_forced(now)
+        )
+
+    def boost_expired(self, event: EventData) -> bool:
+        return self.forced_until is not None and event.kwargs["now"] >= self.forced_until
+
+    def temperature_unknown(self, event: EventData) -> bool:
+        """A temperature-driven load without a fresh reading runs on surplus, never forced."""
+        return self.is_temp_driven and not self.temperature_known(event.kwargs["now"])
 
     # -- inputs -----------------------------------------------------------------------------
     def set_temperature(self, value: float, now: float) -> None:
@@ -242,73 +455,42 @@ class LoadMachine:
         self.forced_until = until
         self.forced_w = power_w
         self.force_reason = reason
-        self.trigger("forced", reason=reason, now=now)
+        self.trigger("forced", now=now)
 
     def switch_off(self, now: float) -> None:
         """Manual OFF: stays off until AUTO or ON."""
         self.mode = Mode.MANUAL
         self.forced_until = self.forced_w = None
-        self.trigger("switched_off", reason="manual", now=now)
+        self.trigger("switched_off", now=now)
 
     def set_auto(self, now: float, *, meter_stale: bool = False) -> None:
+        """AUTO / unforce: back to the automatic rules; a boost ends at once."""
         self.mode = Mode.AUTO
         self.forced_until = self.forced_w = None
-        if self.state is BOOST:  # AUTO / unforce ends a boost at once
-            ended = "force_ended_satisfied" if self.satisfied or meter_stale else "force_ended"
-            self.trigger(ended, reason="auto", now=now)
+        if self.state is BOOST:
+            self.trigger("released", now=now, meter_stale=meter_stale)
         self.update(now, meter_stale=meter_stale)
+
+    def request_eco(self, reason: str, until: float | None) -> None:
+        """The schedules' guarantee is at risk: heat from the grid at the next `update()`."""
+        self.eco_reason = reason
+        self.eco_until = until
+
+    def drop_eco(self) -> None:
+        """No guarantee at risk (any more): the next `update()` leaves eco."""
+        self.eco_reason = self.eco_until = None
 
     # -- the per-tick rule ------------------------------------------------------------------
     def update(self, now: float, *, meter_stale: bool) -> None:
-        """Move to the state the rules of DESIGN §4 give for `now`."""
+        """Move to the state `TRANSITIONS` gives for `now` (DESIGN §4)."""
         self.roll_counters(now)
         self._update_satisfied(now)
-        if not self.spec.enabled:
-            if self.state is not OFF:
-                self.trigger("disable", reason="disabled", now=now)
-            self.reason = "disabled"
-            return
-        if self.state is BOOST:
-            expired = self.forced_until is not None and now >= self.forced_until
-            hot = (
-                self.thresholds is not None
-                and self.temperature_known(now)
-                and (
-                    self.temperature_c >= self.thresholds.temp_max  # type: ignore[operator]
-                )
-            )
-            if not (expired or hot):
+        for _ in range(MAX_MOVES_PER_TICK + 1):
+            before = self.state
+            self.trigger("tick", now=now, meter_stale=meter_stale)
+            if self.state is before:  # a row that keeps the state: settled
                 return
-            self.mode = Mode.AUTO
-            self.forced_until = self.forced_w = None
-            self.satisfied = self.satisfied or hot
-            why = "deadline" if expired else "satisfied"
-            dest_trigger = (
-                "force_ended_satisfied" if self.satisfied or meter_stale else "force_ended"
-            )
-            self.trigger(dest_trigger, reason=why, now=now)
-        if self.mode is Mode.MANUAL:
-            self.reason = "manual"
-            return
-        if self.eco_reason is not None and self.can_be_forced(now):
-            self._go(ECO, self.eco_reason, now)
-            return
-        if self.state is ECO:
-            trig = "guarantee_met_satisfied" if self.satisfied or meter_stale else "guarantee_met"
-            self.trigger(trig, reason="guarantee_met", now=now)
-        if meter_stale:
-            if self.state is SOLAR:
-                self.trigger("meter_lost", reason="meter_stale", now=now)
-            self.reason = "meter_stale"
-        elif self.satisfied:
-            self._go(OFF, "satisfied", now)
-        else:
-            reason = (
-                "temp_unknown"
-                if self.is_temp_driven and not self.temperature_known(now)
-                else "surplus"
-            )
-            self._go(SOLAR, reason, now)
+        raise RuntimeError(f"{self.spec.name}: TRANSITIONS do not settle ({self.state})")
 
     @property
     def is_temp_driven(self) -> bool:
@@ -321,6 +503,23 @@ class LoadMachine:
     @property
     def is_forced(self) -> bool:
         return self.state in FORCED_STATES
+
+    def facts(self, now: float) -> LoadFacts:
+        """What the schedules planner may read of this load at `now`."""
+        return LoadFacts(
+            spec=self.spec,
+            state=self.state,
+            mode=self.mode,
+            forced_until=self.forced_until,
+            thresholds=self.thresholds,
+            temperature_c=self.temperature_c,
+            temperature_known=self.temperature_known(now),
+            can_be_forced=self.can_be_forced(now),
+            has_deficit=self.has_deficit(),
+            setpoint_w=self.setpoint_w,
+            energy_today_wh=self.energy_today_wh,
+            energy_yesterday_wh=self.energy_yesterday_wh,
+        )
 
     # -- persistence ------------------------------------------------------------------------
     def dump(self) -> dict[str, Any]:
@@ -336,6 +535,7 @@ class LoadMachine:
             "forced_w": self.forced_w,
             "force_reason": self.force_reason,
             "eco_reason": self.eco_reason,
+            "eco_until": self.eco_until,
             "satisfied": self.satisfied,
             "temperature_c": self.temperature_c,
             "temperature_at": self.temperature_at,
@@ -379,6 +579,7 @@ class LoadMachine:
             "forced_w",
             "force_reason",
             "eco_reason",
+            "eco_until",
             "satisfied",
             "temperature_c",
             "temperature_at",

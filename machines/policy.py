@@ -231,14 +231,17 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
         error = max(error, params.creep_w)
     # Cut imports at once; take surplus at once too, unless the last rise overshot into an
     # import (a lagging Q estimate after a reactive step does that): then rise by halves.
+    # This rise takes the share in force; the next one twice that (doubling first, as before,
+    # undid every halving before it was ever applied).
     gain = memo.rise_gain
+    rise_share = gain
     if error < 0 and grid > 0 and memo.last_move > 0:
         gain = max(gain / 2, params.min_rise_gain)
     elif error > 0:
         gain = min(gain * 2, 1.0)
     fixed_now = sum(power.values())
     drawn_now = sum(v.setpoint_w for v in loads)
-    budget = drawn_now + (error * gain if error > 0 else error) - fixed_now
+    budget = drawn_now + (error * rise_share if error > 0 else error) - fixed_now
     order = [v for v in flexible if not v.tops_up] + [v for v in flexible if v.tops_up]
     relays_on, timers, relay_reasons = _relay_pass(order, budget, params, now, memo)
     relays_changed = any(

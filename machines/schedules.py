@@ -1,6 +1,7 @@
 """Forced-heating schedules (DESIGN §6), pure: when a window is open, when a daily check is due,
-and what each load must do about it. The service and the simulator call `Planner.update` before
-every tick; APScheduler only wakes the service at the boundaries `next_events` gives.
+and what each load must do about it. The controller calls `Planner.update` before every tick
+with a read-only view of each load and applies the requests it returns (eco until, boost until,
+release) to the machines; APScheduler only wakes the service at the boundaries `next_events` gives.
 
 Daylight saving: a wall time in the spring-forward gap opens at the first minute that exists; an
 ambiguous one (fall-back night) means its first occurrence, and a window is identified by the
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from machines.loads import LoadMachine
+from machines.loads import LoadFacts
+from machines.model import Mode, State
 
 WH_PER_LITRE_K = 1.163
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -137,6 +139,45 @@ class ScheduleEvent:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class EcoRequest:
+    """Heat `load` from the grid now: a guarantee is at risk in a window that closes at `until`
+    (None: a tariff window). A level, not an edge: each tick's plan names every load that needs
+    eco; a load it leaves out has none."""
+
+    load: str
+    until: float | None
+    reason: str  # forced_window | deficit
+
+
+@dataclass(frozen=True, slots=True)
+class BoostRequest:
+    """Boost `load` at full power until `until` (None: until a `Release`), in auto mode."""
+
+    load: str
+    until: float | None
+    reason: str  # forced_window | deficit
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """End `load`'s open-ended boost (a tariff window closed) and hand it back to auto."""
+
+    load: str
+
+
+Request = EcoRequest | BoostRequest | Release
+
+
+def assume(load: LoadFacts, request: BoostRequest | Release) -> LoadFacts:
+    """The load as later schedules of the same tick must see it once `request` is applied."""
+    if isinstance(request, BoostRequest):
+        return replace(load, state=State.BOOST, forced_until=request.until)
+    # AUTO ends a boost; where the load goes then is the machine's call, never a boost again
+    state = State.OFF if load.state is State.BOOST else load.state
+    return replace(load, state=state, mode=Mode.AUTO, forced_until=None)
+
+
 @dataclass
 class LoadMemory:
     """What the planner learns about a water heater: cooling rate and heat capacity."""
@@ -147,7 +188,8 @@ class LoadMemory:
 
 
 class Planner:
-    """Opens and closes windows, runs daily checks and sets each load's eco/boost (DESIGN §6)."""
+    """Opens and closes windows, runs daily checks and asks for each load's eco/boost
+    (DESIGN §6); it never moves a machine itself."""
 
     def __init__(
         self,
@@ -199,25 +241,35 @@ class Planner:
     def update(
         self,
         now: float,
-        machines: Mapping[str, LoadMachine],
+        loads: Mapping[str, LoadFacts],
         *,
         offpeak: bool | None = None,
-    ) -> None:
-        """Bring windows, checks and every load's eco/boost up to date at `now`. `offpeak` is
-        the meter's tariff (None when unknown or stale: tariff windows fall back to the clock)."""
-        for name, m in machines.items():
-            self._observe(name, m, now)
-        self._close_ended(now, machines, offpeak)
+    ) -> list[Request]:
+        """Bring windows and checks up to date at `now` and return what the loads must do: the
+        boosts and releases in order, then the eco requests. `offpeak` is the meter's tariff
+        (None when unknown or stale: tariff windows fall back to the clock)."""
+        views = dict(loads)  # a request updates this copy: later schedules see it applied
+        plan: list[Request] = []
+        for name, load in views.items():
+            self._observe(name, load, now)
+        self._close_ended(now, views, plan, offpeak)
         for s in self.schedules:
-            m = machines.get(s.load)
-            if m is None:
+            if s.load not in views:
                 continue
             if s.is_window:
-                self._maybe_open(s, m, now, offpeak)
+                self._maybe_open(s, views, plan, now, offpeak)
             elif not self.seed_rule:
-                self._maybe_check(s, m, now)
-        self._set_eco(now, machines)
+                self._maybe_check(s, views, plan, now)
+        plan.extend(self._eco_requests(now, views))
         self.started = True
+        return plan
+
+    @staticmethod
+    def _ask(
+        request: BoostRequest | Release, views: dict[str, LoadFacts], plan: list[Request]
+    ) -> None:
+        plan.append(request)
+        views[request.load] = assume(views[request.load], request)
 
     def _emit(self, s: Schedule, event: str, at: float, **extra: Any) -> None:
         self.events.append(ScheduleEvent(s.key, s.name, s.load, event, at, **extra))
@@ -230,7 +282,11 @@ class Planner:
         return open_window(s, now, self.tz)
 
     def _close_ended(
-        self, now: float, machines: Mapping[str, LoadMachine], offpeak: bool | None
+        self,
+        now: float,
+        views: dict[str, LoadFacts],
+        plan: list[Request],
+        offpeak: bool | None,
     ) -> None:
         by_key = {s.key: s for s in self.schedules}
         for key, run in list(self.runs.items()):
@@ -242,19 +298,32 @@ class Planner:
             if not ended:
                 continue
             del self.runs[key]
-            m = machines.get(s.load)
+            load = views.get(s.load)
             self._emit(
                 s,
                 "close",
                 run.closes_at if run.closes_at is not None else now,
                 triggered=run.triggered,
-                temperature_c=None if m is None else m.temperature_c,
+                temperature_c=None if load is None else load.temperature_c,
             )
-            if m is not None and s.action == "boost" and m.is_forced and m.forced_until is None:
-                m.set_auto(now)  # a tariff boost has no deadline of its own
+            if (
+                load is not None
+                and s.action == "boost"
+                and load.is_forced
+                and load.forced_until is None
+            ):
+                self._ask(Release(s.load), views, plan)  # a tariff boost has no deadline of its own
 
-    def _maybe_open(self, s: Schedule, m: LoadMachine, now: float, offpeak: bool | None) -> None:
-        if s.key in self.runs or not m.spec.enabled:
+    def _maybe_open(
+        self,
+        s: Schedule,
+        views: dict[str, LoadFacts],
+        plan: list[Request],
+        now: float,
+        offpeak: bool | None,
+    ) -> None:
+        load = views[s.load]
+        if s.key in self.runs or not load.spec.enabled:
             return
         follows_clock = not (s.tariff and offpeak is not None)
         if follows_clock and now < self._quiet_until.get(s.key, -math.inf):
@@ -272,16 +341,16 @@ class Planner:
         self.runs[s.key] = WindowRun(s.key, opens, closes)
         self.last_opened[s.key] = opens
         self._emit(s, "open", now)
-        if s.action == "boost" and m.mode.value == "auto":
-            later = (
-                m.is_forced
-                and m.state.value == "boost"
-                and (m.forced_until is None or (closes is not None and m.forced_until >= closes))
+        if s.action == "boost" and load.mode is Mode.AUTO:
+            later = load.state is State.BOOST and (
+                load.forced_until is None or (closes is not None and load.forced_until >= closes)
             )
             if not later:
-                m.force(now, until=closes, power_w=None, reason="forced_window", manual=False)
+                self._ask(BoostRequest(s.load, closes, "forced_window"), views, plan)
 
-    def _maybe_check(self, s: Schedule, m: LoadMachine, now: float) -> None:
+    def _maybe_check(
+        self, s: Schedule, views: dict[str, LoadFacts], plan: list[Request], now: float
+    ) -> None:
         if self.started and now < self._quiet_until.get(s.key, -math.inf):
             return
         today = local_day(now, self.tz)
@@ -300,32 +369,35 @@ class Planner:
             return
         self.checks_done[s.key] = today.isoformat()
         self._quiet_until[s.key] = self._next_at(s, now)
-        detail = self._boost_deficit(s, m, now)
+        detail = self._boost_deficit(s, views, plan, now)
         self._emit(s, "check", now, detail=detail)
 
     def _next_at(self, s: Schedule, now: float) -> float:
         found = next_events(s, now, self.tz, 1)
         return found[0][0] if found else math.inf
 
-    def _boost_deficit(self, s: Schedule, m: LoadMachine, now: float) -> str:
-        today_wh = m.energy_today_wh
-        two_days = m.energy_yesterday_wh + today_wh
+    def _boost_deficit(
+        self, s: Schedule, views: dict[str, LoadFacts], plan: list[Request], now: float
+    ) -> str:
+        load = views[s.load]
+        today_wh = load.energy_today_wh
+        two_days = load.energy_yesterday_wh + today_wh
         need_today = s.min_today_wh or 0.0
         need_two = s.min_two_days_wh if s.min_two_days_wh is not None else 0.0
         if today_wh >= need_today or two_days >= need_two:
             return f"ok: {today_wh:.0f} Wh today, {two_days:.0f} Wh in two days"
-        if not m.can_be_forced(now) or m.mode.value != "auto":
+        if not load.can_be_forced or load.mode is not Mode.AUTO:
             return "deficit, but the load cannot be forced now"
-        hours = (need_today - today_wh) / m.spec.max_w
+        hours = (need_today - today_wh) / load.spec.max_w
         until = now + hours * 3600.0
-        if not (m.is_forced and m.state.value == "boost" and (m.forced_until or 0) >= until):
-            m.force(now, until=until, power_w=None, reason="deficit", manual=False)
+        if not (load.state is State.BOOST and (load.forced_until or 0) >= until):
+            self._ask(BoostRequest(s.load, until, "deficit"), views, plan)
         return f"deficit: boost {hours * 60:.0f} min ({today_wh:.0f} Wh today)"
 
     # -- eco: the guarantee -------------------------------------------------------------------
-    def _observe(self, name: str, m: LoadMachine, now: float) -> None:
+    def _observe(self, name: str, m: LoadFacts, now: float) -> None:
         """Learn the tank's cooling rate while idle and its heat capacity while eco heats."""
-        if m.thresholds is None or not m.temperature_known(now):
+        if m.thresholds is None or not m.temperature_known:
             return
         mem = self.memory.setdefault(name, LoadMemory())
         t = m.temperature_c
@@ -347,33 +419,32 @@ class Planner:
         calm = sorted(x for x in steps if x >= 0)  # a draw is a jump: take the calm median
         return calm[len(calm) // 2] if calm else 0.0
 
-    def heat_wh_per_k(self, m: LoadMachine) -> float:
+    def heat_wh_per_k(self, m: LoadFacts) -> float:
         mem = self.memory.get(m.spec.name)
         if mem is not None and mem.heat_wh_per_k:
             return mem.heat_wh_per_k
         return self.tank_litres.get(m.spec.name, 300.0) * WH_PER_LITRE_K
 
-    def _set_eco(self, now: float, machines: Mapping[str, LoadMachine]) -> None:
+    def _eco_requests(self, now: float, views: Mapping[str, LoadFacts]) -> list[EcoRequest]:
         by_key = {s.key: s for s in self.schedules}
-        wanted: dict[str, str] = {}
+        wanted: dict[str, EcoRequest] = {}
         for key, run in self.runs.items():
             s = by_key[key]
-            m = machines.get(s.load)
-            if m is None or s.action != "eco" or not m.can_be_forced(now):
+            m = views.get(s.load)
+            if m is None or s.action != "eco" or not m.can_be_forced:
                 continue
             if m.spec.min_energy_wh is not None and m.thresholds is None:
-                if m.has_deficit():
+                if m.has_deficit:
                     run.triggered = True
-                    wanted[s.load] = "deficit"
+                    wanted[s.load] = EcoRequest(s.load, run.closes_at, "deficit")
                 continue
             if m.thresholds is None or m.temperature_c is None:
                 continue
             if self._eco_heats(run, m, now):
-                wanted[s.load] = "forced_window"
-        for name, m in machines.items():
-            m.eco_reason = wanted.get(name)
+                wanted[s.load] = EcoRequest(s.load, run.closes_at, "forced_window")
+        return list(wanted.values())
 
-    def _eco_heats(self, run: WindowRun, m: LoadMachine, now: float) -> bool:
+    def _eco_heats(self, run: WindowRun, m: LoadFacts, now: float) -> bool:
         th = m.thresholds
         t = m.temperature_c
         assert th is not None and t is not None
@@ -407,7 +478,7 @@ class Planner:
                 mem.heat_start = (now, t)
         return run.heating
 
-    def _learn_capacity(self, mem: LoadMemory, m: LoadMachine, now: float, t: float) -> None:
+    def _learn_capacity(self, mem: LoadMemory, m: LoadFacts, now: float, t: float) -> None:
         """Wh per K actually seen while eco heated at full power, for tomorrow's start time."""
         if mem.heat_start is None:
             return

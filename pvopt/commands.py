@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from dataclasses import dataclass, field
@@ -17,19 +18,34 @@ THRESHOLD_KEYS = ("temp_min", "temp_eco", "temp_sol_min", "temp_max")
 MAX_DURATION_S = 30 * 86400.0
 
 
+class Action(enum.StrEnum):
+    """What a command does; the values are the `regulation/control` words."""
+
+    FORCE = "force"  # boost: manual mode
+    AUTO = "auto"  # back to automatic mode (also `unforce`)
+    OFF = "off"  # manual off: manual mode
+    SET = "set"  # thresholds
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     """One manual command to one load (by name, or id when a number)."""
 
-    action: str  # force | auto | off | set
+    action: Action  # a plain word is accepted and checked
     load: str | int
     power_w: float | None = None
     duration_s: float | None = None  # force: None = until auto
     thresholds: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "action", Action(self.action))
+        except ValueError:
+            raise CommandError(f"unknown action {self.action!r}") from None
+
     def to_json(self) -> str:
         """The `regulation/control` payload (what the CLI publishes)."""
-        body: dict[str, Any] = {"command": self.action, "name": self.load}
+        body: dict[str, Any] = {"command": self.action.value, "name": self.load}
         if self.power_w is not None:
             body["power"] = self.power_w
         if self.duration_s is not None:
@@ -54,10 +70,10 @@ def parse_seed_control(load_id: int, payload: bytes) -> Command:
     word, _, arg = text.partition(";")
     word = word.strip().upper()
     if word in {"ON", "OFF", "AUTO"} and not arg:
-        return Command({"ON": "force", "OFF": "off", "AUTO": "auto"}[word], load_id)
+        return Command({"ON": Action.FORCE, "OFF": Action.OFF, "AUTO": Action.AUTO}[word], load_id)
     if word in SEED_THRESHOLDS and arg:
         value = _number(arg.strip(), word)
-        return Command("set", load_id, thresholds={SEED_THRESHOLDS[word]: value})
+        return Command(Action.SET, load_id, thresholds={SEED_THRESHOLDS[word]: value})
     raise CommandError(f"not a control command: {text[:40]!r} (ON, OFF, AUTO, MIN;t, MAX;t, ECO;t)")
 
 
@@ -74,23 +90,23 @@ def parse_control_json(payload: bytes) -> Command:
     if isinstance(name, bool) or not isinstance(name, str | int) or name == "":
         raise CommandError(f"'name' must be a load name or id, not {name!r}")
     if action == "unforce":
-        action = "auto"
-    if action in {"auto", "off"}:
-        return Command(action, name)
-    if action == "force":
+        action = Action.AUTO
+    if action in {Action.AUTO, Action.OFF}:
+        return Command(Action(action), name)
+    if action == Action.FORCE:
         power = body.get("power")
         duration = body.get("duration")
         power_w = None if power is None else _number(power, "power")
         duration_s = None if duration is None else _number(duration, "duration")
         if duration_s is not None and not 0 < duration_s <= MAX_DURATION_S:
             raise CommandError(f"duration {duration_s:g} s outside 0..{MAX_DURATION_S:g} s")
-        return Command("force", name, power_w=power_w, duration_s=duration_s)
-    if action == "set":
+        return Command(Action.FORCE, name, power_w=power_w, duration_s=duration_s)
+    if action == Action.SET:
         values = {k: _number(body[k], k) for k in THRESHOLD_KEYS if k in body}
         extra = set(body) - {"command", "name", *THRESHOLD_KEYS}
         if extra or not values:
             raise CommandError(f"'set' takes {', '.join(THRESHOLD_KEYS)}; got {sorted(body)}")
-        return Command("set", name, thresholds=values)
+        return Command(Action.SET, name, thresholds=values)
     raise CommandError(f"unknown command {action!r} (force, unforce, auto, off, set)")
 
 
@@ -98,19 +114,19 @@ def apply(ctl: Controller, cmd: Command, now: float, *, meter_stale: bool) -> st
     """Apply `cmd`; returns what was done, raises `UnknownLoad` / `CommandError` unchanged."""
     m = ctl.load(cmd.load)
     name = m.spec.name
-    if cmd.action == "force":
+    if cmd.action is Action.FORCE:
         until = None if cmd.duration_s is None else now + cmd.duration_s
         m.force(now, until=until, power_w=cmd.power_w)
         power = "full power" if cmd.power_w is None else f"{cmd.power_w:g} W"
         lasting = "" if until is None else f" for {cmd.duration_s:g} s"
         return f"{name}: forced at {power}{lasting}"
-    if cmd.action == "off":
+    if cmd.action is Action.OFF:
         m.switch_off(now)
         return f"{name}: manual off"
-    if cmd.action == "auto":
+    if cmd.action is Action.AUTO:
         m.set_auto(now, meter_stale=meter_stale)
         return f"{name}: automatic"
-    if cmd.action == "set":
+    if cmd.action is Action.SET:
         m.set_thresholds(cmd.thresholds)
         return f"{name}: thresholds {cmd.thresholds}"
     raise CommandError(f"unknown action {cmd.action!r}")

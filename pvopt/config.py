@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     Field,
     PlainValidator,
     SecretStr,
@@ -35,13 +36,31 @@ from pvopt.kinds import (
     MeterConfig,
     MeterTopics,
     Strict,
+    Text,
     load_kind,
     load_kind_names,
+    meter_source,
 )
+from pvopt.kinds.base import not_blank
 from pvopt.kinds.registry import hint
 
 __all__ = ["MAX_POWER_W", "MeterConfig", "MeterTopics"]  # re-exported: where they always were
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def host_name(value: str) -> str:
+    """A host name or address: not a URL, not host:port, no spaces."""
+    not_blank(value)
+    if "://" in value:
+        raise ValueError(f"{value!r} is not a URL: give the host name or address only")
+    if " " in value or "/" in value:
+        raise ValueError(f"{value!r} is not a host name or address")
+    if value.count(":") == 1:  # one colon: host:port (an IPv6 address has several)
+        raise ValueError(f"{value!r}: put the port in `port`, the host alone here")
+    return value
+
+
+Host = Annotated[str, AfterValidator(host_name)]
 
 
 class SiteConfig(Strict):
@@ -64,19 +83,31 @@ class SiteConfig(Strict):
 
 
 class TlsConfig(Strict):
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
+    ca_file: Text | None = None
+    cert_file: Text | None = None
+    key_file: Text | None = None
 
 
 class MqttConfig(Strict):
-    host: str = "localhost"
+    host: Host = "localhost"
     port: int = Field(1883, ge=1, le=65535)
     keepalive: int = Field(120, ge=5, le=65535)
-    username: str | None = None
+    username: Text | None = None
     password: SecretStr | None = None
     tls: TlsConfig = TlsConfig()
-    client_id: str = "pvopt"
+    client_id: Text = "pvopt"
+
+
+class TicConfig(Strict):
+    """`pvopt tic`: the Linky's serial output (TIC) bridged to MQTT."""
+
+    port: str = "/dev/ttyUSB0"
+    mode: Literal["auto", "historic", "standard"] = "auto"
+    topic_prefix: str = Field("tic/", pattern=r"^[^#+]*$")
+    summary_every_s: float = Field(10.0, gt=0, le=3600)  # the retained bridge summary
+    reconnect_min_s: float = Field(1.0, gt=0, le=600)  # serial reopen backoff (tests: tiny)
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600)
+    detect_s: float = Field(6.0, gt=0, le=120)  # `auto`: listen this long per baud rate
 
 
 class RegulationConfig(Strict):
@@ -124,20 +155,20 @@ class RegulationConfig(Strict):
 
 
 class StateConfig(Strict):
-    path: str = "pvopt.db"
+    path: Text = "pvopt.db"
     checkpoint_s: float = Field(60.0, gt=0, le=3600)
     history_days: int = Field(400, ge=1)
 
 
 class InfluxConfig(Strict):
-    host: str = "localhost"
+    host: Host = "localhost"
     port: int = Field(8086, ge=1, le=65535)
-    database: str = "teleinfo"
-    username: str | None = None
+    database: Text = "teleinfo"
+    username: Text | None = None
     password: SecretStr | None = None
     interval_s: int = Field(60, ge=10, le=3600)
     outbox_max_days: float = Field(30.0, gt=0)
-    retention_policy: str | None = "pvopt"  # created if missing (never the default); None: default
+    retention_policy: Text | None = "pvopt"  # created if missing (never the default); None: default
     retention: str = Field("INF", pattern=r"^(INF|\d+[hdw])$")  # of the `pvopt` policy
 
 
@@ -172,15 +203,17 @@ def _equipment(value: Any) -> EquipmentModel:
 # Serialised as the entry's own model (masked_dump shows every field of its kind).
 Equipment = SerializeAsAny[Annotated[EquipmentModel, PlainValidator(_equipment)]]
 DAYS = DAY_NAMES
+DayName = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+EVERY_DAY: tuple[DayName, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class ScheduleConfig(Strict):
-    name: str = Field(min_length=1)
+    name: Text
     load: str | int
     window: str | None = None
     tariff: Literal["HC"] | None = None
     at: str | None = None
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
+    days: list[DayName] = Field(default_factory=lambda: list(EVERY_DAY))
     action: Literal["eco", "boost", "boost-deficit"] = "eco"
     min_energy_today_wh: float | None = Field(None, ge=0)
     min_energy_two_days_wh: float | None = Field(None, ge=0)
@@ -193,6 +226,15 @@ class ScheduleConfig(Strict):
         parts = value.split("-")
         if len(parts) != 2 or not all(HHMM.match(p.strip()) for p in parts):
             raise ValueError(f"window {value!r} is not 'HH:MM-HH:MM'")
+        if parts[0].strip() == parts[1].strip():
+            raise ValueError(f"window {value!r} has zero length")
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _some_day(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("no day: the schedule would never run (remove `days` for every day)")
         return value
 
     @field_validator("at")
@@ -290,6 +332,7 @@ class Config(Strict):
     site: SiteConfig = SiteConfig()
     mqtt: MqttConfig = MqttConfig()
     meter: MeterConfig = MeterConfig()
+    tic: TicConfig = TicConfig()
     regulation: RegulationConfig = RegulationConfig()
     state: StateConfig = StateConfig()
     influxdb: InfluxConfig | None = None
@@ -471,6 +514,11 @@ def _semantic(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
                 )
             )
         seen_ids.setdefault(load_id, i)
+    if cfg.mqtt.tls.key_file is not None and cfg.mqtt.tls.cert_file is None:
+        out.append(
+            (("mqtt", "tls", "key_file"), "key_file without cert_file: give the certificate too")
+        )
+    out += _topic_clashes(cfg)
     ids = {cfg.load_id(i) for i in range(len(cfg.equipment))}
     for i, sched in enumerate(cfg.schedules):
         if sched.load not in seen_names and not (
@@ -479,6 +527,45 @@ def _semantic(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
             close = difflib.get_close_matches(str(sched.load), list(seen_names), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             out.append((("schedules", i, "load"), f"unknown load {sched.load!r}{hint}"))
+    return out
+
+
+OWN_TOPICS = "regulation/"  # pvopt's control, status and online topics (pvopt.topics)
+
+
+def _topic_clashes(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
+    """One topic, one role: a topic read as two values, or both read and written by pvopt,
+    mixes them up silently (a command would come back as a meter value)."""
+    roles: list[tuple[str, tuple[str | int, ...], str]] = []  # (topic, where, what)
+    m = cfg.meter
+    read = meter_source(m).meter_topics()  # the topics this meter kind subscribes to
+    for key in MeterTopics.model_fields:
+        if getattr(m.topics, key) in read:
+            roles.append((getattr(m.topics, key), ("meter", "topics", key), f"meter.topics.{key}"))
+    if m.grid_topic and m.grid_topic in read:
+        roles.append((m.grid_topic, ("meter", "grid_topic"), "meter.grid_topic"))
+    if m.pv_topic:
+        roles.append((m.pv_topic, ("meter", "pv_topic"), "meter.pv_topic"))
+    roles.append((m.tariff_topic, ("meter", "tariff_topic"), "meter.tariff_topic"))
+    for i, eq in enumerate(cfg.equipment):  # as pvopt.topics.wiring derives them
+        kind, load_id = load_kind(eq.type_name()), cfg.load_id(i)
+        if kind.temperature_topic is not None:
+            probe = eq.probe_topic() or kind.temperature_topic.format(id=load_id)
+            roles.append((probe, ("equipment", i, "temperature_topic"), f"equipment[{i}]'s probe"))
+        command = eq.command_topic or kind.command_topic.format(id=load_id)
+        roles.append((command, ("equipment", i, "command_topic"), f"equipment[{i}]'s commands"))
+        roles.append(
+            (f"scr/{load_id}/control", ("equipment", i, "id"), f"equipment[{i}]'s control")
+        )
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    first: dict[str, str] = {}
+    for topic, where, what in roles:
+        if topic.startswith(OWN_TOPICS):
+            out.append((where, f"topic {topic!r} is under {OWN_TOPICS}, pvopt's own topics"))
+        elif topic in first:
+            out.append((where, f"topic {topic!r} is also {first[topic]}: one topic, one role"))
+        else:
+            first[topic] = what
     return out
 
 
@@ -525,15 +612,40 @@ def parse(
     base_dir: Path | None = None,
 ) -> Config:
     """Validate config text; raise ConfigError naming file, line and key of every problem."""
+    binary = re.search(r"[\x00-\x08\x0e-\x1f\x7f]", text)
+    if binary is not None:
+        line = text.count("\n", 0, binary.start()) + 1
+        raise ConfigError(
+            [
+                Problem(
+                    source,
+                    line,
+                    "",
+                    f"not a text file (control character {binary.group()!r}): "
+                    "a pvopt config is YAML text",
+                )
+            ]
+        )
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
         raise ConfigError(
-            [Problem(source, line, "", f"not valid YAML: {exc.problem or exc}")]
+            [
+                Problem(
+                    source,
+                    mark.line + 1 if mark else None,
+                    "",
+                    f"not valid YAML: {exc.problem or exc}",
+                )
+            ]
         ) from None
+    except yaml.YAMLError as exc:  # the reader's own errors (characters YAML refuses)
+        raise ConfigError([Problem(source, None, "", f"not valid YAML: {exc}")]) from None
+    duplicates = _duplicate_keys(node, ())
+    if duplicates:
+        raise ConfigError([Problem(source, line, dotted(loc), m) for loc, line, m in duplicates])
     if raw is None:
         raise ConfigError([Problem(source, None, "", "empty file; it needs at least `equipment:`")])
     if not isinstance(raw, dict):
@@ -548,7 +660,7 @@ def parse(
         problems = []
         for err in exc.errors():
             loc, msg = _message(err)
-            var = from_env.get(tuple(loc[:2]))  # type: ignore[arg-type]
+            var = from_env.get(tuple(loc[:2]))
             if var:
                 msg += f" (from env {var.split('#')[0]})"
             problems.append(Problem(source, _line_of(node, loc), dotted(loc), msg))
@@ -558,7 +670,80 @@ def parse(
         raise ConfigError(
             [Problem(source, _line_of(node, loc), dotted(loc), m) for loc, m in semantic]
         )
-    return _resolve_paths(cfg, base_dir) if base_dir is not None else cfg
+    if base_dir is None:
+        return cfg
+    cfg = _resolve_paths(cfg, base_dir)
+    files = _check_files(cfg)
+    if files:
+        raise ConfigError(
+            [Problem(source, _line_of(node, loc), dotted(loc), m) for loc, m in files]
+        )
+    return cfg
+
+
+def _duplicate_keys(
+    node: yaml.Node | None, loc: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], int, str]]:
+    """Keys given twice in one mapping: YAML keeps the last silently, the user meant one."""
+    out: list[tuple[tuple[str | int, ...], int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                out.append(
+                    ((*loc, key), line, f"duplicate key (also line {seen[key]}): give it once")
+                )
+            seen.setdefault(key, line)
+            out += _duplicate_keys(value_node, (*loc, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out += _duplicate_keys(item, (*loc, i))
+    return out
+
+
+def _check_files(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
+    """What the service will open: TLS files that exist, can be read and hold what they
+    should; a state store in a folder that exists."""
+    import ssl
+
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    tls = cfg.mqtt.tls
+    readable = {}
+    for key in ("ca_file", "cert_file", "key_file"):
+        name = getattr(tls, key)
+        if name is None:
+            continue
+        try:
+            with open(name, "rb") as f:
+                f.read(1)
+            readable[key] = name
+        except FileNotFoundError:
+            out.append((("mqtt", "tls", key), f"{name}: no such file"))
+        except IsADirectoryError:
+            out.append((("mqtt", "tls", key), f"{name}: a folder, not a file"))
+        except OSError as exc:
+            out.append((("mqtt", "tls", key), f"{name}: cannot read: {exc.strerror or exc}"))
+    if "ca_file" in readable:
+        try:
+            ssl.create_default_context(cafile=readable["ca_file"])
+        except (ssl.SSLError, ValueError):
+            out.append((("mqtt", "tls", "ca_file"), f"{tls.ca_file}: not a PEM certificate"))
+    if "cert_file" in readable and (tls.key_file is None or "key_file" in readable):
+        try:
+            ssl.create_default_context().load_cert_chain(tls.cert_file or "", tls.key_file)
+        except (ssl.SSLError, ValueError):
+            key = "cert_file" if tls.key_file is None else "key_file"
+            out.append(
+                (("mqtt", "tls", key), "the certificate and key are not a PEM pair that matches")
+            )
+    store = Path(cfg.state.path)
+    if store.is_dir():
+        out.append((("state", "path"), f"{store} is a folder, not a file: name the store file"))
+    elif not store.parent.is_dir():
+        out.append((("state", "path"), f"{store.parent}: no such folder for the state store"))
+    return out
 
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:
@@ -586,11 +771,35 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
     """Read and validate a config file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except OSError as exc:
         raise ConfigError(
             [Problem(str(p), None, "", f"cannot read: {exc.strerror or exc}")]
         ) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError([Problem(str(p), 1, "", "not UTF-8 text (UTF-16): save it as UTF-8")])
+    if b"\x00" in data:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise ConfigError(
+            [Problem(str(p), line, "", "not a text file (NUL bytes): a pvopt config is YAML text")]
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            [
+                Problem(
+                    str(p),
+                    line,
+                    "",
+                    f"not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}): "
+                    "save the file as UTF-8",
+                )
+            ]
+        ) from None
+    text = text.removeprefix("\ufeff")  # a BOM some editors write
     return parse(text, str(p), environ, p.resolve().parent)
 
 

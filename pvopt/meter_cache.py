@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 
 from machines.meter import MeterValueError
 from machines.model import MeterSnapshot
@@ -23,9 +25,18 @@ class MeterCache:
     to speak.
     """
 
-    def __init__(self, cfg: MeterConfig, started_at: float):
+    def __init__(
+        self,
+        cfg: MeterConfig,
+        started_at: float,
+        monotonic: Callable[[], float] | None = None,
+    ):
         self.cfg = cfg
-        self.started_at = started_at
+        # With `monotonic`, arrival times live on it, so a wall-clock step (NTP on a Pi
+        # without RTC) neither ages a fresh value into `stale` nor keeps a dead meter fresh;
+        # snapshots still give `sampled_at` on the wall clock, as the policy compares it.
+        self.monotonic = monotonic
+        self.started_at = self._base(started_at)
         self._lock = threading.Lock()
         self.source: MeterSource = meter_source(cfg)
         self.rejected = 0
@@ -40,26 +51,33 @@ class MeterCache:
         """Take one message; True when it was a fresh power value (worth a tick now)."""
         try:
             with self._lock:
-                return self.source.feed(topic, payload, now)
+                return self.source.feed(topic, payload, self._base(now))
         except MeterValueError as exc:
             self.rejected += 1
             log.warning("ignored %s payload %r: %s", topic, payload[:60], exc)
             return False
 
+    def _base(self, now: float) -> float:
+        """`now` on the cache's own timeline: the monotonic clock when there is one."""
+        return now if self.monotonic is None else self.monotonic()
+
     def snapshot(self, now: float) -> MeterSnapshot:
+        base = self._base(now)
         with self._lock:
-            snap = self.source.snapshot(now)
-        if snap.sampled_at is None and now - self.started_at <= self.cfg.stale_after_s:
+            snap = self.source.snapshot(base)
+        if snap.sampled_at is None and base - self.started_at <= self.cfg.stale_after_s:
             return MeterSnapshot(None, None, stale=False)  # still waiting for the first value
+        if snap.sampled_at is not None and base != now:
+            snap = replace(snap, sampled_at=snap.sampled_at + (now - base))  # on the wall clock
         return snap
 
     def offpeak(self, now: float) -> bool | None:
         """Whether the meter's tariff (PTEC) says off-peak; None when unknown or stale."""
         with self._lock:
-            return self.source.offpeak(now)
+            return self.source.offpeak(self._base(now))
 
     def age_s(self, now: float) -> float | None:
         """Seconds since the newest power value, None before the first."""
         with self._lock:
             at = self.source.newest_at()
-        return None if at is None else max(0.0, now - at)
+        return None if at is None else max(0.0, self._base(now) - at)

@@ -22,9 +22,15 @@ class SinkUnavailable(RuntimeError):
     """The sink refused or could not be reached; the message says why and what to do."""
 
 
+class SinkRejected(SinkUnavailable):
+    """The sink answered that these points will never be accepted (InfluxDB's 400: a field
+    type conflict, points beyond the retention policy): retrying cannot help."""
+
+
 class Sink(Protocol):
     """Where energy intervals go (InfluxDB)."""
 
     def write(self, points: list[Point]) -> None:
-        """Write every point or raise `SinkUnavailable` (then none counts as written)."""
+        """Write every point or raise `SinkUnavailable` (then none counts as written), or
+        `SinkRejected` when no retry of these points can succeed."""
         ...

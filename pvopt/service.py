@@ -8,6 +8,7 @@ schedules' wake-ups — in one worker thread, and the InfluxDB flush in another.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import signal
@@ -50,16 +51,27 @@ SEED_CONTROL_TOPICS = "scr/+/control"  # one wildcard, so unknown ids are seen a
 SEED_CONTROL = re.compile(r"scr/(\d+)/control")
 SUBMIT_TIMEOUT_S = 5.0  # a page waiting for the regulator's verdict on its command
 DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
+CLOCK_WATCH_S = 1.0  # how often the wall clock is checked against the monotonic one
 
 
 class Service:
     """One site: builds the meter cache, controller, store, MQTT bus and the scheduler's jobs,
     and starts and stops them."""
 
-    def __init__(self, cfg: Config, *, dry_run: bool = False, clock: Clock = time.time):
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        dry_run: bool = False,
+        clock: Clock = time.time,
+        monotonic: Clock | None = None,
+    ):
         self.cfg = cfg
         self.dry_run = dry_run
         self.clock = clock
+        if monotonic is None and clock is time.time:
+            monotonic = time.monotonic  # a test's virtual wall clock has no monotonic twin
+        self.monotonic = monotonic
         self.tz = cfg.site.tz
         self.policy = cfg.regulation.policy
         self.wires: dict[str, LoadWiring] = {w.spec.name: w for w in wiring(cfg)}
@@ -90,7 +102,12 @@ class Service:
         if cfg.influxdb is not None and not dry_run:
             self.outbox = Outbox(cfg.influxdb.outbox_max_days, docs["outbox"], clock)
             committed_until = max(
-                (i["end"] for i in self.store.intervals(self.outbox.sent_until)), default=0
+                (
+                    i["end"]
+                    for i in self.store.intervals(self.outbox.sent_until)
+                    if not i.get("open")
+                ),
+                default=0,
             )
         self.persister = Persister(
             self.store,
@@ -113,14 +130,14 @@ class Service:
                 lambda: self.persister.committed_until,
             )
         self._log_restored(saved)
-        self.meter = MeterCache(cfg.meter, started_at=now)
+        self.meter = MeterCache(cfg.meter, started_at=now, monotonic=monotonic)
         self.stopping = threading.Event()
         self.routes: dict[str, Callable[[bytes, float], None]] = {}
         for topic in self.meter.topics:
-            self.routes[topic] = lambda payload, now, t=topic: self._on_meter(t, payload, now)
+            self.routes[topic] = functools.partial(self._on_meter, topic)
         for w in self.wires.values():
             if w.temperature_topic:
-                self.routes[w.temperature_topic] = lambda p, now, w=w: self._on_temp(w, p, now)
+                self.routes[w.temperature_topic] = functools.partial(self._on_temp, w)
         self.routes[CONTROL_TOPIC] = self._on_control
         self.bus = MqttBus(
             cfg.mqtt,
@@ -142,6 +159,7 @@ class Service:
             command_refresh_s=cfg.regulation.command_refresh_s,
             errors=self.errors,
             outbox=self.outbox,
+            monotonic=monotonic,
             connected=self.bus.connected.is_set,
         )
         self.lock = self.regulator.lock
@@ -170,6 +188,20 @@ class Service:
             self.web = WebServer(self.cfg, self, self.clock)
             self.web.start()
             self.regulator.status_listeners.append(self.web.push)  # never waits for a client
+        if self.monotonic is not None:
+            threading.Thread(target=self._watch_clock, name="clock-watch", daemon=True).start()
+
+    def _watch_clock(self) -> None:
+        """Every second, compare the wall clock with the monotonic one: a step (NTP on a Pi
+        without RTC) moves the core's duration anchors and the scheduler's run times."""
+        while not self.stopping.wait(CLOCK_WATCH_S):
+            try:
+                if self.regulator.check_clock():
+                    jobs.realign(
+                        self.scheduler, self.cfg.regulation.tick_s, self.cfg.state.checkpoint_s
+                    )
+            except Exception:  # never let the watch die silently; it tries again in a second
+                log.exception("clock watch failed")
 
     def run_forever(self) -> None:
         """Run until SIGTERM/SIGINT, then shut down cleanly."""
@@ -187,19 +219,56 @@ class Service:
         self.stop()
 
     def stop(self) -> None:
-        """Loads on surplus go to 0 W; forced loads keep their command; state is kept."""
+        """Loads on surplus go to 0 W; forced loads keep their command; state is kept.
+
+        Every step runs even when one before failed (a dead broker, a full disk): the store is
+        saved and closed whatever happens, and what could not be done is said in one line.
+        """
         log.info("pvopt stopping")
+        self.stopping.set()  # the clock watch, kicks and commands end here
+        connected = self.bus.connected.is_set()
+        problems: list[str] = []
+        steps: list[tuple[str, Callable[[], None]]] = []
         if self.web is not None:
-            self.web.stop()
-        self.scheduler.shutdown(wait=True)
-        self.regulator.shutdown()
+            steps.append(("web page", self.web.stop))
+        steps += [
+            ("scheduler", self._stop_scheduler),
+            ("state", self.regulator.shutdown),
+        ]
         if self.flush_job is not None:
-            self.flush_job()  # best effort: what InfluxDB does not take now waits in the outbox
-        offline = self.bus.client.publish(online_topic(self.dry_run), "offline", qos=1, retain=True)
-        offline.wait_for_publish(2)
-        self.bus.stop()
-        self.store.close()
-        log.info("pvopt stopped")
+            # best effort: what InfluxDB does not take now waits in the outbox
+            steps.append(("InfluxDB", self.flush_job))
+        if connected:
+            steps.append(("offline status", self._publish_offline))
+        steps += [("MQTT", self.bus.stop), ("store", self.store.close)]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:  # the next steps must still run: the store above all
+                problems.append(f"{what}: {type(exc).__name__}: {str(exc)[:120]}")
+        if not connected:
+            problems.insert(
+                0,
+                "MQTT broker unreachable: the offline status is not sent"
+                + ("" if self.dry_run else ", the loads keep their last command until it is back"),
+            )
+        if problems:
+            log.warning("pvopt stopped, but %s", "; ".join(problems))
+        else:
+            log.info("pvopt stopped")
+
+    def _stop_scheduler(self) -> None:
+        """Pause, drop every job, then shut down: APScheduler 3 raises `JobLookupError` in its
+        own thread when `shutdown()` races a one-off (`kick`) job it is removing."""
+        if not self.scheduler.running:
+            return
+        self.scheduler.pause()
+        self.scheduler.remove_all_jobs()  # waits for the scheduler's loop to leave its jobs
+        self.scheduler.shutdown(wait=True)
+
+    def _publish_offline(self) -> None:
+        info = self.bus.client.publish(online_topic(self.dry_run), "offline", qos=1, retain=True)
+        info.wait_for_publish(2)
 
     # -- inputs (paho's thread: validate and queue, never the controller nor the store) -------
     def on_message(self, topic: str, payload: bytes) -> None:

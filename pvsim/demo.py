@@ -29,6 +29,7 @@ def run_demo(
     workdir: Path,
     console: Console,
     progress: Progress,
+    tic: bool = False,
 ) -> None:
     from pvopt.energy_report import report
     from pvopt.tables import energy_table, status_table
@@ -37,6 +38,12 @@ def run_demo(
     seconds = round(minutes * 60)
     with Mosquitto() as broker:
         cfg_path = site_config(config_path, workdir, broker.port)
+        tic_site = None
+        if tic:  # the house's meter speaks TIC on a pty, `pvopt tic` publishes it
+            from pvsim.tic_bench import TicSite
+
+            tic_site = TicSite(config_path, workdir, broker.port)
+            cfg_path = tic_site.cfg_path
         cfg = cfgmod.load(cfg_path, environ={})
         full = load_trace(trace_path)
         trace = window(full, offset_of(full, start, cfg.site.tz), seconds)
@@ -55,7 +62,7 @@ def run_demo(
         watcher = MqttBus(cfg.mqtt, [STATUS_TOPIC], keep, client_id="pvopt-demo-watch")
         proc = spawn_service(cfg_path)
         watcher.start()
-        house = Background(cfg_path, trace)
+        house = tic_site.house(trace) if tic_site else Background(cfg_path, trace)
         house.start()
         task = progress.add_task("virtual house", total=seconds)
         try:
@@ -73,6 +80,8 @@ def run_demo(
         finally:
             stop_service(proc)
             watcher.stop()
+            if tic_site is not None:
+                tic_site.close()
         console.print()
         if house.error is not None or house.result is None:
             raise SystemExit(f"virtual house failed: {house.error}")

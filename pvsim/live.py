@@ -80,25 +80,30 @@ def stop_service(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> int:
     return proc.returncode
 
 
-def play_house(cfg_path: Path, trace: Trace, progress: Any = None) -> SimResult:
-    """Play `trace` in real time as the house of the config at `cfg_path`."""
+def play_house(
+    cfg_path: Path, trace: Trace, progress: Any = None, *, on_change: bool = False
+) -> SimResult:
+    """Play `trace` in real time as the house of the config at `cfg_path`; `on_change`: its
+    meter bridge publishes a label only when it changed (and every minute)."""
     cfg = cfgmod.load(cfg_path, environ={})
-    return VirtualHouse(cfg, trace).run(progress)
+    return VirtualHouse(cfg, trace, on_change=on_change).run(progress)
 
 
 class Background(threading.Thread):
     """A house played in a thread, its result kept."""
 
-    def __init__(self, cfg_path: Path, trace: Trace):
+    def __init__(self, cfg_path: Path, trace: Trace, *, on_change: bool = False):
         super().__init__(daemon=True)
-        self.cfg_path, self.trace = cfg_path, trace
+        self.cfg_path, self.trace, self.on_change = cfg_path, trace, on_change
         self.result: SimResult | None = None
         self.error: BaseException | None = None
         self.done = 0
 
     def run(self) -> None:
         try:
-            self.result = play_house(self.cfg_path, self.trace, self._progress)
+            self.result = play_house(
+                self.cfg_path, self.trace, self._progress, on_change=self.on_change
+            )
         except BaseException as exc:  # reported by the caller
             self.error = exc
 

@@ -23,10 +23,24 @@ from pvsim.traces import Trace
 log = logging.getLogger(__name__)
 
 
+ON_CHANGE_HEARTBEAT_S = 60.0  # what TIC→MQTT bridges that publish on change resend anyway
+
+
 class VirtualHouse:
-    def __init__(self, cfg: Config, trace: Trace, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        cfg: Config,
+        trace: Trace,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_change: bool = False,
+    ):
         self.cfg = cfg
         self.clock = clock
+        # like many TIC→MQTT bridges: a meter label only when its value changed, or once a
+        # heartbeat (SINSTI then stays silent at 0 for minutes while the house imports)
+        self.on_change = on_change
+        self.last_sent: dict[str, tuple[str, float]] = {}
         self.house = House(cfg, trace)
         self.wires = wiring(cfg)
         self.index = {w.command_topic: k for k, w in enumerate(self.wires)}
@@ -73,7 +87,17 @@ class VirtualHouse:
         meter = self.cfg.meter
         if meter.pv_topic:
             self.bus.publish(meter.pv_topic, f"{self.house.pv:.0f}")
+        now = time.monotonic()
         for topic, payload in self.meter.publish(self.house.reading()):
+            last = self.last_sent.get(topic)
+            if (
+                self.on_change
+                and last is not None
+                and last[0] == payload
+                and now - last[1] < ON_CHANGE_HEARTBEAT_S
+            ):
+                continue
+            self.last_sent[topic] = (payload, now)
             self.bus.publish(topic, payload)
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> SimResult:

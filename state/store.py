@@ -32,6 +32,7 @@ from machines.loads import TransitionRecord
 # v2: `document` (small JSON documents: the schedule planner, the outbox) and `interval`
 # (per-interval energy: the history and the outbox). A v1 store migrates on open.
 SCHEMA_VERSION = 2
+BUSY_TIMEOUT_S = 1.0
 
 
 class StoreError(RuntimeError):
@@ -165,8 +166,11 @@ class SqliteStore:
 
     def __init__(self, path: str):
         self.path = path
-        self.engine = create_engine(f"sqlite:///{path}")
+        # a store locked by another process fails a write after BUSY_TIMEOUT_S, not 5 s: the
+        # regulator's worker waits that long at most, then goes on from memory
+        self.engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_S})
         event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "begin", _begin)
         self.writes = 0
         self.migrated_from: int | None = None
         try:
@@ -292,9 +296,17 @@ def _upsert(
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL survives kill -9 with at most the last transaction lost; NORMAL sync spares SD cards."""
+    """WAL survives kill -9 with at most the last transaction lost; NORMAL sync spares SD cards.
+    pysqlite's own BEGIN is off (`_begin` emits it): it left DDL outside the transaction."""
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _begin(conn: Connection) -> None:
+    """BEGIN for every transaction, DDL included: creating the schema and writing its version
+    row commit together, so a first start killed half-way leaves an empty file that opens."""
+    conn.exec_driver_sql("BEGIN")

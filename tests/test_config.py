@@ -220,3 +220,191 @@ def test_bad_schedules_are_located(schedule: str, key: str, words: str) -> None:
     assert len(found) == 1, found
     assert (found[0].line, found[0].key) == (13, key)
     assert words in found[0].message
+
+
+# -- item 6: every broken config is refused with file, line, key and what is wrong --------------
+
+BASE = """mqtt:
+  host: broker.lan
+  client_id: pvopt
+meter:
+  kind: linky
+state:
+  path: pvopt.db
+equipment:
+  - type: TempDrivenVariablePowerEquipment
+    name: water_heater
+    max_power: 2400
+    temp_min: 45
+    temp_eco: 50
+    temp_sol_min: 55
+    temp_max: 60
+"""
+
+# (what to replace in BASE or append, the dotted key, the line, words of the message)
+BROKEN: list[tuple[tuple[str, str], str, int, str]] = [
+    (("host: broker.lan", 'host: ""'), "mqtt.host", 2, "empty"),
+    (("host: broker.lan", 'host: "  "'), "mqtt.host", 2, "empty"),
+    (("host: broker.lan", "host: mqtt://broker.lan"), "mqtt.host", 2, "not a URL"),
+    (("host: broker.lan", "host: broker.lan:1883"), "mqtt.host", 2, "`port`"),
+    (("client_id: pvopt", 'client_id: ""'), "mqtt.client_id", 3, "empty"),
+    (("path: pvopt.db", 'path: ""'), "state.path", 7, "empty"),
+    (("kind: linky", "kind: linky\n  tariff_topic: ''"), "meter.tariff_topic", 6, "empty"),
+    (
+        ("kind: linky", "kind: linky\n  topics: {sinsts: 'tic/#'}"),
+        "meter.topics.sinsts",
+        6,
+        "wildcard",
+    ),
+    (
+        ("kind: linky", "kind: linky\n  topics: {sinsti: 'tic/+/SINSTI'}"),
+        "meter.topics.sinsti",
+        6,
+        "wildcard",
+    ),
+    (
+        ("kind: linky", "kind: linky\n  topics: {erqt: ' tic/ERQT'}"),
+        "meter.topics.erqt",
+        6,
+        "spaces",
+    ),
+    (("kind: linky", "kind: linky\n  pv_topic: '$SYS/pv'"), "meter.pv_topic", 6, "$"),
+    (
+        ("kind: linky", "kind: linky\n  topics: {sinsti: tic/SINSTS}"),
+        "meter.topics.sinsti",
+        6,
+        "also",
+    ),
+    (
+        ("max_power: 2400", "max_power: 2400\n    command_topic: 'scr/#'"),
+        "equipment[0].command_topic",
+        12,
+        "wildcard",
+    ),
+    (
+        ("max_power: 2400", "max_power: 2400\n    temperature_topic: 'scr/+/temperature'"),
+        "equipment[0].temperature_topic",
+        12,
+        "wildcard",
+    ),
+    (
+        ("max_power: 2400", "max_power: 2400\n    command_topic: tic/SINSTS"),
+        "equipment[0].command_topic",
+        12,
+        "also",
+    ),
+    (
+        ("client_id: pvopt", "client_id: pvopt\n  tls: {ca_file: missing-ca.pem}"),
+        "mqtt.tls.ca_file",
+        4,
+        "no such file",
+    ),
+    (
+        ("client_id: pvopt", "client_id: pvopt\n  tls: {ca_file: not-a-cert.pem}"),
+        "mqtt.tls.ca_file",
+        4,
+        "not a PEM certificate",
+    ),
+    (
+        ("client_id: pvopt", "client_id: pvopt\n  tls: {key_file: key.pem}"),
+        "mqtt.tls.key_file",
+        4,
+        "cert_file",
+    ),
+    (("client_id: pvopt", "client_id: pvopt\n  username: ''"), "mqtt.username", 4, "empty"),
+    (("path: pvopt.db", "path: no/such/folder/pvopt.db"), "state.path", 7, "folder"),
+    (("path: pvopt.db", "path: ."), "state.path", 7, "folder, not a file"),
+    (("kind: linky", "kind: linky\n  stale_after_s: .nan"), "meter.stale_after_s", 6, "finite"),
+    (
+        ("path: pvopt.db", "path: pvopt.db\ninfluxdb: {database: ''}"),
+        "influxdb.database",
+        8,
+        "empty",
+    ),
+    (("path: pvopt.db", "path: pvopt.db\ninfluxdb: {host: ''}"), "influxdb.host", 8, "empty"),
+    (
+        ("path: pvopt.db", "path: pvopt.db\ninfluxdb: {outbox_max_days: .inf}"),
+        "influxdb.outbox_max_days",
+        8,
+        "finite",
+    ),
+    (
+        ("path: pvopt.db", "path: pvopt.db\ninfluxdb: {retention_policy: ''}"),
+        "influxdb.retention_policy",
+        8,
+        "empty",
+    ),
+    (
+        ("", "schedules:\n  - {name: hc, load: water_heater, window: '10:00-10:00'}"),
+        "schedules[0].window",
+        17,
+        "zero length",
+    ),
+    (
+        ("", "schedules:\n  - {name: hc, load: water_heater, window: '22:00-06:00', days: []}"),
+        "schedules[0].days",
+        17,
+        "never",
+    ),
+    (
+        ("", "schedules:\n  - {name: ' ', load: water_heater, window: '22:00-06:00'}"),
+        "schedules[0].name",
+        17,
+        "empty",
+    ),
+    (
+        ("host: broker.lan\n  client_id: pvopt", "host: broker.lan\n  client_id: pvopt\n  host: b"),
+        "mqtt.host",
+        4,
+        "duplicate key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "key", "line", "words"), BROKEN)
+def test_every_class_of_broken_config_is_refused_the_same_by_check_and_run(
+    tmp_path: Path, edit: tuple[str, str], key: str, line: int, words: str
+) -> None:
+    """Guards item 6: these passed or crashed with a traceback (empty values, wildcards in
+    single-value or published topics, TLS files missing or unreadable, a zero-length window,
+    a topic used twice, NaN/inf, duplicate YAML keys); `pvopt config check` and `pvopt run`
+    now refuse each with the same line: file, line, key, what is wrong."""
+    (tmp_path / "not-a-cert.pem").write_text("hello\n", encoding="utf-8")
+    (tmp_path / "key.pem").write_text("hello\n", encoding="utf-8")
+    old, new = edit
+    text = BASE.replace(old, new, 1) if old else BASE + new + "\n"
+    path = tmp_path / "pvopt.yml"
+    path.write_text(text, encoding="utf-8")
+    runner = CliRunner()
+    outputs = []
+    for args in (["config", "check", str(path)], ["run", "--config", str(path)]):
+        out = runner.invoke(main, args)
+        assert out.exit_code == 1, (args, out.output)
+        assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+        outputs.append(out.output)
+    assert outputs[0] == outputs[1]
+    assert f"{path}:{line}: {key}: " in outputs[0], outputs[0]
+    assert words in outputs[0], outputs[0]
+    assert "Traceback" not in outputs[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"equipment:\n  - name: caf\xe9\n", "not UTF-8"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a text file"),
+        (b"equipment: []\x00\n", "not a text file"),
+        (b"\xff\xfe" + "equipment: []".encode("utf-16-le"), "not UTF-8"),
+    ],
+)
+def test_a_file_that_is_not_utf8_text_is_refused_with_its_line(
+    tmp_path: Path, content: bytes, words: str
+) -> None:
+    """Guards item 6: a Latin-1 or binary file raised UnicodeDecodeError or a YAML reader
+    error with a traceback; now one line says which file, where, and what to do."""
+    path = tmp_path / "pvopt.yml"
+    path.write_bytes(content)
+    for args in (["config", "check", str(path)], ["run", "--config", str(path)]):
+        out = CliRunner().invoke(main, args)
+        assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+        assert str(path) in out.output and words in out.output, out.output

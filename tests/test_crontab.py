@@ -32,3 +32,14 @@ def test_crontab_commands_parse(args: list[str]) -> None:
 def test_crontab_covers_boot_report_and_holiday_force() -> None:
     firsts = {tuple(a[:1]) for a in pvopt_lines()}
     assert {("run",), ("history",), ("force",)} <= firsts
+
+
+def test_the_systemd_unit_waits_for_time_sync() -> None:
+    """Guards item 4: a Pi without RTC starts with a stale clock; the unit waits for NTP."""
+    from configparser import ConfigParser
+    from pathlib import Path
+
+    unit = ConfigParser(strict=False, interpolation=None)
+    unit.read(Path(__file__).resolve().parent.parent / "examples" / "pvopt.service")
+    assert "time-sync.target" in unit["Unit"]["After"].split()
+    assert "time-sync.target" in unit["Unit"]["Wants"].split()

@@ -20,6 +20,7 @@ from pvsim.live import hermetic_env, spawn_service, stop_service
 from pvsim.servers.mosquitto import Mosquitto
 from tests.mqtt_probe import Probe
 from tests.test_service import make_config, publish_grid
+from tests.wheel import build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,35 +148,7 @@ def test_version_and_a_missing_config_names_its_options(tmp_path: Path) -> None:
 def test_a_pip_install_runs_the_shipped_examples_from_any_folder(tmp_path: Path) -> None:
     """Build a wheel from the tracked files, install it in a fresh venv (dependencies borrowed
     from this one, so no network), and run the examples from a folder far from the repo."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    src = tmp_path / "src"
-    for name in files:
-        source = ROOT / name
-        if source.is_file():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            (src / name).write_bytes(source.read_bytes())
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            str(src),
-            "-w",
-            str(wheels),
-        ],
-        check=True,
-        timeout=300,
-    )
+    wheel = build_wheel(tmp_path)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
@@ -186,7 +159,6 @@ def test_a_pip_install_runs_the_shipped_examples_from_any_folder(tmp_path: Path)
         check=True,
     ).stdout.strip()
     Path(site, "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    wheel = next(wheels.glob("pvopt-*.whl"))
     subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
     away = tmp_path / "elsewhere"
     away.mkdir()

@@ -112,3 +112,38 @@ def test_energy_figures_agree_from_the_wire_to_influxdb(tmp_path: Path, influxd:
     per_load = client.query('SELECT sum(energy_wh) AS wh FROM "pvopt"."pvopt_load" GROUP BY "load"')
     for (_, tags), points in per_load.items():
         assert next(points)["wh"] == pytest.approx(loads[tags["load"]], abs=0.01)
+
+
+@pytest.mark.live
+def test_an_on_change_meter_bridge_regulates_like_an_every_frame_one(tmp_path: Path) -> None:
+    """Guards item 5 live: the same window of `broken_clouds`, one house whose TIC bridge
+    publishes every frame, one whose bridge publishes a label only when it changes (SINSTI
+    silent at 0 while importing, SINSTS while exporting). Captures within 2 points, and no
+    load is ever shed as `meter_stale`."""
+    full = load_trace(TRACES / "broken_clouds.csv.gz")
+    brokers = {mode: Mosquitto().start() for mode in ("every_frame", "on_change")}
+    procs, houses, dirs = [], {}, {}
+    try:
+        for mode, broker in brokers.items():
+            dirs[mode] = tmp_path / mode
+            cfg_path = site_config(EXAMPLES / "seed_house.yml", dirs[mode], broker.port)
+            cfg = config.load(cfg_path, environ={})
+            assert cfg.meter.kind == "linky"
+            trace = window(full, offset_of(full, "11:45", cfg.site.tz), MINUTES * 60)
+            procs.append(spawn_service(cfg_path))
+            houses[mode] = Background(cfg_path, trace, on_change=mode == "on_change")
+        for house in houses.values():
+            house.start()
+        for house in houses.values():
+            house.join()
+    finally:
+        for proc in procs:
+            assert stop_service(proc) == 0
+        for broker in brokers.values():
+            broker.close()
+    capture = {}
+    for mode, house in houses.items():
+        assert house.result is not None, house.error
+        capture[mode] = house.result.kpis["capture"]
+        assert "meter_stale" not in (dirs[mode] / "run.log").read_text(), mode
+    assert abs(capture["on_change"] - capture["every_frame"]) <= 0.02, capture

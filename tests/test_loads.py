@@ -1,9 +1,12 @@
-"""Load machines: every transition of the table, commands, thresholds, dump/restore."""
+"""Load machines: every row of the table, commands, thresholds, dump/restore."""
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import pytest
-from transitions import MachineError
+from transitions import EventData, MachineError
 
 from machines.loads import TRANSITIONS, CommandError, LoadMachine, check_temperature
 from machines.model import Kind, LoadSpec, Mode, State, Thresholds
@@ -28,7 +31,7 @@ def to(m: LoadMachine, state: State, now: float = T0) -> LoadMachine:
         m.set_temperature(61.0, now)
         m.update(now, meter_stale=False)
     elif state is ECO:
-        m.eco_reason = "forced_window"
+        m.request_eco("forced_window", None)
         m.update(now, meter_stale=False)
     elif state is BOOST:
         m.force(now, until=now + 3600, power_w=None)
@@ -47,14 +50,16 @@ def _update(temp: float | None = None, stale: bool = False, eco: str | None = "k
     def act(m: LoadMachine, now: float) -> None:
         if temp is not None:
             m.set_temperature(temp, now)
-        if eco != "keep":
-            m.eco_reason = eco
+        if eco is None:
+            m.drop_eco()
+        elif eco != "keep":
+            m.request_eco(eco, now + 3600)
         m.update(now, meter_stale=stale)
 
     return act
 
 
-# (trigger, from, action, to, reason): every row of TRANSITIONS is exercised below.
+# (move, from, action, to, reason): every moving row of TRANSITIONS, through public events.
 CASES = [
     ("needs_surplus", OFF, _update(temp=54.9), SOLAR, "surplus"),
     ("goal_reached", SOLAR, _update(temp=60.0), OFF, "satisfied"),
@@ -81,19 +86,134 @@ CASES = [
     CASES,
     ids=[f"{c[0]}:{c[1].value}" for c in CASES],
 )
-def test_transition_table(trigger: str, start: State, act, dest: State, reason: str) -> None:
+def test_every_move_through_public_events(
+    trigger: str, start: State, act, dest: State, reason: str
+) -> None:
     m = reached(start, act, dest, reason)
     last = m.records[-1]
     assert (last.trigger, last.source, last.dest) == (trigger, start.value, dest.value)
     assert last.at >= T0 and last.load == "water_heater"
 
 
-def test_every_declared_transition_is_covered() -> None:
+def _sources(row: dict[str, Any]) -> list[State]:
+    return row["source"] if isinstance(row["source"], list) else [row["source"]]
+
+
+def _guards(row: dict[str, Any], key: str) -> list[str]:
+    value = row.get(key) or []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def test_every_moving_row_is_covered() -> None:
     covered = {(c[0], c[1]) for c in CASES} | {("disable", s) for s in (ECO, SOLAR, BOOST)}
     for row in TRANSITIONS:
-        sources = row["source"] if isinstance(row["source"], list) else [row["source"]]
-        for source in sources:
-            assert (row["trigger"], source) in covered, (row["trigger"], source)
+        if row["dest"] is not None:
+            for source in _sources(row):
+                assert (row["name"], source) in covered, (row["name"], source)
+
+
+# -- reading TRANSITIONS is enough ------------------------------------------------------------
+COMMANDS = {"forced", "switched_off"}  # fired by a command, whatever the state: no guard
+RULED = [row for row in TRANSITIONS if row["trigger"] not in COMMANDS]
+TICK_GUARDS = sorted(
+    {
+        g
+        for row in RULED
+        if row["trigger"] == "tick"
+        for k in ("conditions", "unless")
+        for g in _guards(row, k)
+    }
+)
+
+
+def test_every_rule_states_its_guards_and_reason() -> None:
+    for row in TRANSITIONS:
+        assert row["trigger"] in {"tick", "released", *COMMANDS}, row
+        if row["trigger"] not in COMMANDS:
+            assert _guards(row, "conditions") or _guards(row, "unless"), row
+        for guard in _guards(row, "conditions") + _guards(row, "unless"):
+            assert callable(getattr(LoadMachine, guard, None)), guard
+        if row["dest"] is not None:
+            assert row["name"] and row["reason"] is not None, row  # the log needs both
+            assert row["trigger"] != "tick" or row["dest"] not in _sources(row), row
+        elif row["trigger"] == "tick":
+            assert "name" not in row, row  # a row that keeps the state logs nothing
+
+
+def _matches(row: dict[str, Any], facts: dict[str, bool]) -> bool:
+    return all(facts[g] for g in _guards(row, "conditions")) and not any(
+        facts[g] for g in _guards(row, "unless")
+    )
+
+
+@pytest.mark.parametrize("trigger", ["tick", "released"])
+def test_rows_of_a_state_exclude_each_other_and_cover_every_case(trigger: str) -> None:
+    """Order does not matter: for any truth of the guards, one row per state applies."""
+    rows = [row for row in RULED if row["trigger"] == trigger]
+    guards = sorted({g for row in rows for k in ("conditions", "unless") for g in _guards(row, k)})
+    for state in State:
+        mine = [row for row in rows if state in _sources(row)]
+        if not mine:
+            continue
+        for values in itertools.product([False, True], repeat=len(guards)):
+            facts = dict(zip(guards, values, strict=True))
+            hits = [row for row in mine if _matches(row, facts)]
+            assert len(hits) == 1, (state, facts, hits)
+
+
+ROWS = [
+    (i, source)
+    for i, row in enumerate(TRANSITIONS)
+    if row["trigger"] == "tick"
+    for source in _sources(row)
+]
+
+
+@pytest.mark.parametrize(("index", "source"), ROWS, ids=[f"{i}:{s.value}" for i, s in ROWS])
+def test_each_tick_row_does_what_it_says(index: int, source: State) -> None:
+    """Make the row's guards true (and its `unless` false): one tick takes exactly that row."""
+    row = TRANSITIONS[index]
+    m = heater()
+    m.machine.set_state(source)
+    m.request_eco("deficit", None)
+    m.reason = "before"
+    m.records.clear()
+    for guard in TICK_GUARDS:
+        value = guard in _guards(row, "conditions")
+        setattr(m, guard, lambda event, value=value: value)  # resolved by name on the model
+    m.trigger("tick", now=T0 + 10, meter_stale=False)
+    reason = row["reason"](m) if callable(row["reason"]) else row["reason"]
+    if row["dest"] is None:
+        assert (m.state, m.records) == (source, [])
+        assert m.reason == (reason or "before")
+    else:
+        last = m.records[-1]
+        assert (m.state, m.reason) == (row["dest"], reason)
+        assert (last.trigger, last.source, last.dest) == (row["name"], source.value, m.state.value)
+
+
+@pytest.mark.parametrize("start", list(State))
+def test_a_tick_settles_within_the_longest_chain(start: State) -> None:
+    for mode, temp, stale, eco, expired, enabled in itertools.product(
+        Mode, [None, 44.0, 57.0, 61.0], [False, True], [False, True], [False, True], [True, False]
+    ):
+        m = heater(temp)
+        m.spec = (
+            HEATER if enabled else LoadSpec("water_heater", 0, Kind.DIMMER, 2400.0, enabled=False)
+        )
+        m.machine.set_state(start)
+        m.mode, m.forced_until = mode, (T0 if expired else None)
+        if eco:
+            m.request_eco("forced_window", None)
+        m.update(T0 + 10, meter_stale=stale)  # raises if TRANSITIONS did not settle
+        assert m.reason != "starting"
+
+
+def test_guards_read_the_event() -> None:
+    m = heater(60.5)
+    event = EventData(None, None, m.machine, m, args=(), kwargs={"now": T0, "meter_stale": True})
+    assert m.meter_is_stale(event) and m.is_hot(event) and m.reached_goal(event)
+    assert not (m.is_disabled(event) or m.is_manual(event) or m.boost_expired(event))
 
 
 @pytest.mark.parametrize("start", [ECO, SOLAR, BOOST])
@@ -109,9 +229,28 @@ def test_disabled_load_goes_off(start: State) -> None:
 def test_impossible_sequences_raise() -> None:
     m = heater()
     with pytest.raises(MachineError):
-        m.trigger("force_ended", reason="x", now=T0)
+        m.trigger("released", now=T0, meter_stale=False)  # nothing to release
+    m.switch_off(T0)
     with pytest.raises(MachineError):
-        m.trigger("guarantee_met", reason="x", now=T0)
+        m.trigger("released", now=T0, meter_stale=False)
+
+
+def test_an_ended_boost_may_go_to_eco_in_the_same_tick() -> None:
+    m = to(heater(), BOOST)
+    m.request_eco("forced_window", T0 + 7200)
+    m.set_temperature(48.0, T0 + 3600)
+    m.update(T0 + 3600, meter_stale=False)
+    assert (m.state, m.reason, m.mode) == (ECO, "forced_window", Mode.AUTO)
+    assert [r.trigger for r in m.records[-2:]] == ["force_ended", "guarantee_at_risk"]
+
+
+def test_an_eco_request_lapses_when_its_window_closes() -> None:
+    m = heater(44.0)
+    m.request_eco("forced_window", T0 + 60)
+    m.update(T0 + 59, meter_stale=False)
+    assert m.state is ECO
+    m.update(T0 + 60, meter_stale=False)
+    assert (m.state, m.reason) == (SOLAR, "surplus")
 
 
 def test_satisfied_hysteresis_between_sol_min_and_max() -> None:
@@ -131,7 +270,7 @@ def test_satisfied_hysteresis_between_sol_min_and_max() -> None:
 def test_unknown_temperature_runs_on_surplus_but_is_never_forced() -> None:
     m = heater(temp=None)
     assert (m.state, m.reason) == (SOLAR, "temp_unknown")
-    m.eco_reason = "forced_window"
+    m.request_eco("forced_window", None)
     m.update(T0 + 1, meter_stale=False)
     assert m.state is SOLAR
     m.set_temperature(44.0, T0)
@@ -214,6 +353,22 @@ def test_dump_restore_round_trip_keeps_everything() -> None:
         T0 + 3600,
         62,
     )
+
+
+def test_restore_reads_a_dump_of_an_older_version() -> None:
+    m = heater(52.0)
+    m.request_eco("forced_window", T0 + 600)
+    m.update(T0, meter_stale=False)
+    data = m.dump()
+    del data["eco_until"]  # before eco requests had a deadline
+    back = LoadMachine.restore(HEATER, PARIS, data, T0 + 20)
+    assert (back.state, back.mode, back.eco_reason, back.eco_until) == (
+        ECO,
+        Mode.AUTO,
+        "forced_window",
+        None,
+    )
+    assert data["mode"] == "auto" and data["state"] == "eco"  # serialized as the same strings
 
 
 def test_restore_prefers_a_changed_config_value() -> None:

@@ -104,3 +104,31 @@ def test_timed_reactive_cancels_the_index_quantisation() -> None:
     # the index stops: the timed Q falls with the time since the last step, never above it
     late = 398 + 200
     assert reactive_timed(t, late) <= 3600 / (late - t.moved_at) + 1e-9
+
+
+def test_an_on_change_bridge_gives_snapshots_as_fresh_as_an_every_frame_one() -> None:
+    """Guards item 5: a TIC bridge that publishes a label only when it changes leaves SINSTI
+    silent at 0 while the house imports; the snapshot was as old as the older label, so the
+    policy waited for a settled sample that never came and the loads froze in `settling`.
+    A Linky sends both labels and only one is non-zero: a fresh non-zero value of one says
+    the other is 0 now."""
+    from pvopt.kinds import MeterConfig
+    from pvopt.meter_cache import MeterCache
+
+    on_change, every_frame = MeterCache(MeterConfig(), 0.0), MeterCache(MeterConfig(), 0.0)
+    on_change.feed("tic/SINSTI", b"0", 1.0)  # its last message, then silence: still 0
+    for t in range(2, 120):
+        drawn = str(500 + t % 7).encode()  # the import moves every second
+        for cache in (on_change, every_frame):
+            cache.feed("tic/SINSTS", drawn, float(t))
+        every_frame.feed("tic/SINSTI", b"0", float(t))
+        a, b = on_change.snapshot(t + 0.5), every_frame.snapshot(t + 0.5)
+        assert (a.grid_w, a.sampled_at, a.stale) == (b.grid_w, b.sampled_at, b.stale), t
+    # the other way round: exporting, SINSTS silent at 0
+    for t in range(120, 240):
+        injected = str(800 + t % 5).encode()
+        for cache in (on_change, every_frame):
+            cache.feed("tic/SINSTI", injected, float(t))
+        every_frame.feed("tic/SINSTS", b"0", float(t))
+        a, b = on_change.snapshot(t + 0.5), every_frame.snapshot(t + 0.5)
+        assert (a.grid_w, a.sampled_at, a.stale) == (b.grid_w, b.sampled_at, b.stale), t

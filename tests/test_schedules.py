@@ -8,9 +8,18 @@ import pytest
 
 from jobs.schedules import BoundaryTrigger
 from machines.controller import Controller
-from machines.model import Kind, LoadSpec, MeterSnapshot, Thresholds
+from machines.model import Kind, LoadSpec, MeterSnapshot, Mode, State, Thresholds
 from machines.policy import PolicyParams
-from machines.schedules import Planner, Schedule, next_events, open_window, wall
+from machines.schedules import (
+    BoostRequest,
+    EcoRequest,
+    Planner,
+    Release,
+    Schedule,
+    next_events,
+    open_window,
+    wall,
+)
 from pvopt import config
 from tests.conftest import EXAMPLES, PARIS
 
@@ -242,3 +251,47 @@ def test_the_service_is_woken_at_each_boundary_dst_included() -> None:
         opens.append(prev.strftime("%d %H:%M %z"))
         now = prev
     assert opens == ["25 02:05 +0200", "25 06:50 +0100", "26 02:05 +0100", "26 06:50 +0100"]
+
+
+def plan(ctl: Controller, planner: Planner, now: float, **kw: bool | None) -> list:
+    return planner.update(now, {n: m.facts(now) for n, m in ctl.machines.items()}, **kw)
+
+
+def test_the_planner_asks_and_the_controller_applies() -> None:
+    boost = Schedule("boost-night", "water_heater", "boost", start=time(2), end=time(5))
+    rail_window = Schedule("offpeak", "towel_rail", "eco", start=time(2), end=time(6))
+    now = at(2026, 1, 15, 3)
+    ctl, planner = site(now, [boost, rail_window])
+    heater, rail = ctl.machines["water_heater"], ctl.machines["towel_rail"]
+    heater.set_temperature(48.0, now)
+    before = {n: m.dump() for n, m in ctl.machines.items()}
+    asked = plan(ctl, planner, now)
+    assert asked == [
+        BoostRequest("water_heater", at(2026, 1, 15, 5), "forced_window"),
+        EcoRequest("towel_rail", at(2026, 1, 15, 6), "deficit"),
+    ]
+    assert {n: m.dump() for n, m in ctl.machines.items()} == before  # asked, not moved
+    ctl.apply_requests(asked, now)
+    for m in ctl.machines.values():
+        m.update(now, meter_stale=False)
+    assert (heater.state, heater.mode, heater.reason) == (State.BOOST, Mode.AUTO, "forced_window")
+    assert (rail.state, rail.reason, rail.eco_until) == (State.ECO, "deficit", at(2026, 1, 15, 6))
+    ctl.apply_requests([], now + 60)  # eco is a level: a plan without it drops it
+    rail.update(now + 60, meter_stale=False)
+    assert rail.state is State.SOLAR
+
+
+def test_a_closing_tariff_window_releases_and_a_later_window_sees_it() -> None:
+    hc = Schedule("hc", "water_heater", "boost", tariff=True, start=time(2), end=time(6))
+    lunch = Schedule("lunch", "water_heater", "boost", start=time(13), end=time(14))
+    ctl, planner = site(at(2026, 1, 15, 12), [hc, lunch])
+    heater = ctl.machines["water_heater"]
+    heater.set_temperature(50.0, at(2026, 1, 15, 12))
+    first = plan(ctl, planner, at(2026, 1, 15, 12), offpeak=True)
+    assert first == [BoostRequest("water_heater", None, "forced_window")]
+    ctl.apply_requests(first, at(2026, 1, 15, 12))
+    # off-peak ends: release; the lunch window opening in the same tick sees the load released
+    assert plan(ctl, planner, at(2026, 1, 15, 13), offpeak=False) == [
+        Release("water_heater"),
+        BoostRequest("water_heater", at(2026, 1, 15, 14), "forced_window"),
+    ]

@@ -19,7 +19,9 @@ import pytest
 import yaml
 
 from jobs.regulation import REGULATOR_THREAD
+from jobs.regulator import Control, Temperature
 from pvopt import config
+from pvopt.commands import parse_control_json
 from pvopt.service import Service
 from pvopt.topics import DRY_RUN_STATUS_TOPIC, STATUS_TOPIC, wiring
 from pvsim.live import spawn_service
@@ -309,7 +311,16 @@ def test_broker_restart_reconnects_and_regulates(broker: Mosquitto, tmp_path: Pa
 
 
 def test_kill_9_and_restart_resume_every_machine(broker: Mosquitto, tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 0.5}, state={"checkpoint_s": 1})
+    """Guards item 1: after kill -9 every load's state and mode stay what they were until new
+    evidence arrives. The heater was shed for a stale meter (off, `meter_stale`): it came
+    back `solar` at the first tick after the restart, before any meter value."""
+    cfg = make_config(
+        tmp_path,
+        broker.port,
+        regulation={"tick_s": 0.5},
+        state={"checkpoint_s": 1},
+        meter={"stale_after_s": 3},
+    )
     cfg_path = tmp_path / "pvopt.yml"
     probe = Probe(broker.port)
     proc = spawn_service(cfg_path)
@@ -327,7 +338,9 @@ def test_kill_9_and_restart_resume_every_machine(broker: Mosquitto, tmp_path: Pa
         def checkpointed() -> bool:
             saved = store.load_machines()
             rail = saved.get("towel_rail", {})
-            return rail.get("state") == "boost" and rail.get("energy_today_wh", 0) > 0.2
+            heater = saved.get("water_heater", {})
+            shed = (heater.get("state"), heater.get("reason")) == ("off", "meter_stale")
+            return shed and rail.get("state") == "boost" and rail.get("energy_today_wh", 0) > 0.2
 
         assert probe.wait(checkpointed, 20)
         live = statuses(probe, 0)[-1]
@@ -344,6 +357,12 @@ def test_kill_9_and_restart_resume_every_machine(broker: Mosquitto, tmp_path: Pa
         restart = time.time()
         proc = spawn_service(cfg_path)
         assert probe.wait(lambda: bool(statuses(probe, restart)), 20)
+        # every status of the start-up grace (no meter value yet): nothing moved by itself
+        grace_end = statuses(probe, restart)[0]["date"] + 2.5
+        assert probe.wait(lambda: statuses(probe, grace_end), 10)
+        for doc in [d for d in statuses(probe, restart) if d["date"] < grace_end]:
+            got = {e["name"]: (e["state"], e["mode"]) for e in doc["loads"]}
+            assert got == {n: (d["state"], d["mode"]) for n, d in saved.items()}, doc["time"]
         first = {e["name"]: e for e in statuses(probe, restart)[0]["loads"]}
         tz = cfg.site.tz
         for name, dump in saved.items():
@@ -482,3 +501,159 @@ def test_cli_commands_drive_a_running_service(broker: Mosquitto, tmp_path: Path)
         assert out.exit_code == 1 and "not a duration" in out.output
     finally:
         svc.stop()
+
+
+def test_stop_with_the_broker_gone_saves_closes_and_says_so_once(
+    broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Guards item 2: stopping right after the broker died raised paho's `RuntimeError: Message
+    publish failed` from the offline message and left the store unclosed; now every step is
+    tried, the store is saved and closed, and one warning names what could not be done."""
+    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 60})
+    svc = Service(cfg)
+    svc.start()
+    assert svc.bus.connected.wait(10)
+    svc.regulator.post(Temperature("water_heater", 47.5, time.time()))
+    broker.stop()
+    deadline = time.monotonic() + 10
+    while svc.bus.connected.is_set() and time.monotonic() < deadline:
+        svc.stopping.wait(0.05)  # polls paho's view of the connection, with a deadline
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    svc.stop()  # must not raise
+    assert "Traceback" not in caplog.text and "RuntimeError" not in caplog.text
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "broker" in warnings[0].getMessage(), caplog.text
+    assert all(r.exc_info is None for r in caplog.records)
+    assert "pvopt stopped" in caplog.text
+    store = SqliteStore(str(tmp_path / "pvopt.db"))
+    try:
+        assert store.load_machines()["water_heater"]["temperature_c"] == 47.5
+    finally:
+        store.close()
+
+
+def test_an_error_inside_stop_still_saves_and_closes_the_store(
+    broker: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards item 2: any error inside `stop()` (here the InfluxDB-less bus refusing to stop)
+    used to skip the store's close; now the remaining steps still run."""
+    cfg = make_config(tmp_path, broker.port, regulation={"tick_s": 60})
+    svc = Service(cfg)
+    svc.start()
+    assert svc.bus.connected.wait(10)
+
+    def broken() -> None:
+        raise OSError("socket already gone")
+
+    monkeypatch.setattr(svc.bus, "stop", broken)
+    closed: list[bool] = []
+    real_close = svc.store.close
+    monkeypatch.setattr(svc.store, "close", lambda: (closed.append(True), real_close()))
+    svc.stop()
+    assert closed == [True]
+
+
+def test_sigterm_with_the_broker_gone_exits_0_with_one_clear_line(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """Guards item 2 end to end: `pvopt run` stopped right after the broker died exits 0, no
+    traceback in its log."""
+    make_config(tmp_path, broker.port, regulation={"tick_s": 0.5})
+    cfg_path = tmp_path / "pvopt.yml"
+    probe = Probe(broker.port)
+    proc = spawn_service(cfg_path)
+    try:
+        assert probe.wait(lambda: probe.last("regulation/online") == b"online", 20)
+        probe.close()
+        broker.stop()
+        log_path = tmp_path / "run.log"
+        deadline = time.monotonic() + 10
+        while "connection lost" not in log_path.read_text() and time.monotonic() < deadline:
+            proc.poll()
+            threading.Event().wait(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = (tmp_path / "run.log").read_text()
+    assert "Traceback" not in text and "RuntimeError" not in text, text
+    assert "pvopt stopped" in text
+
+
+def test_a_locked_store_is_said_once_regulation_goes_on_and_writes_resume(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Guards item 7: a store another process holds locked (the same path as a full disk or a
+    read-only file) logged a traceback at every write; now one line per episode, the status
+    shows it, regulation goes on from memory and the writes resume when the lock goes."""
+    import sqlite3
+
+    cfg = make_config(tmp_path, 9, state={"path": str(tmp_path / "pvopt.db")})
+    now = [time.time()]
+    svc = Service(cfg, clock=lambda: now[0])  # no broker: commands go nowhere, decisions count
+    caplog.set_level(logging.INFO)
+    holder = sqlite3.connect(tmp_path / "pvopt.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        off = parse_control_json(b'{"command": "off", "name": "towel_rail"}')
+        svc.regulator.post(Control(off, "test"))  # a transition record to keep in memory
+        for _ in range(3):
+            now[0] += 5
+            svc.meter.feed("tic/SINSTS", b"0", now[0])
+            svc.meter.feed("tic/SINSTI", b"2000", now[0])
+            svc.tick()
+            svc.regulator.checkpoint()
+        failing = [r for r in caplog.records if "store" in r.getMessage()]
+        assert len(failing) == 1 and failing[0].exc_info is None, caplog.text
+        assert svc.ctl.machines["water_heater"].setpoint_w > 1000  # from memory
+        store = svc.status(now[0])["store"]
+        assert store["error"] and "locked" in store["error"] and store["unsaved"] > 0
+    finally:
+        holder.rollback()
+        holder.close()
+    now[0] += 5
+    svc.regulator.checkpoint()
+    assert "state store writable again" in caplog.text
+    assert svc.status(now[0])["store"]["error"] is None
+    assert svc.store.transitions("towel_rail"), "the records kept in memory were written"
+    svc.store.close()
+
+
+def test_sigterm_sends_0_w_and_offline_and_kill_9_leaves_the_last_will(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """Guards a gap of item 9: on SIGTERM the loads on surplus get 0 W, a forced one keeps its
+    command, `regulation/online` says offline; after kill -9 the broker's Last Will says it."""
+    make_config(tmp_path, broker.port, regulation={"tick_s": 0.5, "settle_s": 0})
+    cfg_path = tmp_path / "pvopt.yml"
+    probe = Probe(broker.port)
+    proc = spawn_service(cfg_path)
+    try:
+        assert probe.wait(lambda: probe.last("regulation/online") == b"online", 20)
+        probe.publish("scr/0/temperature", "50")
+        probe.publish("regulation/control", json.dumps({"command": "force", "name": "towel_rail"}))
+        publish_grid(probe, -1500)
+        assert probe.wait(lambda: probe.last("scr/0/in") not in (None, b"0.0"), 10)
+        assert probe.wait(lambda: probe.last("scr/1/in") == b"100.0", 10)
+        stopped = time.time()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert probe.wait(lambda: probe.last("regulation/online", since=stopped) == b"offline", 5)
+        assert probe.last("scr/0/in", since=stopped) == b"0.0"
+        assert probe.last("scr/1/in") == b"100.0"  # forced: kept
+
+        proc = spawn_service(cfg_path)
+        restart = time.time()
+        assert probe.wait(lambda: probe.last("regulation/online", since=restart) == b"online", 20)
+        killed = time.time()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert probe.wait(lambda: probe.last("regulation/online", since=killed) == b"offline", 10)
+    finally:
+        probe.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -113,3 +113,28 @@ def test_a_v1_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
     again = SqliteStore(str(path))
     assert again.migrated_from is None and again.load_document("planner") == {"x": 1}
     again.close()
+
+
+def test_a_first_start_killed_half_way_leaves_a_store_that_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards item 7: pysqlite ran the CREATE TABLEs outside the transaction, so a first start
+    killed before the version row left tables without a version: refused ever after. Now the
+    schema and its version row commit together or not at all."""
+    from state import store as store_mod
+
+    path = tmp_path / "s.db"
+    real_create = store_mod.metadata.create_all
+
+    def killed_after_create(conn: object, **kw: object) -> None:
+        real_create(conn, **kw)  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # the power cut, before the version row
+
+    monkeypatch.setattr(store_mod.metadata, "create_all", killed_after_create)
+    with pytest.raises(KeyboardInterrupt):
+        SqliteStore(str(path))
+    monkeypatch.setattr(store_mod.metadata, "create_all", real_create)
+    s = SqliteStore(str(path))
+    s.save({"a": {"x": 1}}, [])
+    assert s.load_machines() == {"a": {"x": 1}}
+    s.close()

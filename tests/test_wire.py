@@ -12,10 +12,17 @@ from hypothesis import strategies as st
 from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
 from machines.meter import MeterValueError, parse_grid_payload
-from machines.model import MeterSnapshot
+from machines.model import MeterSnapshot, Mode
 from machines.policy import PolicyParams
 from pvopt import config
-from pvopt.commands import Command, apply, parse_control_json, parse_duration, parse_seed_control
+from pvopt.commands import (
+    Action,
+    Command,
+    apply,
+    parse_control_json,
+    parse_duration,
+    parse_seed_control,
+)
 from pvopt.status import build_status
 from pvopt.topics import dimmer_percent, dimmer_power, wiring
 from tests.conftest import PARIS, T0
@@ -72,6 +79,12 @@ def test_control_json_round_trips_and_refuses_nonsense() -> None:
     cmd = Command("force", "water_heater", power_w=1000.0, duration_s=900.0)
     assert parse_control_json(cmd.to_json().encode()) == cmd
     assert parse_control_json(b'{"command": "unforce", "name": 1}') == Command("auto", 1)
+    assert (
+        Command("auto", 1).action is Action.AUTO
+        and '"command": "auto"' in Command("auto", 1).to_json()
+    )
+    with pytest.raises(CommandError):
+        Command("reboot", 1)
     for bad in (
         b'{"command": "force"}',
         b'{"command": "force", "name": true}',
@@ -109,7 +122,7 @@ def test_apply_changes_the_machine_or_nothing(seed_house: config.Config) -> None
     )
     assert (heater.thresholds.temp_min, heater.thresholds.temp_eco) == (48, 52)
     apply(ctl, Command("auto", "water_heater"), T0, meter_stale=False)
-    assert heater.mode.value == "auto" and heater.forced_until is None
+    assert heater.mode is Mode.AUTO and heater.forced_until is None
     assert heater.state.value == "solar"  # AUTO ends the boost at once
 
 

@@ -7,13 +7,17 @@ import logging
 from collections.abc import Callable
 
 from pvopt.config import InfluxConfig
-from pvopt.ports import Point, SinkUnavailable
+from pvopt.ports import Point, SinkRejected, SinkUnavailable
 
 log = logging.getLogger("pvopt.adapters.influx")
 
 
 class InfluxUnavailable(SinkUnavailable):
     """Every client, server and network error of a write, in one domain error."""
+
+
+class InfluxRejected(InfluxUnavailable, SinkRejected):
+    """InfluxDB refused the points themselves (HTTP 400): the same write will fail forever."""
 
 
 class InfluxSink:
@@ -59,6 +63,11 @@ class InfluxSink:
         except InfluxUnavailable:
             raise
         except (RequestException, InfluxDBClientError, InfluxDBServerError, OSError) as exc:
+            if isinstance(exc, InfluxDBClientError) and exc.code == 400:
+                # the points themselves, not the server nor the user: no retry helps
+                raise InfluxRejected(
+                    f"InfluxDB at {cfg.host}:{cfg.port} refused the points: {str(exc)[:200]}"
+                ) from None
             raise InfluxUnavailable(
                 f"InfluxDB at {cfg.host}:{cfg.port} unreachable or refusing: "
                 f"{type(exc).__name__}: {str(exc)[:200]}"

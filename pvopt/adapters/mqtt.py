@@ -73,8 +73,12 @@ class MqttBus:
         self.connected.clear()
 
     def publish(self, topic: str, payload: str, *, retain: bool = False, qos: int = 0) -> None:
-        """Queue a message; paho sends it now, or (qos ≥ 1) once reconnected."""
-        self.client.publish(topic, payload, qos=qos, retain=retain)
+        """Queue a message; paho sends it now, or (qos ≥ 1) once reconnected. Never raises:
+        a message paho cannot queue is dropped (the next command refresh sends it again)."""
+        try:
+            self.client.publish(topic, payload, qos=qos, retain=retain)
+        except (ValueError, RuntimeError, OSError) as exc:
+            log.debug("MQTT: %s not queued: %s", topic, exc)
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:

@@ -87,12 +87,16 @@ def config_check(file: str) -> None:
         ]
     console.print("\n".join(show), highlight=False, markup=False)
     console.print(f"[green]ok[/green] {file}: {len(cfg.equipment)} load(s)", highlight=False)
+    from pvopt.cli.tic import historic_note
+
+    historic_note(cfg)
 
 
 from pvopt.cli import service as _service  # noqa: E402
 from pvopt.cli import sim as _sim  # noqa: E402
+from pvopt.cli import tic as _tic  # noqa: E402
 
-for _module in (_service, _sim):
+for _module in (_service, _sim, _tic):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pvopt import config as cfgmod
@@ -63,5 +65,18 @@ def progress_bar() -> Progress:
 
 def fail(message: str) -> NoReturn:
     """Print one error line and exit 1: the CLI's way to refuse."""
-    err_console.print(f"[red]error[/red] {message}", highlight=False)
+    err_console.print(f"[red]error[/red] {escape(message)}", highlight=False)
     sys.exit(1)
+
+
+SIM_LIBRARIES = ("numpy", "matplotlib")
+
+
+def require_sim(what: str) -> None:
+    """Refuse in one line when the `sim` extra is missing: the service's install is slim."""
+    missing = [name for name in SIM_LIBRARIES if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(
+            f"{what} needs the simulator's libraries ({', '.join(missing)} missing): "
+            "pip install 'pvopt[sim]'"
+        )

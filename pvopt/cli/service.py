@@ -23,8 +23,9 @@ from pvopt.cli.common import (
     console,
     fail,
     load_config,
+    require_sim,
 )
-from pvopt.commands import Command, parse_duration
+from pvopt.commands import Action, Command, parse_duration
 from pvopt.status import build_status
 from pvopt.tables import dry_run_table, energy_table, fmt_age, status_table
 from pvopt.topics import (
@@ -89,6 +90,9 @@ def run(config_path: str | None, dry_run: bool, log_level: str) -> None:
     except StoreError as exc:
         fail(str(exc))
         return
+    from pvopt.adapters.tic.bridge import HistoricWatch
+
+    HistoricWatch(cfg).start()  # says it once if the TIC bridge reads a historic-mode meter
     service.run_forever()
 
 
@@ -334,7 +338,7 @@ def force(config_path: str | None, load: str, power: float | None, duration: str
     except CommandError as exc:
         fail(str(exc))
         return
-    cmd = Command("force", name, power_w=power, duration_s=seconds)
+    cmd = Command(Action.FORCE, name, power_w=power, duration_s=seconds)
     send_command(cfg, cmd, lambda e: e["state"] == "boost")
 
 
@@ -344,7 +348,7 @@ def force(config_path: str | None, load: str, power: float | None, duration: str
 def auto(config_path: str | None, load: str) -> None:
     """Give LOAD back to the regulator."""
     cfg = load_config(config_path)
-    send_command(cfg, Command("auto", _resolve(cfg, load)), lambda e: e["mode"] == "auto")
+    send_command(cfg, Command(Action.AUTO, _resolve(cfg, load)), lambda e: e["mode"] == "auto")
 
 
 @click.command()
@@ -355,7 +359,7 @@ def off(config_path: str | None, load: str) -> None:
     cfg = load_config(config_path)
     send_command(
         cfg,
-        Command("off", _resolve(cfg, load)),
+        Command(Action.OFF, _resolve(cfg, load)),
         lambda e: e["mode"] == "manual" and e["state"] == "off",
     )
 
@@ -428,6 +432,7 @@ def energy(
     else:
         console.print(energy_table(rows, names))
     if plot_path:
+        require_sim("`pvopt energy --plot`")
         from pvsim.plot import plot_day
 
         d, _, intervals = rows[-1]

@@ -6,6 +6,7 @@ They import the simulator (`pvsim`, numpy, matplotlib) only when they run, so a 
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
@@ -24,6 +25,7 @@ from pvopt.cli.common import (
     fail,
     load_config,
     progress_bar,
+    require_sim,
 )
 from pvopt.commands import parse_duration
 
@@ -148,7 +150,10 @@ def bench(traces_dir: str | None, houses: str, json_path: str | None) -> None:
 @click.option("--start", default="11:45", show_default=True, metavar="HH:MM")
 @click.option("--minutes", default=3.0, show_default=True, type=float)
 @click.option("--workdir", default="out/demo", show_default=True, type=click.Path(file_okay=False))
-def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir: str) -> None:
+@click.option("--tic", is_flag=True, help="The meter speaks TIC on a pty, read by `pvopt tic`.")
+def demo(
+    config_path: str, trace_path: str, start: str, minutes: float, workdir: str, tic: bool
+) -> None:
     """A private Mosquitto, `pvopt run` and a virtual house playing a cloudy window in real
     time; shows the live status, then the KPIs."""
     from pvsim.demo import run_demo
@@ -166,6 +171,7 @@ def demo(config_path: str, trace_path: str, start: str, minutes: float, workdir:
             Path(workdir),
             console,
             progress_bar(),
+            tic=tic,
         )
     except ServerMissing as exc:
         err_console.print(f"[red]error[/red] {exc}", highlight=False)
@@ -214,12 +220,29 @@ def bench_service(
 @click.option("--start", default=None, metavar="HH:MM", help="Local time in the trace to start at.")
 @click.option("--duration", default=None, help="How long to play (90s, 15m, 2h; default: all).")
 @click.option("--json", "json_path", metavar="FILE", default=None, help="Write the KPIs as JSON.")
+@click.option(
+    "--tic",
+    "tic_link",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="[LINK]",
+    help="Speak TIC (standard mode) on a pseudo-terminal instead of publishing the "
+    "meter topics; LINK: a symlink to create for it (for `pvopt tic --port LINK`).",
+)
+@click.option(
+    "--on-change",
+    is_flag=True,
+    help="Publish a meter label only when it changed (and every minute), like many TIC bridges.",
+)
 def house(
     config_path: str | None,
     trace_path: str,
     start: str | None,
     duration: str | None,
     json_path: str | None,
+    on_change: bool,
+    tic_link: str | None,
 ) -> None:
     """A virtual house in real time: TRACE's PV and load as meter messages over MQTT, the loads
     obeying their command topics. Prints the KPIs it measured when it ends."""
@@ -235,7 +258,17 @@ def house(
     except (TraceError, CommandError) as exc:
         fail(str(exc))
         return
-    vh = VirtualHouse(cfg, trace)
+    if tic_link is None:
+        vh = VirtualHouse(cfg, trace, on_change=on_change)
+    elif on_change:
+        fail("--on-change is how some MQTT bridges publish; --tic speaks every frame")
+        return
+    else:  # the meter speaks TIC on a pty instead of MQTT
+        from pvsim.tic_writer import PtyLine, TicMeter, TicVirtualHouse
+
+        tic = TicMeter(PtyLine(None if tic_link == "-" else Path(tic_link).absolute()))
+        console.print(f"TIC frames on {tic.line.port} (`pvopt tic --port {tic.line.port}`)")
+        vh = TicVirtualHouse(cfg, trace, tic)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: vh.stopping.set())
     with progress_bar() as bar:
@@ -251,3 +284,20 @@ def house(
 
 
 COMMANDS = (simulate, bench, demo, bench_service, house)
+
+
+def _needs_sim(command: click.Command) -> None:
+    """Wrap `command` so a slim install answers with the extra to install, not a traceback."""
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        require_sim(f"`pvopt {command.name}`")
+        return callback(*args, **kwargs)
+
+    command.callback = checked
+
+
+for _command in COMMANDS:
+    _needs_sim(_command)

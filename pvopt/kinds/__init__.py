@@ -22,6 +22,8 @@ from pvopt.kinds.base import (
     SpecFields,
     Strict,
     SwitchCodec,
+    Text,
+    Topic,
     dimmer_percent,
     dimmer_power,
 )
@@ -68,6 +70,8 @@ __all__ = [
     "SpecFields",
     "Strict",
     "SwitchCodec",
+    "Text",
+    "Topic",
     "UnknownLoadKind",
     "dimmer_percent",
     "dimmer_power",

@@ -7,17 +7,48 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal, Protocol, TypedDict, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from machines.model import Thresholds
 
 MAX_POWER_W = 100_000.0
 Power = Annotated[float, Field(gt=0, le=MAX_POWER_W)]
 Celsius = Annotated[float, Field(ge=-20, le=110)]
+MAX_TOPIC_BYTES = 65535  # MQTT's limit on a topic name
+
+
+def not_blank(value: str) -> str:
+    """A value that is needed: empty or spaces only is a mistake, never "use the default"."""
+    if not value.strip():
+        raise ValueError("empty; give a value or remove the key to use the default")
+    if value != value.strip():
+        raise ValueError(f"{value!r} has spaces around it")
+    return value
+
+
+def mqtt_topic(value: str) -> str:
+    """A topic pvopt subscribes to as one value or publishes to: a name, not a filter."""
+    not_blank(value)
+    if "#" in value or "+" in value:
+        raise ValueError(
+            f"{value!r} has an MQTT wildcard (# or +): give the one topic the value comes on "
+            "or goes to"
+        )
+    if value.startswith("$"):
+        raise ValueError(f"{value!r} starts with $: those topics belong to the broker")
+    if "\x00" in value or len(value.encode()) > MAX_TOPIC_BYTES:
+        raise ValueError("not an MQTT topic name (NUL character or over 65535 bytes)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(not_blank)]
+Topic = Annotated[str, AfterValidator(mqtt_topic)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinities pass `gt`/`le` bounds in surprising ways (an infinite outbox bound
+    # overflowed the InfluxDB job): a number in the config is finite
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LoadSimConfig(Strict):
@@ -105,7 +136,7 @@ class EquipmentModel(Strict):
     id: int | None = Field(None, ge=0)
     priority: int | None = None
     enabled: bool = True
-    command_topic: str | None = None
+    command_topic: Topic | None = None
     retain: bool = False
     sim: LoadSimConfig = LoadSimConfig()
 

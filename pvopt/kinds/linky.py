@@ -14,6 +14,7 @@ from pvopt.kinds.meters import HouseReading, MeterConfig, MeterSource
 class LinkySource(MeterSource):
     kind = "linky"
     kick_delay_s = 0.1  # a Linky sends SINSTS and SINSTI a few ms apart: decide on the pair
+    reads_tic = True
 
     def __init__(self, cfg: MeterConfig):
         super().__init__(cfg)
@@ -26,13 +27,21 @@ class LinkySource(MeterSource):
 
     def feed_meter(self, topic: str, payload: bytes, now: float) -> bool:
         t = self.cfg.topics
+        # A Linky sends both labels in every frame and only one is non-zero, so a fresh
+        # non-zero value of one says the other is 0 now: a bridge that publishes a label only
+        # when it changes (the other silent at 0 for minutes) gives pairs as fresh as a
+        # bridge that publishes every frame.
         if topic == t.sinsts:
             value = check_apparent(parse_number(payload), topic)
             self.state = replace(self.state, sinsts=value, sinsts_at=now)
+            if value > 0:
+                self.state = replace(self.state, sinsti=0.0, sinsti_at=now)
             return True
         if topic == t.sinsti:
             value = check_apparent(parse_number(payload), topic)
             self.state = replace(self.state, sinsti=value, sinsti_at=now)
+            if value > 0:
+                self.state = replace(self.state, sinsts=0.0, sinsts_at=now)
             return True
         tracker = track_reactive(self.state.reactive, parse_number(payload), now)
         self.state = replace(self.state, reactive=tracker)

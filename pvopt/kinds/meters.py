@@ -14,25 +14,25 @@ from pydantic import Field, field_validator, model_validator
 
 from machines.meter import MeterValueError, parse_grid_payload
 from machines.model import MeterSnapshot
-from pvopt.kinds.base import Strict
+from pvopt.kinds.base import Strict, Text, Topic
 from pvopt.kinds.registry import hint
 
 
 class MeterTopics(Strict):
-    sinsts: str = "tic/SINSTS"
-    sinsti: str = "tic/SINSTI"
-    erqt: str = "tic/ERQT"
+    sinsts: Topic = "tic/SINSTS"
+    sinsti: Topic = "tic/SINSTI"
+    erqt: Topic = "tic/ERQT"
 
 
 class MeterConfig(Strict):
     kind: str = "linky"
     topics: MeterTopics = MeterTopics()
-    grid_topic: str | None = None
-    json_key: str | None = None
+    grid_topic: Topic | None = None
+    json_key: Text | None = None
     invert: bool = False
-    pv_topic: str | None = None
-    tariff_topic: str = "tic/PTEC"
-    offpeak_values: list[str] = ["HC..", "HC", "HEURE CREUSE", "HEURES CREUSES"]
+    pv_topic: Topic | None = None
+    tariff_topic: Topic = "tic/PTEC"
+    offpeak_values: list[Text] = ["HC..", "HC", "HEURE CREUSE", "HEURES CREUSES"]
     stale_after_s: float = Field(30.0, gt=0, le=3600)
 
     @field_validator("kind")
@@ -69,6 +69,8 @@ class MeterSource(ABC):
 
     kind: ClassVar[str]  # the `meter.kind` it registers under
     kick_delay_s: ClassVar[float] = 0.0  # wait after a fresh value before deciding
+    # fed by the Linky's TIC (`pvopt tic`), whose historic mode carries no export reading
+    reads_tic: ClassVar[bool] = False
 
     def __init__(self, cfg: MeterConfig):
         self.cfg = cfg
@@ -165,6 +167,14 @@ def meter_source(cfg: MeterConfig) -> MeterSource:
         raise KeyError(
             f"unknown meter kind {cfg.kind!r}; {hint(cfg.kind, meter_kinds())}"
         ) from None
+
+
+def meter_source_class(kind: str) -> type[MeterSource]:
+    """The registered source of `meter.kind`, for what it declares (kick delay, TIC)."""
+    try:
+        return _SOURCES[kind]
+    except KeyError:
+        raise KeyError(f"unknown meter kind {kind!r}; {hint(kind, meter_kinds())}") from None
 
 
 def meter_kinds() -> tuple[str, ...]:

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from machines.model import Kind, Thresholds
-from pvopt.kinds.base import Celsius, DimmerEquipment, SpecFields
+from pvopt.kinds.base import Celsius, DimmerEquipment, SpecFields, Topic
 from pvopt.kinds.registry import LoadKind
 
 
@@ -17,7 +17,7 @@ class TempDrivenVariablePowerEquipment(DimmerEquipment):
     temp_eco: Celsius
     temp_sol_min: Celsius
     temp_max: Celsius
-    temperature_topic: str | None = None
+    temperature_topic: Topic | None = None
     tank_litres: float | None = Field(None, gt=0, le=5000)  # eco planning; learnt after a night
 
     @field_validator("temp_eco")

@@ -1,0 +1,66 @@
+"""`pvopt tic` (defined in `pvopt.tic_cli`, for the lean `pvopt-tic` script), the historic-mode
+note of `config check`, and the TIC benchmarks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pvopt import config as cfgmod
+from pvopt.cli.common import console, err_console
+from pvopt.tic_cli import tic
+
+
+def historic_note(cfg: cfgmod.Config) -> None:
+    """`config check`: one warning line if the running TIC bridge reads a historic meter."""
+    from pvopt.adapters.tic.bridge import historic_warning, read_summary, reads_tic
+
+    if not reads_tic(cfg):
+        return
+
+    line = historic_warning(cfg, read_summary(cfg))
+    if line is not None:
+        err_console.print(f"[yellow]warning[/yellow] {line}", highlight=False)
+
+
+@click.command("bench-tic")
+@click.option("--seconds", default=60.0, show_default=True, help="Live measuring window.")
+@click.option("--json", "json_path", metavar="FILE", default=None, help="Write the figures.")
+def bench_tic(seconds: float, json_path: str | None) -> None:
+    """Parser frames/s, and CPU %, RSS of `pvopt tic` fed 9600-baud frames over a pty."""
+    from pvsim.tic_bench import measure_reader
+
+    figures = measure_reader(seconds, console)
+    if json_path:
+        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+@click.command("bench-tic-e2e")
+@click.option("--config", "config_path", default="examples/seed_house.yml", show_default=True)
+@click.option("--trace", "trace_path", default="examples/traces/broken_clouds.csv.gz")
+@click.option("--start", default="11:45", show_default=True, metavar="HH:MM")
+@click.option("--minutes", default=15.0, show_default=True)
+@click.option("--workdir", default="out/bench-tic", show_default=True)
+@click.option("--json", "json_path", metavar="FILE", default=None, help="Write the figures.")
+def bench_tic_e2e(
+    config_path: str,
+    trace_path: str,
+    start: str,
+    minutes: float,
+    workdir: str,
+    json_path: str | None,
+) -> None:
+    """House → TIC frames → `pvopt tic` → `pvopt run` against the direct-MQTT house, side by
+    side: capture, and the frame-written → command latency (median, p99)."""
+    from pvsim.tic_bench import measure_chain
+
+    figures = measure_chain(
+        Path(config_path), Path(trace_path), start, minutes, Path(workdir), console
+    )
+    if json_path:
+        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+COMMANDS = (tic, bench_tic, bench_tic_e2e)
