@@ -619,9 +619,15 @@ def parse(
         raw = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
         raise ConfigError(
-            [Problem(source, line, "", f"not valid YAML: {exc.problem or exc}")]
+            [
+                Problem(
+                    source,
+                    mark.line + 1 if mark else None,
+                    "",
+                    f"not valid YAML: {exc.problem or exc}",
+                )
+            ]
         ) from None
     except yaml.YAMLError as exc:  # the reader's own errors (characters YAML refuses)
         raise ConfigError([Problem(source, None, "", f"not valid YAML: {exc}")]) from None
