@@ -54,6 +54,10 @@ DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
 CLOCK_WATCH_S = 1.0  # how often the wall clock is checked against the monotonic one
 
 
+class BrokerGone(RuntimeError):
+    """The broker went away while pvopt was saying goodbye."""
+
+
 class Service:
     """One site: builds the meter cache, controller, store, MQTT bus and the scheduler's jobs,
     and starts and stops them."""
@@ -244,6 +248,8 @@ class Service:
         for what, step in steps:
             try:
                 step()
+            except BrokerGone:  # lost between the check above and the publish
+                connected = False
             except Exception as exc:  # the next steps must still run: the store above all
                 problems.append(f"{what}: {type(exc).__name__}: {str(exc)[:120]}")
         if not connected:
@@ -267,8 +273,11 @@ class Service:
         self.scheduler.shutdown(wait=True)
 
     def _publish_offline(self) -> None:
-        info = self.bus.client.publish(online_topic(self.dry_run), "offline", qos=1, retain=True)
-        info.wait_for_publish(2)
+        topic = online_topic(self.dry_run)
+        try:
+            self.bus.client.publish(topic, "offline", qos=1, retain=True).wait_for_publish(2)
+        except RuntimeError as exc:  # paho: "The client is not currently connected."
+            raise BrokerGone(str(exc)) from None
 
     # -- inputs (paho's thread: validate and queue, never the controller nor the store) -------
     def on_message(self, topic: str, payload: bytes) -> None:
