@@ -23,7 +23,10 @@ def test_energy_days_totals_ratios_and_plot(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "pvopt.db"))
     ledger = Ledger(60, ["water_heater", "towel_rail"])
     start = datetime(2026, 6, 15, 12, 0, tzinfo=PARIS).timestamp()
-    spans = [LoadSpan("water_heater", 2400.0, "solar", 52.0), LoadSpan("towel_rail", 0.0, "solar")]
+    spans = [
+        LoadSpan("water_heater", 2400.0, "solar", 52.0, room_w=0.0, limit="full"),
+        LoadSpan("towel_rail", 0.0, "solar", room_w=500.0, limit="margin"),
+    ]
     # an hour exporting 600 W with the heater at 2400 W, PV 4000 W; then, PV gone, an hour with
     # the heater on the grid beside a 500 W base load
     done = ledger.add(start, start + 3600, spans, -600.0, None, 4000.0)
@@ -41,6 +44,8 @@ def test_energy_days_totals_ratios_and_plot(tmp_path: Path) -> None:
     assert today["loads"]["water_heater"] == 4800.0
     assert (today["import_wh"], today["export_wh"], today["pv_wh"]) == (2900.0, 600.0, 4000.0)
     assert today["diverted_wh"] == 2400.0  # the second hour ran on the grid
+    # 600 W of export: 500 W the towel rail could have taken (its margin), 100 W nobody could
+    assert today["export_by_reason_wh"] == {"nothing_left": 100.0, "margin": 500.0}
     assert today["surplus_kept"] == round(2400 / 3000, 4)
     assert today["self_consumption"] == round(3400 / 4000, 4)
     assert today["self_sufficiency"] == round(3400 / 6300, 4)
@@ -50,6 +55,7 @@ def test_energy_days_totals_ratios_and_plot(tmp_path: Path) -> None:
     )
     assert out.exit_code == 0, out.output
     assert "water_heater" in out.output and "85 %" in out.output
+    assert "nothing left" in out.output and "margin" in out.output  # export by reason
     assert png.stat().st_size > 10_000
 
 
