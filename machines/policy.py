@@ -253,7 +253,7 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
         budget = drawn_now + error * params.band_gain - fixed_now
     remaining = budget - sum(_nominal(v, memo) for v in order if v.spec.name in relays_on)
     limits = frame.limits
-    held = "damping" if gain < 1.0 and error > 0 else "margin"
+    held = "damping" if rise_share < 1.0 and error > 0 else "margin"
     for view in order:
         name = view.spec.name
         if view.spec.kind is Kind.RELAY:
