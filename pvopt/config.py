@@ -315,6 +315,26 @@ class SimConfig(Strict):
         return value
 
 
+class TicEntities(Strict):
+    """The meter's own values, as `pvopt tic` publishes them (Home Assistant entities only)."""
+
+    topic_prefix: str = "tic"  # <prefix>/EAST, EAIT, SINSTS, SINSTI, LTARF
+    summary_topic: str = "tic/summary"  # retained JSON with the Tempo colours
+    tempo_today_key: str = "tempo_today"
+    tempo_tomorrow_key: str = "tempo_tomorrow"
+
+
+class HomeAssistantConfig(Strict):
+    """MQTT discovery for Home Assistant (pvopt/adapters/homeassistant.py)."""
+
+    discovery: bool = False
+    prefix: str = Field("homeassistant", pattern=r"^[^#+\s]+$")
+    # the site's name in topics and unique_ids: two pvopt on one broker need two node_ids
+    node_id: str = Field("pvopt", pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = "pvopt"  # the device's name in Home Assistant
+    tic: TicEntities | None = None  # entities for the meter's own values
+
+
 class Config(Strict):
     site: SiteConfig = SiteConfig()
     mqtt: MqttConfig = MqttConfig()
@@ -325,6 +345,7 @@ class Config(Strict):
     equipment: list[Equipment] = Field(min_length=1)
     schedules: list[ScheduleConfig] = []
     sim: SimConfig = SimConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     source: str | None = Field(None, exclude=True)  # the file it came from, for messages
 
     def load_id(self, index: int) -> int:

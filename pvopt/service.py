@@ -27,6 +27,7 @@ from machines.energy import Ledger, dump_ledger, restore_ledger
 from machines.loads import CommandError, TransitionRecord
 from machines.meter import MeterValueError, parse_number
 from machines.schedules import Planner
+from pvopt.adapters.homeassistant import DiscoveryLink
 from pvopt.adapters.influx import InfluxSink, Outbox
 from pvopt.adapters.mqtt import MqttBus
 from pvopt.commands import Command, apply, parse_control_json, parse_seed_control
@@ -34,6 +35,7 @@ from pvopt.config import Config
 from pvopt.meter_cache import MeterCache
 from pvopt.status import build_status, event_json, local_iso
 from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC, LoadWiring, wiring
+from pvopt.totals import Peak, Totals, annotate
 from state.store import MemoryStore, SqliteStore, StateStore
 
 log = logging.getLogger("pvopt")
@@ -78,6 +80,8 @@ class Service:
         # intervals drained from the ledger but not committed yet (a failed write keeps them)
         self.pending_intervals = restore_ledger(self.ledger, docs["ledger"], now)
         self.pending_records: list[TransitionRecord] = []
+        # lifetime totals (Home Assistant's Energy dashboard), committed with the intervals
+        self.totals, self.peak = Totals.restore(docs["totals"]), Peak()
         self.committed_until = 0
         self.last_prune = 0.0
         self.load_ids = {s.name: s.id for s in cfg.specs()}
@@ -102,9 +106,12 @@ class Service:
             if w.temperature_topic:
                 self.routes[w.temperature_topic] = lambda p, now, w=w: self._on_temp(w, p, now)
         self.routes[CONTROL_TOPIC] = self._on_control
+        self.ha = DiscoveryLink(  # Home Assistant MQTT discovery, when the config enables it
+            cfg, lambda t, p: self.bus.publish(t, p, retain=True, qos=1), dry_run=dry_run
+        )
         self.bus = MqttBus(
             cfg.mqtt,
-            [*self.routes, SEED_CONTROL_TOPICS],
+            [*self.routes, SEED_CONTROL_TOPICS, *self.ha.subscriptions()],
             self.on_message,
             will=None if dry_run else (ONLINE_TOPIC, "offline"),
             on_connect=self._on_connect,
@@ -170,6 +177,8 @@ class Service:
         if route is not None:
             route(payload, now)
             return
+        if self.ha.on_message(topic, payload):
+            return
         match = SEED_CONTROL.fullmatch(topic)
         if match is None:
             return
@@ -182,6 +191,7 @@ class Service:
     def _on_connect(self) -> None:
         if not self.dry_run:
             self.bus.publish(ONLINE_TOPIC, "online", retain=True, qos=1)
+            self.ha.publish_all()
         with self.lock:
             self.sent.clear()  # a broker restart may have lost anything: re-send all
         self.kick(0.0)
@@ -279,6 +289,8 @@ class Service:
         if self.dry_run or not (self.pending_records or write or checkpoint):
             return
         docs = {"planner": self.planner.dump()}
+        totals = self.totals.add(self.pending_intervals)  # committed with the intervals
+        docs["totals"] = totals.dump()
         if checkpoint:
             docs["ledger"] = dump_ledger(self.ledger)
             if self.outbox is not None:
@@ -293,6 +305,7 @@ class Service:
         except Exception:  # a full disk must not stop the regulation
             log.exception("state store write failed; kept in memory, retried at the next one")
             return
+        self.totals = totals
         if prune is not None:
             self.last_prune = now
         if self.pending_intervals:
@@ -333,6 +346,8 @@ class Service:
         if self.outbox is not None:
             doc["influxdb"] = self.outbox.status()
         doc["meter"]["rejected"] = self.meter.rejected
+        open_now = [*self.pending_intervals, *self.ctl.intervals, *self.ledger.peek()]
+        annotate(doc, self.peak.update(self.totals.add(open_now).figures()))
         return doc
 
     def publish_status(self, now: float) -> None:
@@ -354,7 +369,7 @@ class Service:
                 )
 
 
-DOCUMENTS = ("planner", "ledger", "outbox")
+DOCUMENTS = ("planner", "ledger", "outbox", "totals")
 
 
 def _open_store(
