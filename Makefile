@@ -3,10 +3,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo simulate test lint bench bench-service clean packages
+.PHONY: demo simulate test lint bench bench-service clean packages ha-venv
 
 # Debian packages (binary:package) of the real services the demo and the tests run on loopback.
 PACKAGES := mosquitto:mosquitto influxd:influxdb
+
+# Home Assistant Core for tests/test_homeassistant_live.py, in a venv of its own: its MQTT
+# integration pins paho-mqtt 1.x, pvopt needs 2.x. The version is the `ha` extra's pin. The test
+# starts it with --skip-pip, so the requirements of the integrations it loads (mqtt, api, energy,
+# recorder, frontend and the defaults) are installed here; josepy<2 keeps hass-nabucasa importable.
+HA_VENV ?= .venv-ha
+HA_PIN := $(shell sed -n 's/^ha = \["\(.*\)"\]/\1/p' pyproject.toml)
+HA_REQS := paho-mqtt==1.6.1 SQLAlchemy==2.0.27 fnv-hash-fast==0.5.0 psutil-home-assistant==0.0.1 \
+	janus==1.0.0 aiohttp_cors==0.7.0 aiohttp-fast-url-dispatcher==0.3.0 aiohttp-zlib-ng==0.3.1 \
+	Pillow==10.2.0 home-assistant-frontend==20240307.0 ifaddr==0.2.0 securetar==2024.2.1 \
+	"josepy<2"
 
 $(BIN)/pvopt: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +31,17 @@ simulate: $(BIN)/pvopt
 	@mkdir -p out
 	$(BIN)/pvopt simulate examples/traces/broken_clouds.csv.gz --config examples/house.yml --plot out/demo.png
 
-test: $(BIN)/pvopt packages
+test: $(BIN)/pvopt packages $(HA_VENV)/bin/hass
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	PVOPT_HASS=$(abspath $(HA_VENV))/bin/hass $(BIN)/python -m pytest
+
+ha-venv: $(HA_VENV)/bin/hass
+
+$(HA_VENV)/bin/hass: pyproject.toml
+	$(PYTHON) -m venv $(HA_VENV)
+	$(HA_VENV)/bin/pip install --quiet "$(HA_PIN)" $(HA_REQS)
+	@touch $@
 
 bench: $(BIN)/pvopt
 	$(BIN)/pvopt bench
@@ -45,4 +63,4 @@ packages:
 	fi
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(HA_VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -5,12 +5,14 @@ clears; the lifetime totals never decrease and survive a restart."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pytest
+import yaml
 
 from machines.model import State
 from pvopt import config
@@ -22,9 +24,12 @@ from pvopt.adapters.homeassistant import (
     site_identifier,
 )
 from pvopt.commands import THRESHOLD_KEYS, parse_control_json
+from pvopt.service import Service
 from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC
 from pvopt.totals import Peak, Totals, annotate
+from pvsim.servers.mosquitto import Mosquitto
 from tests.conftest import EXAMPLES
+from tests.mqtt_probe import Probe
 
 ENV = jinja2.Environment()
 
@@ -322,3 +327,57 @@ def test_annotate_adds_totals_and_instant_powers() -> None:
     doc["meter"]["stale"] = True
     annotate(doc, {})
     assert doc["diverted_w"] is None
+
+
+# -- the link in a real service, on a real broker ---------------------------------------------
+def test_a_removed_load_loses_its_entities_at_the_next_start(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    heater = {
+        "type": "TempDrivenVariablePowerEquipment",
+        "name": "water_heater",
+        "max_power": 2400,
+        **{"temp_min": 45, "temp_eco": 50, "temp_sol_min": 55, "temp_max": 60},
+    }
+    rail = {"type": "VariablePowerEquipment", "name": "towel_rail", "max_power": 500}
+
+    def service(equipment: list[dict[str, Any]]) -> Service:
+        data = {
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": broker.port,
+                "client_id": f"pvopt-{time.time_ns()}",
+            },
+            "state": {"path": str(tmp_path / "pvopt.db")},
+            "homeassistant": {"discovery": True},
+            "equipment": equipment,
+        }
+        path = tmp_path / "pvopt.yml"
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        return Service(config.load(path, environ={}))
+
+    def retained(prefix: str) -> dict[str, bytes]:
+        """What a newcomer (Home Assistant starting) finds retained under `prefix`."""
+        probe = Probe(broker.port, (f"{prefix}/#",))  # syncs: the retained ones are in
+        probe.close()
+        return {t: p for _, t, p in probe.messages if t.startswith(prefix) and p}
+
+    power = "homeassistant/sensor/pvopt/load1_power/config"
+    probe = Probe(broker.port, ("homeassistant/#",))
+    svc = service([heater, rail])
+    svc.start()
+    try:
+        n = len(svc.ha.messages)
+        assert probe.wait(lambda: len(retained("homeassistant")) == n, 10)
+        assert any("/load1_" in t for t in retained("homeassistant"))
+        probe.publish("homeassistant/status", "online")  # Home Assistant restarted: all again
+        assert probe.wait(lambda: sum(1 for _, t, _p in probe.messages if t == power) >= 2, 10)
+        svc.stop()
+        svc = service([heater])
+        svc.start()
+        assert probe.wait(lambda: probe.last(power) == b"", 10)  # cleared, not just forgotten
+        assert len(retained("homeassistant")) == len(svc.ha.messages)
+        assert not any("/load1_" in t for t in retained("homeassistant"))
+    finally:
+        svc.stop()
+        probe.close()
