@@ -328,9 +328,9 @@ class HomeAssistantConfig(Strict):
     """MQTT discovery for Home Assistant (pvopt/adapters/homeassistant.py)."""
 
     discovery: bool = False
-    prefix: str = Field("homeassistant", pattern=r"^[^#+\s]+$")
+    prefix: str = Field(default="homeassistant", pattern=r"^[^#+\s]+$")
     # the site's name in topics and unique_ids: two pvopt on one broker need two node_ids
-    node_id: str = Field("pvopt", pattern=r"^[A-Za-z0-9_-]+$")
+    node_id: str = Field(default="pvopt", pattern=r"^[A-Za-z0-9_-]+$")
     name: str = "pvopt"  # the device's name in Home Assistant
     tic: TicEntities | None = None  # entities for the meter's own values
 

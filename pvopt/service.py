@@ -35,7 +35,7 @@ from pvopt.config import Config
 from pvopt.meter_cache import MeterCache
 from pvopt.status import build_status, event_json, local_iso
 from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC, LoadWiring, wiring
-from pvopt.totals import Peak, Totals, annotate
+from pvopt.totals import DurableTotals, annotate
 from state.store import MemoryStore, SqliteStore, StateStore
 
 log = logging.getLogger("pvopt")
@@ -81,7 +81,7 @@ class Service:
         self.pending_intervals = restore_ledger(self.ledger, docs["ledger"], now)
         self.pending_records: list[TransitionRecord] = []
         # lifetime totals (Home Assistant's Energy dashboard), committed with the intervals
-        self.totals, self.peak = Totals.restore(docs["totals"]), Peak()
+        self.totals = DurableTotals(docs["totals"], [*self.pending_intervals, *self.ledger.peek()])
         self.committed_until = 0
         self.last_prune = 0.0
         self.load_ids = {s.name: s.id for s in cfg.specs()}
@@ -289,7 +289,7 @@ class Service:
         if self.dry_run or not (self.pending_records or write or checkpoint):
             return
         docs = {"planner": self.planner.dump()}
-        totals = self.totals.add(self.pending_intervals)  # committed with the intervals
+        totals = self.totals.totals.add(self.pending_intervals)  # committed with the intervals
         docs["totals"] = totals.dump()
         if checkpoint:
             docs["ledger"] = dump_ledger(self.ledger)
@@ -305,7 +305,7 @@ class Service:
         except Exception:  # a full disk must not stop the regulation
             log.exception("state store write failed; kept in memory, retried at the next one")
             return
-        self.totals = totals
+        self.totals.commit(totals, self.ledger.peek() if checkpoint else None)
         if prune is not None:
             self.last_prune = now
         if self.pending_intervals:
@@ -346,8 +346,7 @@ class Service:
         if self.outbox is not None:
             doc["influxdb"] = self.outbox.status()
         doc["meter"]["rejected"] = self.meter.rejected
-        open_now = [*self.pending_intervals, *self.ctl.intervals, *self.ledger.peek()]
-        annotate(doc, self.peak.update(self.totals.add(open_now).figures()))
+        annotate(doc, self.totals.shown)
         return doc
 
     def publish_status(self, now: float) -> None:

@@ -70,6 +70,25 @@ class Peak:
         return dict(self.high)
 
 
+class DurableTotals:
+    """What the status shows: the totals as the store holds them, committed intervals plus the
+    open interval as of the last checkpoint. A crash restores exactly that, so no figure ever
+    goes back (showing live energy would lose up to a checkpoint's worth to a kill -9)."""
+
+    def __init__(self, doc: Mapping[str, Any], open_intervals: list[dict[str, Any]]):
+        self.totals = Totals.restore(doc)
+        self.open = open_intervals
+        self.peak = Peak()
+        self.shown = self.peak.update(self.totals.add(open_intervals).figures())
+
+    def commit(self, totals: Totals, open_intervals: list[dict[str, Any]] | None) -> None:
+        """`totals` were written; with the open interval too when it was (a checkpoint)."""
+        self.totals = totals
+        if open_intervals is not None:
+            self.open = open_intervals
+        self.shown = self.peak.update(totals.add(self.open).figures())
+
+
 def annotate(doc: dict[str, Any], figures: Mapping[str, float]) -> None:
     """Add the totals and the instant surplus/diverted power to a status document (DESIGN §8):
     `energy_total` for the site, `energy_total_wh` per load. Grid totals stay null until the

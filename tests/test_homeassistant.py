@@ -26,7 +26,7 @@ from pvopt.adapters.homeassistant import (
 from pvopt.commands import THRESHOLD_KEYS, parse_control_json
 from pvopt.service import Service
 from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC
-from pvopt.totals import Peak, Totals, annotate
+from pvopt.totals import DurableTotals, Peak, Totals, annotate
 from pvsim.servers.mosquitto import Mosquitto
 from tests.conftest import EXAMPLES
 from tests.mqtt_probe import Probe
@@ -381,3 +381,17 @@ def test_a_removed_load_loses_its_entities_at_the_next_start(
     finally:
         svc.stop()
         probe.close()
+
+
+def test_shown_totals_are_what_a_crash_restores() -> None:
+    """The status shows the store's totals, so a kill -9 never takes a figure back."""
+    shown = DurableTotals({}, [])
+    committed = shown.totals.add([interval(60, 1.0, 10.0)])
+    open_at_checkpoint = [interval(120, 0.4, 4.0)]  # the ledger document of that checkpoint
+    shown.commit(committed, open_at_checkpoint)
+    assert shown.shown["import_wh"] == pytest.approx(1.4)
+    shown.commit(committed.add([]), None)  # a transition's write: the open part stays
+    assert shown.shown["import_wh"] == pytest.approx(1.4)
+    # kill -9 now: the restart reads the same documents
+    restarted = DurableTotals(json.loads(json.dumps(committed.dump())), open_at_checkpoint)
+    assert restarted.shown == shown.shown

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 from machines.model import State
 from pvopt.commands import MAX_DURATION_S
@@ -42,7 +42,7 @@ Publish = Callable[[str, str], None]  # retained, QoS 1
 def _celsius_bounds() -> tuple[float, float]:
     """The config's own bounds for a temperature, so Home Assistant offers what pvopt takes."""
     lo = hi = None
-    for rule in Celsius.__metadata__[0].metadata:
+    for rule in get_args(Celsius)[1].metadata:
         lo = getattr(rule, "ge", lo)
         hi = getattr(rule, "le", hi)
     assert lo is not None and hi is not None
@@ -77,7 +77,7 @@ def discovery(cfg: Config) -> list[Message]:
     ha = cfg.homeassistant
     node = ha.node_id
     site_id = site_identifier(ha)
-    origin = {"name": "pvopt", "url": "https://github.com/pierrehebert/photovoltaic_optimizer"}
+    origin = {"name": "pvopt"}  # Home Assistant logs which application announced an entity
     availability = [
         {"topic": ONLINE_TOPIC, "payload_available": "online", "payload_not_available": "offline"}
     ]
@@ -111,8 +111,12 @@ def discovery(cfg: Config) -> list[Message]:
             **config,
         )
 
-    power = {"unit_of_measurement": "W", "device_class": "power", "state_class": "measurement"}
-    energy = {
+    power: dict[str, Any] = {
+        "unit_of_measurement": "W",
+        "device_class": "power",
+        "state_class": "measurement",
+    }
+    energy: dict[str, Any] = {
         "unit_of_measurement": "Wh",
         "device_class": "energy",
         "state_class": "total_increasing",
