@@ -289,7 +289,7 @@ class Service:
         if self.dry_run or not (self.pending_records or write or checkpoint):
             return
         docs = {"planner": self.planner.dump()}
-        totals = self.totals.totals.add(self.pending_intervals)  # committed with the intervals
+        totals = self.totals.add(self.pending_intervals)  # committed with the intervals
         docs["totals"] = totals.dump()
         if checkpoint:
             docs["ledger"] = dump_ledger(self.ledger)

@@ -81,6 +81,10 @@ class DurableTotals:
         self.peak = Peak()
         self.shown = self.peak.update(self.totals.add(open_intervals).figures())
 
+    def add(self, intervals: Iterable[Mapping[str, Any]]) -> Totals:
+        """The totals to write with these intervals."""
+        return self.totals.add(intervals)
+
     def commit(self, totals: Totals, open_intervals: list[dict[str, Any]] | None) -> None:
         """`totals` were written; with the open interval too when it was (a checkpoint)."""
         self.totals = totals
