@@ -11,13 +11,14 @@ PACKAGES := mosquitto:mosquitto influxd:influxdb
 # Home Assistant Core for tests/test_homeassistant_live.py, in a venv of its own: its MQTT
 # integration pins paho-mqtt 1.x, pvopt needs 2.x. The version is the `ha` extra's pin. The test
 # starts it with --skip-pip, so the requirements of the integrations it loads (mqtt, api, energy,
-# recorder, frontend and the defaults) are installed here; josepy<2 keeps hass-nabucasa importable.
+# recorder, frontend and the defaults) are installed here (numpy: the frontend's service list
+# needs `stream`); josepy<2 keeps hass-nabucasa importable.
 HA_VENV ?= .venv-ha
 HA_PIN := $(shell sed -n 's/^ha = \["\(.*\)"\]/\1/p' pyproject.toml)
 HA_REQS := paho-mqtt==1.6.1 SQLAlchemy==2.0.27 fnv-hash-fast==0.5.0 psutil-home-assistant==0.0.1 \
 	janus==1.0.0 aiohttp_cors==0.7.0 aiohttp-fast-url-dispatcher==0.3.0 aiohttp-zlib-ng==0.3.1 \
 	Pillow==10.2.0 home-assistant-frontend==20240307.0 ifaddr==0.2.0 securetar==2024.2.1 \
-	"josepy<2"
+	numpy==1.26.0 "josepy<2"
 
 $(BIN)/pvopt: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -24,7 +24,8 @@ from pvopt import config
 from pvopt.adapters.homeassistant import discovery
 from pvopt.cli import main
 from pvsim.live import site_config, spawn_service, stop_service
-from pvsim.servers.homeassistant import HomeAssistant
+from pvsim.servers.browser import chromium, screenshot_home_assistant
+from pvsim.servers.homeassistant import ROOT, HomeAssistant
 from pvsim.servers.loopback import ServerMissing, free_port
 from pvsim.servers.mosquitto import Mosquitto
 from pvsim.traces import load_trace, offset_of, window
@@ -316,6 +317,17 @@ def test_pvopt_in_a_real_home_assistant(site: dict[str, Any]) -> None:
             lambda: ha.states()["number.test_site_load0_temp_min"]["state"] in ("45", "45.0"),
             15,
         )
+
+        # -- the README's screenshot of the device page, when a Chromium is installed ---------
+        if chromium() is not None:
+            heater = next(d for d in devices if d["name"] == "water_heater")["id"]
+            screenshot_home_assistant(
+                ha.url,
+                ha.token,
+                f"/config/devices/device/{heater}",
+                "Maximum temperature",
+                ROOT / "out" / "homeassistant-device.png",
+            )
 
         # -- kill pvopt: unavailable; restart: back, counters not decreasing --------------------
         totals = {
