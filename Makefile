@@ -46,7 +46,7 @@ test: $(BIN)/pvopt packages
 
 ha-venv: $(HA_VENV)/bin/hass
 
-$(HA_VENV)/bin/hass: pyproject.toml
+$(HA_VENV)/bin/hass: pyproject.toml Makefile
 	$(PYTHON) -m venv $(HA_VENV)
 	$(HA_VENV)/bin/pip install --quiet "$(HA_PIN)" $(HA_REQS)
 	@touch $@
