@@ -59,6 +59,8 @@ def _load_value(load_id: int, key: str) -> str:
 
 
 def _force_template(load_id: int, boost_entity: str) -> str:
+    """pvopt's `force` command for this load, lasting what the boost duration number holds
+    (its entity id is fixed by its `object_id`; 60 min while it is unknown)."""
     minutes = f"states({boost_entity!r}) | float({BOOST_MINUTES['default']})"
     return (
         f'{{"command": "force", "name": {load_id}, '
