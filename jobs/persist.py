@@ -11,6 +11,7 @@ from machines.controller import Controller
 from machines.energy import Ledger, dump_ledger
 from machines.loads import TransitionRecord
 from machines.schedules import Planner
+from machines.totals import DurableTotals
 from state.store import StateStore
 
 log = logging.getLogger("pvopt.jobs.persist")
@@ -38,6 +39,7 @@ class Persister:
         pending_intervals: list[dict[str, Any]],
         committed_until: int = 0,
         outbox_doc: Callable[[], dict[str, Any]] | None = None,
+        totals: DurableTotals | None = None,
     ):
         self.store = store
         self.ctl = ctl
@@ -50,6 +52,8 @@ class Persister:
         self.pending_records: list[TransitionRecord] = []
         self.committed_until = committed_until
         self.outbox_doc = outbox_doc
+        # lifetime totals (Home Assistant's Energy dashboard), committed with the intervals
+        self.totals = totals if totals is not None else DurableTotals({}, [])
         self.last_prune = 0.0
         self.error: str | None = None  # why the store cannot be written, during an episode
         self.failing_since: float | None = None
@@ -72,6 +76,8 @@ class Persister:
         if self.dry_run or not (self.pending_records or write or checkpoint):
             return
         docs = {"planner": self.planner.dump()}
+        totals = self.totals.add(self.pending_intervals)  # committed with the intervals
+        docs["totals"] = totals.dump()
         if checkpoint:
             docs["ledger"] = dump_ledger(self.ledger)
             if self.outbox_doc is not None:
@@ -94,6 +100,7 @@ class Persister:
                 self.failed_writes,
             )
             self.failing_since, self.error, self.failed_writes = None, None, 0
+        self.totals.commit(totals, self.ledger.peek() if checkpoint else None)
         if prune is not None:
             self.last_prune = now
         closed = [i["end"] for i in self.pending_intervals if not i.get("open")]

@@ -23,6 +23,7 @@ from jobs.persist import Persister
 from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
 from machines.model import Kind
+from machines.totals import annotate
 from pvopt.commands import Command, Outcome, apply
 from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock, Publisher
@@ -285,6 +286,7 @@ class Regulator:
         doc["meter"]["pv_w"] = None if snap is None or snap.pv_w is None else round(snap.pv_w)
         doc["mqtt"] = {"connected": self.connected()}
         doc["jobs"] = self.errors.status()
+        annotate(doc, self.persister.totals.shown)
         return doc
 
     def publish_status(self, now: float) -> None:

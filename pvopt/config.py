@@ -328,6 +328,26 @@ class WebConfig(Strict):
         return self
 
 
+class TicEntities(Strict):
+    """The meter's own values, as `pvopt tic` publishes them (Home Assistant entities only)."""
+
+    topic_prefix: str = "tic"  # <prefix>/EAST, EAIT, SINSTS, SINSTI, LTARF
+    summary_topic: str = "tic/STGE/decoded"  # `pvopt tic`'s decoded status register (Tempo)
+    tempo_today_key: str = "tempo_today"
+    tempo_tomorrow_key: str = "tempo_tomorrow"
+
+
+class HomeAssistantConfig(Strict):
+    """MQTT discovery for Home Assistant (pvopt/adapters/homeassistant.py)."""
+
+    discovery: bool = False
+    prefix: str = Field(default="homeassistant", pattern=r"^[^#+\s]+$")
+    # the site's name in topics and unique_ids: two pvopt on one broker need two node_ids
+    node_id: str = Field(default="pvopt", pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = "pvopt"  # the device's name in Home Assistant
+    tic: TicEntities | None = None  # entities for the meter's own values
+
+
 class Config(Strict):
     site: SiteConfig = SiteConfig()
     mqtt: MqttConfig = MqttConfig()
@@ -340,6 +360,7 @@ class Config(Strict):
     equipment: list[Equipment] = Field(min_length=1)
     schedules: list[ScheduleConfig] = []
     sim: SimConfig = SimConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     source: str | None = Field(None, exclude=True)  # the file it came from, for messages
 
     def load_id(self, index: int) -> int:

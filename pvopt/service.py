@@ -32,6 +32,8 @@ from machines.loads import CommandError, check_temperature
 from machines.meter import MeterValueError, parse_number
 from machines.policy import get_policy
 from machines.schedules import Planner
+from machines.totals import DurableTotals
+from pvopt.adapters.homeassistant import DiscoveryLink
 from pvopt.adapters.influx import InfluxSink
 from pvopt.adapters.mqtt import MqttBus
 from pvopt.commands import Command, Outcome, parse_control_json, parse_seed_control
@@ -100,6 +102,8 @@ class Service:
             ledger=self.ledger,
         )
         pending_intervals = restore_ledger(self.ledger, docs["ledger"], now)
+        # lifetime totals (Home Assistant's Energy dashboard), committed with the intervals
+        totals = DurableTotals(docs["totals"], [*pending_intervals, *self.ledger.peek()])
         self.outbox: Outbox | None = None
         self.flush_job: FlushJob | None = None
         committed_until = 0
@@ -123,6 +127,7 @@ class Service:
             pending_intervals=pending_intervals,
             committed_until=committed_until,
             outbox_doc=None if self.outbox is None else self.outbox.doc,
+            totals=totals,
         )
         if cfg.influxdb is not None and self.outbox is not None:
             load_ids = {s.name: s.id for s in cfg.specs()}
@@ -143,9 +148,12 @@ class Service:
             if w.temperature_topic:
                 self.routes[w.temperature_topic] = functools.partial(self._on_temp, w)
         self.routes[CONTROL_TOPIC] = self._on_control
+        self.ha = DiscoveryLink(  # Home Assistant MQTT discovery, when the config enables it
+            cfg, lambda t, p: self.bus.publish(t, p, retain=True, qos=1), dry_run=dry_run
+        )
         self.bus = MqttBus(
             cfg.mqtt,
-            [*self.routes, SEED_CONTROL_TOPICS],
+            [*self.routes, SEED_CONTROL_TOPICS, *self.ha.subscriptions()],
             self.on_message,
             will=(online_topic(dry_run), "offline"),
             on_connect=self._on_connect,
@@ -286,6 +294,8 @@ class Service:
         if route is not None:
             route(payload, now)
             return
+        if self.ha.on_message(topic, payload):
+            return
         match = SEED_CONTROL.fullmatch(topic)
         if match is None:
             return
@@ -297,6 +307,8 @@ class Service:
 
     def _on_connect(self) -> None:
         self.bus.publish(online_topic(self.dry_run), "online", retain=True, qos=1)
+        if not self.dry_run:
+            self.ha.publish_all()
         self.regulator.post(Reconnected())
         self.kick(0.0)
 
@@ -386,7 +398,7 @@ class Service:
                 )
 
 
-DOCUMENTS = ("planner", "ledger", "outbox")
+DOCUMENTS = ("planner", "ledger", "outbox", "totals")
 
 
 def _open_store(

@@ -58,6 +58,7 @@ def build_status(
                 "temp_eco": th.temp_eco if th else None,
                 "temp_sol_min": th.temp_sol_min if th else None,
                 "temp_max": th.temp_max if th else None,
+                "enabled": m.spec.enabled,
             }
         )
         if would_wh is not None:

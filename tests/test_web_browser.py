@@ -257,16 +257,12 @@ def test_boost_from_the_page_reaches_the_service(browser: Any, site: Site) -> No
         "pvopt status to show the water heater in boost",
     )
     # a refusal from the service's own validation is shown as such
-    pump = card(page, "pool_pump")
-    page.evaluate(
-        "document.querySelector('article[data-name=pool_pump] .thresholds').hidden = false"
-    )
-    pump.locator(".thresholds summary").click()
-    pump.locator("input[name=temp_max]").fill("60")
-    pump.locator(".threshold-form button").click()
-    pw.expect(pump.locator(".result")).to_have_text(
-        "Refused: pool_pump has no temperature thresholds"
-    )
+    heater.locator(".thresholds summary").click()
+    heater.locator("input[name=temp_max]").fill("40")  # below temp_min: out of order
+    heater.locator(".threshold-form button").click()
+    pw.expect(heater.locator(".result")).to_contain_text("Refused:")
+    pw.expect(heater.locator(".result")).to_contain_text("breaks temp_min < temp_eco")
+    assert pvopt_status(site.cfg_path)["water_heater"]["temp_max"] != 40
     heater.locator("button[data-action=auto]").click()
     pw.expect(heater.locator(".state")).not_to_have_text("boost", timeout=LIVE_S * 1000)
     # the refusal's 409 is the only thing chromium logs

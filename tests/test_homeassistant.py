@@ -1,0 +1,399 @@
+"""Home Assistant discovery contract, without Home Assistant: every payload well formed and
+unique, every template renders to what pvopt publishes or accepts, the link republishes and
+clears; the lifetime totals never decrease and survive a restart."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+
+from machines.model import State
+from machines.totals import DurableTotals, Peak, Totals, annotate
+from pvopt import config
+from pvopt.adapters.homeassistant import (
+    MODE_COMMANDS,
+    STATE_OPTIONS,
+    DiscoveryLink,
+    discovery,
+    site_identifier,
+)
+from pvopt.commands import THRESHOLD_KEYS, parse_control_json
+from pvopt.service import Service
+from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC
+from pvsim.servers.mosquitto import Mosquitto
+from tests.conftest import EXAMPLES
+from tests.mqtt_probe import Probe
+
+ENV = jinja2.Environment()
+
+
+def site(**ha: Any) -> config.Config:
+    """The example house with an InfluxDB and discovery on (TIC entities too)."""
+    text = (EXAMPLES / "house.yml").read_text(encoding="utf-8")
+    cfg = config.parse(text, str(EXAMPLES / "house.yml"), environ={}, base_dir=EXAMPLES)
+    section = config.HomeAssistantConfig(**{"discovery": True, "tic": config.TicEntities(), **ha})
+    return cfg.model_copy(update={"homeassistant": section, "influxdb": config.InfluxConfig()})
+
+
+def render(template: str, value: Any = None, value_json: Any = None, **states: str) -> str:
+    """A Home Assistant template as HA renders it: `value`, `value_json`, `states()`."""
+    return (
+        ENV.from_string(template)
+        .render(value=value, value_json=value_json, states=lambda e: states.get(e, "unknown"))
+        .strip()
+    )
+
+
+def status_doc(**load: Any) -> dict[str, Any]:
+    base = {
+        "name": "water_heater",
+        "id": 0,
+        "state": "solar",
+        "mode": "auto",
+        "reason": "surplus",
+        "power_w": 1850.0,
+        "energy_today_wh": 5230.5,
+        "energy_total_wh": 90000.0,
+        "temperature_c": 52.4,
+        "temp_min": 45,
+        "temp_eco": 50,
+        "temp_sol_min": 55,
+        "temp_max": 60,
+        "enabled": True,
+    }
+    return {
+        "date": 1781516405.0,
+        "grid_w": -412.0,
+        "meter": {"stale": False, "rejected": 0},
+        "loads": [{**base, **load}],
+        "influxdb": {"sent_until": 1781516340},
+        "surplus_w": 412.0,
+        "diverted_w": 1850.0,
+        "energy_total": {"import_wh": 1.0, "export_wh": 2.0, "diverted_wh": 3.0},
+    }
+
+
+def test_every_payload_has_a_unique_id_a_device_and_availability() -> None:
+    cfg = site()
+    messages = discovery(cfg)
+    ids = Counter(p["unique_id"] for _, p in messages)
+    assert [i for i, n in ids.items() if n > 1] == []
+    assert len({t for t, _ in messages}) == len(messages)
+    site_id = site_identifier(cfg.homeassistant)
+    for topic, p in messages:
+        component = topic.split("/")[1]
+        assert topic == f"homeassistant/{component}/pvopt/{topic.split('/')[3]}/config"
+        assert p["device"]["identifiers"], topic
+        assert p["availability"] == [
+            {
+                "topic": ONLINE_TOPIC,
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
+        ]
+        assert p["name"] and not p["name"].lower().startswith(p["device"]["name"].lower()), topic
+        if p["device"]["identifiers"] != [site_id]:
+            assert p["device"]["via_device"] == site_id
+        if p.get("state_class") == "total_increasing":
+            assert p["device_class"] == "energy" and p["unit_of_measurement"] == "Wh"
+
+
+def test_every_listed_entity_is_there() -> None:
+    keys = {t.split("/")[3]: t.split("/")[1] for t, _ in discovery(site())}
+    site_keys = {
+        "grid_power": "sensor",
+        "surplus_power": "sensor",
+        "diverted_power": "sensor",
+        "import_energy": "sensor",
+        "export_energy": "sensor",
+        "diverted_energy": "sensor",
+        "meter_stale": "binary_sensor",
+        "influxdb_backlog": "sensor",
+        "meter_rejected": "sensor",
+        **{f"tic_{k}": "sensor" for k in ("east", "eait", "sinsts", "sinsti", "ltarf")},
+        "tic_tempo_today": "sensor",
+        "tic_tempo_tomorrow": "sensor",
+    }
+    per_load = {
+        "state": "sensor",
+        "reason": "sensor",
+        "power": "sensor",
+        "energy": "sensor",
+        "mode": "select",
+        "boost_duration": "number",
+        "boost": "button",
+        "enabled": "binary_sensor",
+    }
+    probe = {"temperature": "sensor", **dict.fromkeys(THRESHOLD_KEYS, "number")}
+    expected = dict(site_keys)
+    for lid in (0, 1, 2):
+        expected |= {f"load{lid}_{k}": c for k, c in per_load.items()}
+    expected |= {f"load0_{k}": c for k, c in probe.items()}  # only the water heater has a probe
+    assert keys == expected
+
+
+def test_without_tic_or_influxdb_their_entities_are_absent() -> None:
+    cfg = site(tic=None).model_copy(update={"influxdb": None})
+    keys = {t.split("/")[3] for t, _ in discovery(cfg)}
+    assert not {k for k in keys if k.startswith("tic_") or k.startswith("influxdb")}
+
+
+def test_two_sites_on_one_broker_never_collide() -> None:
+    a, b = discovery(site(node_id="house")), discovery(site(node_id="barn"))
+    assert not {t for t, _ in a} & {t for t, _ in b}
+    assert not {p["unique_id"] for _, p in a} & {p["unique_id"] for _, p in b}
+    assert not {p.get("object_id") for _, p in a} & {p.get("object_id") for _, p in b}
+
+
+def test_select_options_are_the_commands_pvopt_accepts_and_the_states_it_publishes() -> None:
+    selects = [p for t, p in discovery(site()) if t.split("/")[1] == "select"]
+    assert len(selects) == 3
+    for p in selects:
+        assert p["options"] == list(MODE_COMMANDS)
+        assert p["command_topic"] == CONTROL_TOPIC
+        lid = int(p["unique_id"].split("_load")[1].split("_")[0])
+        boost = f"number.pvopt_load{lid}_boost_duration"
+        for option in p["options"]:
+            cmd = parse_control_json(
+                render(p["command_template"], option, **{boost: "30"}).encode()
+            )
+            assert (cmd.action, cmd.load) == (MODE_COMMANDS[option], lid)
+            if option == "boost":
+                assert cmd.duration_s == 1800
+        # every (mode, state) pvopt can publish shows as one of the options
+        for mode in ("auto", "manual"):
+            for state in State:
+                doc = status_doc(id=lid, mode=mode, state=state.value)
+                assert render(p["value_template"], value_json=doc) in p["options"]
+        shown = render(
+            p["value_template"], value_json=status_doc(id=lid, mode="manual", state="off")
+        )
+        assert shown == "off"
+
+
+def test_state_options_are_exactly_the_machine_states() -> None:
+    states = [p for t, p in discovery(site()) if t.endswith("_state/config")]
+    assert states and all(p["options"] == STATE_OPTIONS for p in states)
+    assert [s.value for s in State] == STATE_OPTIONS
+    assert render(states[0]["value_template"], value_json=status_doc(state="eco")) == "eco"
+
+
+def test_thresholds_follow_the_config_rules_and_send_set_commands() -> None:
+    numbers = {
+        t.split("/")[3]: p for t, p in discovery(site()) if t.split("/")[3][6:] in THRESHOLD_KEYS
+    }
+    assert set(numbers) == {f"load0_{k}" for k in THRESHOLD_KEYS}
+    for key, p in numbers.items():
+        th = key[6:]
+        assert (p["min"], p["max"], p["entity_category"]) == (-20.0, 110.0, "config")
+        assert p["state_topic"] == STATUS_TOPIC
+        assert (
+            float(render(p["value_template"], value_json=status_doc()))
+            == status_doc()["loads"][0][th]
+        )
+        cmd = parse_control_json(render(p["command_template"], 47.5).encode())
+        assert (cmd.action, cmd.load, cmd.thresholds) == ("set", 0, {th: 47.5})
+
+
+def test_boost_button_uses_the_duration_number_or_an_hour() -> None:
+    button = next(p for t, p in discovery(site()) if t.endswith("load0_boost/config"))
+    cmd = parse_control_json(render(button["command_template"]).encode())
+    assert (cmd.action, cmd.duration_s) == ("force", 3600)
+    number = next(p for t, p in discovery(site()) if t.endswith("load0_boost_duration/config"))
+    assert number["command_topic"] == number["state_topic"] and number["retain"] is True
+    assert number["object_id"] == "pvopt_load0_boost_duration"
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("grid_power", "-412.0"),
+        ("import_energy", "1.0"),
+        ("meter_stale", "OFF"),
+        ("influxdb_backlog", "65.0"),
+        ("load0_energy", "90000.0"),
+        ("load0_enabled", "ON"),
+        ("load0_temperature", "52.4"),
+    ],
+)
+def test_status_templates_read_the_status(key: str, expected: str) -> None:
+    p = next(p for t, p in discovery(site()) if t.split("/")[3] == key)
+    assert render(p["value_template"], value_json=status_doc()) == expected
+
+
+def test_unknown_totals_render_as_none_never_zero() -> None:
+    p = next(p for t, p in discovery(site()) if t.split("/")[3] == "import_energy")
+    doc = status_doc()
+    doc["energy_total"]["import_wh"] = None
+    assert render(p["value_template"], value_json=doc) == "None"  # HA: unknown
+
+
+def test_tempo_colours_map_to_the_enum() -> None:
+    p = next(p for t, p in discovery(site()) if t.split("/")[3] == "tic_tempo_tomorrow")
+    assert p["options"] == ["blue", "white", "red"]
+    pairs = [("BLEU", "blue"), ("BLANC", "white"), ("ROUGE", "red"), ("----", "None")]
+    pairs += [("blue", "blue"), ("white", "white"), ("red", "red")]  # as `pvopt tic` says
+    for raw, shown in pairs:
+        assert render(p["value_template"], value_json={"tempo_tomorrow": raw}) == shown
+
+
+def test_link_republishes_on_home_assistant_online_and_clears_removed_loads() -> None:
+    sent: list[tuple[str, str]] = []
+    link = DiscoveryLink(site(), lambda t, p: sent.append((t, p)))
+    assert link.subscriptions() == ["homeassistant/status", "homeassistant/+/pvopt/+/config"]
+    assert link.on_message("homeassistant/status", b"online")
+    assert len(sent) == len(link.messages) and all(json.loads(p) for _, p in sent)
+    sent.clear()
+    assert link.on_message("homeassistant/status", b"offline") and sent == []
+    kept = link.messages[0][0]
+    assert link.on_message(kept, b"{}") and sent == []  # our own config, echoed back
+    gone = "homeassistant/sensor/pvopt/load7_power/config"
+    assert link.on_message(gone, b'{"name": "Power"}')
+    assert sent == [(gone, "")]
+    assert link.on_message(gone, b"")  # the clearing itself: nothing more
+    assert sent == [(gone, "")]
+    assert not link.on_message("homeassistant/sensor/barn/load7_power/config", b"{}")
+    assert not link.on_message("tic/SINSTS", b"12")
+
+
+def test_discovery_off_subscribes_and_publishes_nothing() -> None:
+    link = DiscoveryLink(site(discovery=False), lambda t, p: pytest.fail("published"))
+    assert link.subscriptions() == [] and link.messages == []
+    assert not link.on_message("homeassistant/status", b"online")
+    dry = DiscoveryLink(site(), lambda t, p: pytest.fail("published"), dry_run=True)
+    assert dry.subscriptions() == []
+
+
+def test_config_section_defaults_and_checks(tmp_path: Path) -> None:
+    ha = config.HomeAssistantConfig()
+    assert (ha.discovery, ha.prefix, ha.node_id, ha.tic) == (False, "homeassistant", "pvopt", None)
+    path = tmp_path / "pvopt.yml"
+    path.write_text(
+        "homeassistant: {discovery: true, node_id: 'my house'}\n"
+        "equipment: [{type: VariablePowerEquipment, name: a, max_power: 100}]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(config.ConfigError, match=r"homeassistant\.node_id"):
+        config.load(path, environ={})
+
+
+# -- lifetime totals ------------------------------------------------------------------------
+def interval(end: int, import_wh: float, heater_wh: float, meter_s: float = 60.0) -> dict:
+    grid = {"import_wh": import_wh, "export_wh": 0.0, "diverted_wh": 1.0, "meter_s": meter_s}
+    return {"end": end, "grid": grid, "loads": {"heater": {"energy_wh": heater_wh}}}
+
+
+def test_totals_count_each_interval_once_even_written_twice() -> None:
+    t = Totals().add([interval(60, 1.0, 10.0), interval(120, 2.0, 20.0)])
+    assert t.figures()["import_wh"] == 3.0
+    # shutdown at 150: the open interval (end 180) is written early...
+    t = t.add([interval(180, 0.5, 5.0)])
+    assert t.figures()["load/heater"] == 35.0
+    t = Totals.restore(json.loads(json.dumps(t.dump())))  # restart
+    # ...and again, complete, after the restart: replaced, not added
+    t = t.add([interval(180, 1.5, 15.0), interval(120, 99.0, 99.0), interval(240, 1.0, 0.0)])
+    assert t.figures() == {
+        "import_wh": 5.5,
+        "export_wh": 0.0,
+        "diverted_wh": 4.0,
+        "meter_s": 240.0,
+        "load/heater": 45.0,
+    }
+
+
+def test_peak_never_lets_a_figure_go_down() -> None:
+    peak = Peak()
+    assert peak.update({"a": 1.0}) == {"a": 1.0}
+    assert peak.update({"a": 0.9999999, "b": 2.0}) == {"a": 1.0, "b": 2.0}
+
+
+def test_annotate_adds_totals_and_instant_powers() -> None:
+    doc: dict[str, Any] = {
+        "grid_w": 100.0,
+        "meter": {"stale": False},
+        "loads": [{"name": "heater", "power_w": 300.0}, {"name": "pump", "power_w": 0.0}],
+    }
+    annotate(doc, {"import_wh": 5.04, "meter_s": 60.0, "load/heater": 7.0})
+    assert doc["energy_total"] == {"import_wh": 5.0, "export_wh": 0.0, "diverted_wh": 0.0}
+    assert [x["energy_total_wh"] for x in doc["loads"]] == [7.0, 0.0]
+    assert (doc["surplus_w"], doc["diverted_w"]) == (-100.0, 200.0)
+    annotate(doc, {"load/heater": 7.0})  # the meter never counted: unknown, not 0
+    assert doc["energy_total"] == dict.fromkeys(("import_wh", "export_wh", "diverted_wh"))
+    doc["meter"]["stale"] = True
+    annotate(doc, {})
+    assert doc["diverted_w"] is None
+
+
+# -- the link in a real service, on a real broker ---------------------------------------------
+def test_a_removed_load_loses_its_entities_at_the_next_start(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    heater = {
+        "type": "TempDrivenVariablePowerEquipment",
+        "name": "water_heater",
+        "max_power": 2400,
+        **{"temp_min": 45, "temp_eco": 50, "temp_sol_min": 55, "temp_max": 60},
+    }
+    rail = {"type": "VariablePowerEquipment", "name": "towel_rail", "max_power": 500}
+
+    def service(equipment: list[dict[str, Any]]) -> Service:
+        data = {
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": broker.port,
+                "client_id": f"pvopt-{time.time_ns()}",
+            },
+            "state": {"path": str(tmp_path / "pvopt.db")},
+            "homeassistant": {"discovery": True},
+            "equipment": equipment,
+        }
+        path = tmp_path / "pvopt.yml"
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        return Service(config.load(path, environ={}))
+
+    def retained(prefix: str) -> dict[str, bytes]:
+        """What a newcomer (Home Assistant starting) finds retained under `prefix`."""
+        probe = Probe(broker.port, (f"{prefix}/#",))  # syncs: the retained ones are in
+        probe.close()
+        return {t: p for _, t, p in probe.messages if t.startswith(prefix) and p}
+
+    power = "homeassistant/sensor/pvopt/load1_power/config"
+    probe = Probe(broker.port, ("homeassistant/#",))
+    svc = service([heater, rail])
+    svc.start()
+    try:
+        n = len(svc.ha.messages)
+        assert probe.wait(lambda: len(retained("homeassistant")) == n, 10)
+        assert any("/load1_" in t for t in retained("homeassistant"))
+        probe.publish("homeassistant/status", "online")  # Home Assistant restarted: all again
+        assert probe.wait(lambda: sum(1 for _, t, _p in probe.messages if t == power) >= 2, 10)
+        svc.stop()
+        svc = service([heater])
+        svc.start()
+        assert probe.wait(lambda: probe.last(power) == b"", 10)  # cleared, not just forgotten
+        assert len(retained("homeassistant")) == len(svc.ha.messages)
+        assert not any("/load1_" in t for t in retained("homeassistant"))
+    finally:
+        svc.stop()
+        probe.close()
+
+
+def test_shown_totals_are_what_a_crash_restores() -> None:
+    """The status shows the store's totals, so a kill -9 never takes a figure back."""
+    shown = DurableTotals({}, [])
+    committed = shown.totals.add([interval(60, 1.0, 10.0)])
+    open_at_checkpoint = [interval(120, 0.4, 4.0)]  # the ledger document of that checkpoint
+    shown.commit(committed, open_at_checkpoint)
+    assert shown.shown["import_wh"] == pytest.approx(1.4)
+    shown.commit(committed.add([]), None)  # a transition's write: the open part stays
+    assert shown.shown["import_wh"] == pytest.approx(1.4)
+    # kill -9 now: the restart reads the same documents
+    restarted = DurableTotals(json.loads(json.dumps(committed.dump())), open_at_checkpoint)
+    assert restarted.shown == shown.shown
