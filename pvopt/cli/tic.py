@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from pvopt import config as cfgmod
-from pvopt.cli.common import console, err_console
+from pvopt.cli.common import console, err_console, require_sim
 from pvopt.tic_cli import tic
 
 
@@ -30,6 +30,7 @@ def historic_note(cfg: cfgmod.Config) -> None:
 @click.option("--json", "json_path", metavar="FILE", default=None, help="Write the figures.")
 def bench_tic(seconds: float, json_path: str | None) -> None:
     """Parser frames/s, and CPU %, RSS of `pvopt tic` fed 9600-baud frames over a pty."""
+    require_sim("`pvopt bench-tic`")
     from pvsim.tic_bench import measure_reader
 
     figures = measure_reader(seconds, console)
@@ -38,8 +39,8 @@ def bench_tic(seconds: float, json_path: str | None) -> None:
 
 
 @click.command("bench-tic-e2e")
-@click.option("--config", "config_path", default="examples/seed_house.yml", show_default=True)
-@click.option("--trace", "trace_path", default="examples/traces/broken_clouds.csv.gz")
+@click.option("--config", "config_path", default="seed_house", show_default=True)
+@click.option("--trace", "trace_path", default="broken_clouds", show_default=True)
 @click.option("--start", default="11:45", show_default=True, metavar="HH:MM")
 @click.option("--minutes", default=15.0, show_default=True)
 @click.option("--workdir", default="out/bench-tic", show_default=True)
@@ -54,10 +55,18 @@ def bench_tic_e2e(
 ) -> None:
     """House → TIC frames → `pvopt tic` → `pvopt run` against the direct-MQTT house, side by
     side: capture, and the frame-written → command latency (median, p99)."""
+    require_sim("`pvopt bench-tic-e2e`")
+    from pvsim.examples import config_path as shipped_config
+    from pvsim.examples import trace_path as shipped_trace
     from pvsim.tic_bench import measure_chain
 
     figures = measure_chain(
-        Path(config_path), Path(trace_path), start, minutes, Path(workdir), console
+        shipped_config(config_path),
+        shipped_trace(trace_path),
+        start,
+        minutes,
+        Path(workdir),
+        console,
     )
     if json_path:
         Path(json_path).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
