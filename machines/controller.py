@@ -104,6 +104,8 @@ class Controller:
             memo,
             last_command_at=None if memo.last_command_at is None else memo.last_command_at + step_s,
             q_id_at=None if memo.q_id_at is None else memo.q_id_at + step_s,
+            q_cross_at=None if memo.q_cross_at is None else memo.q_cross_at + step_s,
+            sign_crossed_at=None if memo.sign_crossed_at is None else memo.sign_crossed_at + step_s,
             relay_timers={
                 name: replace(
                     t,

@@ -119,6 +119,9 @@ class PolicyMemo:
     step_prev_w: float = 0.0  # what that decision changed in the loads' power
     q_id_var: float | None = None
     q_id_at: float | None = None
+    sign_crossed_at: float | None = None  # near the balance, when a rise last crossed into import
+    q_cross_var: float | None = None  # ... |S| there: P ≈ 0, so S ≈ Q to within the meter's quantum
+    q_cross_at: float | None = None
     relay_timers: dict[str, RelayTimer] = field(default_factory=dict)
     learned_w: dict[str, float] = field(default_factory=dict)
     pending_learn: dict[str, tuple[float, float, float]] = field(default_factory=dict)

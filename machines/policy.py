@@ -66,6 +66,12 @@ class PolicyParams:
     q_id_import_tol_var: float = 3.0  # how far an identified Q may be above the truth ...
     q_timed_import_tol_var: float = 6.0  # ... and a timed one (0: assume the worst, P = S)
     q_id_tolerance: float = 0.3  # ... if within this share (or 15 var) of the ERQT estimate
+    sign_step_w: float = 3.0  # near the balance a Linky gives the sign: step by this (0: off)
+    sign_quantum_va: float = 1.0  # ... allowing for this error of S
+    sign_resolve_va: float = 3.0  # ... while |S| is within Q + its errors + this
+    q_cross_max_rise_w: float = 10.0  # a crossing on a rise this small gives Q ...
+    q_cross_ttl_s: float = 60.0  # ... trusted this long
+    sign_hold_s: float = 12.0  # ... and once back from an import, rise no further this long
     settle_s: float = 1.5
     relay_on_delay_s: float = 60.0  # budget must cover a relay this long before it starts
     relay_stop_deficit_wh: float = 7.5  # ... and stops once it ran this short of it
@@ -215,7 +221,10 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
 
     memo = _identify_q(snapshot, params, memo)
     grid = _grid_estimate(snapshot, memo, params, now)
-    noise = _noise(memo, grid, params)
+    near = _near_balance(snapshot, memo, params, now)
+    # the noise is learnt where P is resolved: near the balance the estimate's error is not
+    # the house's noise
+    noise = memo.noise_w if near else _noise(memo, grid, params)
     if noise is None:  # nothing observed yet: the fixed margin and band
         margin, band, noise = params.margin_start_w, params.balance_band_w, params.noise_start_w
     else:
@@ -229,13 +238,18 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
     hidden = snapshot.apparent_va is not None and snapshot.apparent_va < 0 and grid > -margin
     if hidden:  # the sign says export, Q hides its size: creep towards the balance
         error = max(error, params.creep_w)
+    sign_step = _sign_step(snapshot, grid, memo, params, now, margin) if near else None
+    if sign_step is not None:
+        error, hidden = sign_step, True
     # Cut imports at once; take surplus at once too, unless the last rise overshot into an
     # import (a lagging Q estimate after a reactive step does that): then rise by halves.
     # This rise takes the share in force; the next one twice that (doubling first, as before,
     # undid every halving before it was ever applied).
     gain = memo.rise_gain
-    rise_share = gain
-    if error < 0 and grid > 0 and memo.last_move > 0:
+    rise_share = gain if sign_step is None else 1.0
+    if sign_step is not None:
+        pass  # steps by the sign are small already
+    elif error < 0 and grid > 0 and memo.last_move > 0:
         gain = max(gain / 2, params.min_rise_gain)
     elif error > 0:
         gain = min(gain * 2, 1.0)
@@ -289,7 +303,8 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
         rise_gain=gain,
         last_move=last_move,
         noise_w=noise,
-        expected_grid_w=grid + move,
+        expected_grid_w=grid + move if sign_step is None else None,
+        **_crossing(snapshot, memo, params, now, sign_step),
         s_prev_va=snapshot.apparent_va,
         step_prev_w=sum(power[v.spec.name] - v.setpoint_w for v in loads),
     )
@@ -300,7 +315,7 @@ def _noise(memo: PolicyMemo, grid: float, params: PolicyParams) -> float | None:
     """Fold the surprise of this sample (the grid less what the last decision aimed at) into
     the noise mean; outliers count only so much. None before any decision."""
     if memo.expected_grid_w is None or memo.noise_w is None:
-        return None
+        return memo.noise_w
     surprise = abs(grid - memo.expected_grid_w)
     surprise = min(surprise, params.noise_clip * memo.noise_w + params.band_min_w)
     return memo.noise_w + params.noise_share * (surprise - memo.noise_w)
@@ -327,14 +342,14 @@ def _identify_q(snapshot: MeterSnapshot, params: PolicyParams, memo: PolicyMemo)
     return replace(memo, q_id_var=q, q_id_at=snapshot.sampled_at)
 
 
-def _grid_estimate(
+def _reactive(
     snapshot: MeterSnapshot,
     memo: PolicyMemo | None = None,
     params: PolicyParams | None = None,
     now: float | None = None,
-) -> float:
-    """Active power to regulate on: for a Linky, bounded by what S and Q allow, Q identified
-    from our own steps when fresh, else timed on the ERQT steps, else the seed's."""
+) -> tuple[float | None, float | None]:
+    """The Q to take P from, and how far we trust it (var; None: not at all): identified from
+    our own steps when fresh, else timed on the ERQT steps, else the seed's."""
     q = snapshot.reactive_timed_var
     tol = None if params is None else params.q_timed_import_tol_var
     if q is None:
@@ -348,6 +363,26 @@ def _grid_estimate(
         and now - memo.q_id_at <= params.q_id_ttl_s
     ):
         q, tol = memo.q_id_var, params.q_id_import_tol_var
+    if (
+        memo is not None
+        and params is not None
+        and now is not None
+        and memo.q_cross_var is not None
+        and memo.q_cross_at is not None
+        and now - memo.q_cross_at <= params.q_cross_ttl_s
+    ):
+        q, tol = memo.q_cross_var, params.sign_quantum_va
+    return q, tol
+
+
+def _grid_estimate(
+    snapshot: MeterSnapshot,
+    memo: PolicyMemo | None = None,
+    params: PolicyParams | None = None,
+    now: float | None = None,
+) -> float:
+    """Active power to regulate on: for a Linky, bounded by what S and Q allow."""
+    q, tol = _reactive(snapshot, memo, params, now)
     s = snapshot.apparent_va
     if tol and s is not None and q is not None and 0 < s < q:
         # An import whose S hides under Q: with a Q we trust to `tol`, the true Q ≥ S − tol,
@@ -357,6 +392,61 @@ def _grid_estimate(
         return active_power_bounded(snapshot.apparent_va, q)
     assert snapshot.grid_w is not None
     return snapshot.grid_w
+
+
+def _near_balance(
+    snapshot: MeterSnapshot, memo: PolicyMemo, params: PolicyParams, now: float
+) -> bool:
+    """Near the balance a Linky shows the sign of P, hardly its size: S ≈ Q, so 1 VA of S or
+    1 var of Q is tens of watts of P."""
+    q, tol = _reactive(snapshot, memo, params, now)
+    s = snapshot.apparent_va
+    if s is None or q is None or tol is None or params.sign_step_w <= 0:
+        return False
+    return abs(s) < q + tol + params.sign_quantum_va + params.sign_resolve_va
+
+
+def _sign_step(
+    snapshot: MeterSnapshot,
+    grid: float,
+    memo: PolicyMemo,
+    params: PolicyParams,
+    now: float,
+    margin: float,
+) -> float | None:
+    """Near the balance, step by the sign: rise by what P surely exceeds (at least
+    `sign_step_w`); after a rise that crossed into an import, go back by that rise (the import
+    is at most that) and the margin. None: regulate on the estimate."""
+    q, tol = _reactive(snapshot, memo, params, now)
+    s = snapshot.apparent_va
+    assert s is not None and q is not None and tol is not None
+    if s < 0:  # an export: at least what S minus its error exceeds Q plus its error
+        sure = math.sqrt(max((abs(s) - params.sign_quantum_va) ** 2 - (q + tol) ** 2, 0.0))
+        crossed = memo.sign_crossed_at
+        if crossed is not None and now - crossed < params.sign_hold_s:
+            return sure  # just back from an import: stay a while
+        return max(sure, params.sign_step_w)
+    prev, rise = memo.s_prev_va, memo.step_prev_w
+    if prev is not None and prev < 0 and rise > 0:  # crossed on our own rise
+        return -(min(rise, max(grid, 0.0)) + max(params.sign_step_w, margin))
+    return None
+
+
+def _crossing(
+    snapshot: MeterSnapshot,
+    memo: PolicyMemo,
+    params: PolicyParams,
+    now: float,
+    sign_step: float | None,
+) -> dict[str, float | None]:
+    """A small rise of ours just took an export into an import: P ≈ 0 at both samples, so
+    both |S| are Q to within the meter's quantum, a finer Q than ERQT or our steps give."""
+    if sign_step is None or sign_step >= 0:
+        return {}
+    s, prev = snapshot.apparent_va, memo.s_prev_va
+    if s is None or prev is None or memo.step_prev_w > params.q_cross_max_rise_w:
+        return {"sign_crossed_at": now}
+    return {"sign_crossed_at": now, "q_cross_var": (s - prev) / 2.0, "q_cross_at": now}
 
 
 def _running_reason(view: LoadView, running: bool) -> str:

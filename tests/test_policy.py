@@ -315,3 +315,37 @@ def test_creeps_when_s_hides_the_export() -> None:
     snap_ = MeterSnapshot(0.0, NOW, apparent_va=-99, reactive_var=100, reactive_timed_var=100)
     d = decide(snap_, [dimmer("h", 2400, 500)], DEFAULT, NOW, memo)
     assert 500 < d.power_w["h"] <= 500 + DEFAULT.creep_w
+
+
+def test_near_the_balance_an_import_after_our_rise_is_cut_by_that_rise() -> None:
+    """S ≈ Q hides P: an import of 2 W looks like up to √(2·S·tol) ≈ 24 W. It came from our own
+    3 W rise on an export, so it is at most that rise: go back by it and the margin, no more
+    (the old cut went 30 W below the balance, the export a grey day cannot spare)."""
+    memo = PolicyMemo(noise_w=4.0, s_prev_va=-98.0, step_prev_w=3.0, last_move=1.0)
+    snap_ = MeterSnapshot(2.0, NOW, apparent_va=98, reactive_var=100, reactive_timed_var=100)
+    d = decide(snap_, [dimmer("h", 2400, 500)], DEFAULT, NOW, memo)
+    cut = 500 - d.power_w["h"]
+    assert DEFAULT.sign_step_w < cut <= 3.0 + DEFAULT.surplus_margin_share * 500 + 0.5
+    # without the rise behind it, the same import is cut by the worst case S and Q allow
+    d = decide(snap_, [dimmer("h", 2400, 500)], DEFAULT, NOW, replace(memo, s_prev_va=98.0))
+    assert 500 - d.power_w["h"] > 20
+
+
+def test_a_crossing_gives_q_and_a_hold() -> None:
+    """At the crossing P ≈ 0, so |S| is Q to the meter's quantum: the estimate takes it (ERQT
+    said 94), and the next small exports are held, not climbed, for `sign_hold_s`."""
+    memo = PolicyMemo(noise_w=4.0, s_prev_va=-99.0, step_prev_w=3.0, last_move=1.0)
+    snap_ = MeterSnapshot(2.0, NOW, apparent_va=99, reactive_var=94, reactive_timed_var=94)
+    d = decide(snap_, [dimmer("h", 2400, 500)], DEFAULT, NOW, memo)
+    assert d.memo.q_cross_var == pytest.approx(99.0)
+    assert d.memo.sign_crossed_at == NOW
+    held = replace(d.memo, last_command_at=None)
+    after = dimmer("h", 2400, d.power_w["h"])
+    soon = NOW + DEFAULT.sign_hold_s / 2
+    export = MeterSnapshot(-3.0, soon, apparent_va=-99, reactive_var=94, reactive_timed_var=94)
+    d2 = decide(export, [after], DEFAULT, soon, held)
+    assert d2.power_w["h"] == pytest.approx(after.setpoint_w)  # held
+    later = NOW + DEFAULT.sign_hold_s + 2
+    export = replace(export, sampled_at=later)
+    d3 = decide(export, [after], DEFAULT, later, held)
+    assert d3.power_w["h"] == pytest.approx(after.setpoint_w + DEFAULT.sign_step_w)  # climbs
