@@ -297,6 +297,7 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
         limits[name] = _dimmer_limit(view, p, why)
     move = sum(power[v.spec.name] - v.setpoint_w for v in order)
     last_move = memo.last_move if abs(move) < CHANGE_EPS_W else math.copysign(1.0, move)
+    memo = _crossing(snapshot, memo, params, now, sign_step)  # before s_prev_va moves on
     memo = replace(
         memo,
         relay_timers=timers,
@@ -304,7 +305,6 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
         last_move=last_move,
         noise_w=noise,
         expected_grid_w=grid + move if sign_step is None else None,
-        **_crossing(snapshot, memo, params, now, sign_step),
         s_prev_va=snapshot.apparent_va,
         step_prev_w=sum(power[v.spec.name] - v.setpoint_w for v in loads),
     )
@@ -438,15 +438,15 @@ def _crossing(
     params: PolicyParams,
     now: float,
     sign_step: float | None,
-) -> dict[str, float | None]:
+) -> PolicyMemo:
     """A small rise of ours just took an export into an import: P ≈ 0 at both samples, so
     both |S| are Q to within the meter's quantum, a finer Q than ERQT or our steps give."""
     if sign_step is None or sign_step >= 0:
-        return {}
+        return memo
     s, prev = snapshot.apparent_va, memo.s_prev_va
     if s is None or prev is None or memo.step_prev_w > params.q_cross_max_rise_w:
-        return {"sign_crossed_at": now}
-    return {"sign_crossed_at": now, "q_cross_var": (s - prev) / 2.0, "q_cross_at": now}
+        return replace(memo, sign_crossed_at=now)
+    return replace(memo, sign_crossed_at=now, q_cross_var=(s - prev) / 2.0, q_cross_at=now)
 
 
 def _running_reason(view: LoadView, running: bool) -> str:
