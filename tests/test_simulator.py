@@ -147,9 +147,9 @@ RELAY_HELD_OUT = pytest.param(
     "house",
     marks=pytest.mark.xfail(
         strict=True,
-        reason="the relay house imports more than legacy there (373 Wh vs 268; the code before "
-        "this work: 354): legacy's 86 switches with 81 min on/off violations follow the sun "
-        "closer. README: Results",
+        reason="the relay house imports more than legacy there (356 Wh vs 268), two thirds of it "
+        "while min_on_s holds the pump on: legacy's 86 switches with 81 min on/off violations "
+        "follow the sun closer. README: Results",
     ),
 )
 
@@ -181,7 +181,9 @@ def test_default_beats_legacy(results, trace: str, house: str) -> None:
 def test_grey_day(results, house: str) -> None:
     """overcast_winter: small surpluses regulated finely (the issue's aim is 0.97; see README)."""
     k = results[("overcast_winter", house, "default")]
-    assert k["capture"] >= 0.95  # 0.899 / 0.908 before
+    assert (
+        k["capture"] >= 0.96
+    )  # 0.899 / 0.908 before any of issue 13, 0.953 / 0.956 before sign steps
     assert k["import_by_loads_wh"] <= 0.005 * k["diverted_wh"]
     assert k["efficiency"] >= 0.95
 
