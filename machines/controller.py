@@ -86,9 +86,8 @@ class Controller:
         if self.last_tick is not None and now > self.last_tick:
             # a stall or an undetected clock step credits no more than one step's worth
             t0 = max(self.last_tick, now - MAX_ACCOUNT_STEP_S)
-            hours = (now - t0) / 3600.0
             for m in self.machines.values():
-                m.add_energy(m.setpoint_w * hours, now)
+                m.add_power(m.setpoint_w, t0, now)
             if self.ledger is not None:
                 self._ledger_add(t0, now)
         self.last_tick = now

@@ -335,9 +335,44 @@ class LoadMachine:
     def add_energy(self, wh: float, now: float) -> None:
         """Count energy the load took up to `now` (solar and grid alike)."""
         self.roll_counters(now)
+        self._count(wh)
+
+    def add_power(self, power_w: float, t0: float, t1: float) -> None:
+        """Count `power_w` drawn over [t0, t1], each part in the local day and the period it
+        fell in: a tick that spans midnight splits its energy there."""
+        while t0 < t1:
+            local = self._local_seconds(t1)
+            if (self._day_index(t1, local), self._period_index(t1, local)) == (
+                self.day_index,
+                self.period_index,
+            ):
+                cut = t1  # no boundary since the counters last rolled: one time-zone lookup
+            else:
+                cut = self._next_boundary(t0, t1)
+                self.roll_counters(t0)
+            self._count(power_w * (cut - t0) / 3600.0)
+            t0 = cut
+
+    def _count(self, wh: float) -> None:
         self.period_wh += wh
         self.energy_today_wh += wh
         self.energy_total_wh += wh
+
+    def _next_boundary(self, t0: float, t1: float) -> float:
+        """The first day or period boundary in (t0, t1], else t1 (to the millisecond)."""
+
+        def indices(t: float) -> tuple[int, int]:
+            local = self._local_seconds(t)
+            return self._day_index(t, local), self._period_index(t, local)
+
+        start = indices(t0)
+        if indices(t1) == start:
+            return t1
+        lo, hi = t0, t1
+        while hi - lo > 1e-3:
+            mid = (lo + hi) / 2.0
+            lo, hi = (mid, hi) if indices(mid) == start else (lo, mid)
+        return hi
 
     # -- predicates ----------------------------------------------------------------------------
     def temperature_known(self, now: float) -> bool:

@@ -82,3 +82,24 @@ def test_one_accounting_step_credits_at_most_max_account_step_s() -> None:
     ctl.tick(T0, MeterSnapshot(-2000.0, T0, False))
     ctl.tick(T0 + 7200, MeterSnapshot(-2000.0, T0 + 7200, False))
     assert ctl.machines["rail"].energy_total_wh == pytest.approx(500 * MAX_ACCOUNT_STEP_S / 3600)
+
+
+def test_a_tick_spanning_local_midnight_splits_its_energy_there() -> None:
+    """A tick 120 s after the last one, 60 s past local midnight: half its energy belongs to
+    yesterday. It all went to the new day, so 'today' started 8 Wh high (up to 42 Wh after a
+    300 s stall at 500 W) and the min-energy check of the day before missed it."""
+    from machines.model import Kind, LoadSpec
+
+    start, _ = (int(x) for x in day_bounds(date(2026, 6, 15), PARIS))
+    t = float(start - 3600)
+    ctl = Controller([LoadSpec("rail", 0, Kind.DIMMER, 500.0)], PARIS, PolicyParams(), t)
+    while t < start - 60:
+        ctl.tick(t, MeterSnapshot(-2000.0, t, False))  # the rail runs at 500 W throughout
+        t += 60
+    assert t == start - 60
+    ctl.tick(t, MeterSnapshot(-2000.0, t, False))
+    ctl.tick(start + 60, MeterSnapshot(-2000.0, start + 60, False))
+    rail = ctl.machines["rail"]
+    assert rail.energy_yesterday_wh == pytest.approx(500.0)  # 23:00 → 00:00 at 500 W
+    assert rail.energy_today_wh == pytest.approx(500.0 * 60 / 3600)
+    assert rail.energy_total_wh == pytest.approx(500.0 + 500.0 * 60 / 3600)
