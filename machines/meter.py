@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, replace
 
 from machines.model import MeterSnapshot
@@ -15,6 +16,9 @@ Q_SLOW_AFTER_S = 60.0
 Q_ZERO_AFTER_S = 120.0  # no movement for this long: Q = 0
 Q_FINE_MIN_S = 30.0  # the timed estimate: a new value after this long between index steps ...
 Q_FINE_MIN_STEPS = 3.0  # ... or this many steps (a high rate: a shorter window, same precision)
+
+
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 class MeterValueError(ValueError):
@@ -38,12 +42,12 @@ class ReactiveTracker:
 
 
 def parse_number(payload: bytes | str) -> float:
-    """Parse a bare numeric payload; refuse NaN, infinities and text."""
+    """Parse a bare ASCII decimal payload; refuse NaN, infinities, digit separators, other
+    scripts' digits and text (all of which float() would take or half-take)."""
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise MeterValueError(f"not a number: {text[:40]!r}") from None
+    if not _DECIMAL.fullmatch(text.strip()):
+        raise MeterValueError(f"not a number: {text[:40]!r}")
+    value = float(text.strip())
     if not math.isfinite(value):
         raise MeterValueError(f"not a finite number: {text[:40]!r}")
     return value

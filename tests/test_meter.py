@@ -69,7 +69,12 @@ def test_erqt_going_backwards_or_absurd_is_refused_and_q_kept() -> None:
     assert reactive_power(t, 40) == pytest.approx(500)
 
 
-@pytest.mark.parametrize("payload", [b"abc", b"nan", b"inf", b"", b"-inf", b"1e999"])
+@pytest.mark.parametrize(
+    "payload",
+    # Python's float() also takes digit separators and any script's digits: a meter speaks
+    # plain ASCII decimals, anything else is a corrupt or foreign payload
+    [b"abc", b"nan", b"inf", b"", b"-inf", b"1e999", b"1_000", "١٢٣".encode(), b"1,5", b"0x10"],
+)
 def test_non_numbers_refused(payload: bytes) -> None:
     with pytest.raises(MeterValueError):
         parse_number(payload)
@@ -77,6 +82,7 @@ def test_non_numbers_refused(payload: bytes) -> None:
 
 def test_range_checks() -> None:
     assert parse_number(b" 1234 ") == 1234
+    assert parse_number("-12.5e1") == -125.0 and parse_number(b"+.5") == 0.5
     with pytest.raises(MeterValueError):
         check_apparent(-1, "SINSTS")
     with pytest.raises(MeterValueError):
