@@ -295,3 +295,30 @@ def test_a_closing_tariff_window_releases_and_a_later_window_sees_it() -> None:
         Release("water_heater"),
         BoostRequest("water_heater", at(2026, 1, 15, 14), "forced_window"),
     ]
+
+
+def test_a_backward_clock_step_reopens_no_window_and_reruns_no_check() -> None:
+    """NTP steps the clock back an hour after the night window closed and after the 16:00
+    check ran: the wall clock is inside that window and before 16:00 again, yet the
+    occurrence already ran and the day's check is done, so nothing is forced twice."""
+    s = Schedule("boost-night", "water_heater", "boost", start=time(2), end=time(5))
+    ctl, planner = site(at(2026, 1, 15, 1, 50), [s, DAILY])
+    heater = ctl.machines["water_heater"]
+
+    def run(t: float, until: float) -> list[str]:
+        events: list[str] = []
+        while t <= until:
+            tick(ctl, t, 40.0)  # cold: a reopened window or a second check would boost
+            events += [e.event for e in planner.drain_events()]
+            t += 60
+        return events
+
+    assert run(at(2026, 1, 15, 1, 50), at(2026, 1, 15, 5, 10)).count("open") == 1
+    assert heater.state.value != "boost"
+    ctl.clock_stepped(-3600.0)
+    assert "open" not in run(at(2026, 1, 15, 4, 10), at(2026, 1, 15, 5, 10))
+    assert heater.state.value != "boost"
+
+    assert run(at(2026, 1, 15, 15, 50), at(2026, 1, 15, 16, 10)).count("check") == 1
+    ctl.clock_stepped(-3600.0)
+    assert "check" not in run(at(2026, 1, 15, 15, 10), at(2026, 1, 15, 16, 10))
