@@ -463,11 +463,13 @@ def _relay_pass(
     order: Sequence[LoadView], budget: float, params: PolicyParams, now: float, memo: PolicyMemo
 ) -> tuple[set[str], dict[str, RelayTimer], dict[str, str]]:
     """Which relays run: walk in priority order, dimmers tentatively taking what they can,
-    so a relay sees what is left for it once the loads above it are served."""
+    so a relay starts on what is left once the loads above it are served; a running one
+    stops only when the whole budget (less the relays above) falls short of it."""
     on: set[str] = set()
     timers: dict[str, RelayTimer] = {}
     reasons: dict[str, str] = {}
     left = budget
+    whole = budget  # the same less the relays only: what a running relay has if dimmers yield
     for view in order:
         spec = view.spec
         if spec.kind is Kind.DIMMER:
@@ -483,11 +485,13 @@ def _relay_pass(
             reasons[spec.name] = "min_on_hold"
         elif not running and since_switch < spec.min_off_s:
             reasons[spec.name] = "min_off_hold"
-        elif running and left < nominal - params.relay_stop_tolerance_w:
-            # Integrate the shortfall: a deep cloud stops the relay soon, a slow sunset later,
-            # a passing dip not at all.
+        elif running and whole < nominal - params.relay_stop_tolerance_w:
+            # Integrate the shortfall of the whole budget (the dimmers above yield to a running
+            # relay, as they do in min_on_s: stopping costs min_off_s of export when the sun is
+            # back): a deep cloud stops the relay soon, a slow sunset later, a passing dip not
+            # at all.
             dt = 0.0 if timer.deficit_at is None else now - timer.deficit_at
-            short = nominal - params.relay_stop_tolerance_w - left
+            short = nominal - params.relay_stop_tolerance_w - whole
             deficit = timer.deficit_wh + short * dt / 3600.0
             if deficit >= params.relay_stop_deficit_wh:
                 keep = False
@@ -504,6 +508,7 @@ def _relay_pass(
         if keep:
             on.add(spec.name)
             left -= nominal
+            whole -= nominal
     return on, timers, reasons
 
 

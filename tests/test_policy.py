@@ -349,3 +349,25 @@ def test_a_crossing_gives_q_and_a_hold() -> None:
     export = replace(export, sampled_at=later)
     d3 = decide(export, [after], DEFAULT, later, held)
     assert d3.power_w["h"] == pytest.approx(after.setpoint_w + DEFAULT.sign_step_w)  # climbs
+
+
+def test_a_running_relay_keeps_running_while_the_whole_budget_covers_it() -> None:
+    """A heater above the pump, past its min_on_s: a dip the heater can absorb (the whole
+    budget still covers the pump) makes the heater yield and imports nothing, so it no longer
+    counts as the pump's shortfall: stopping there cost min_off_s of export when the sun came
+    back (0.62 kWh on broken_clouds). A dip the heater cannot absorb still stops the pump."""
+    heater = dimmer("h", 2400, 2400)
+    pump = relay("p", 1000, on=True, switched_at=NOW - 3600, min_on=600, min_off=600)
+    memo, t = PolicyMemo(), NOW
+    for _ in range(60):  # 2 minutes of a dip: 3000 W of budget for 3400 W of loads
+        d = decide(snap(400 - 20, at=t), [heater, pump], DEFAULT, t, memo)
+        memo, t = d.memo, t + 2
+        assert d.power_w["p"] == 1000 and d.power_w["h"] < 2400
+    memo, t = PolicyMemo(), NOW
+    while True:  # a deep cloud: 500 W of budget for the pump alone
+        d = decide(snap(2900, at=t), [heater, pump], DEFAULT, t, memo)
+        memo = d.memo
+        if d.power_w["p"] == 0:
+            break
+        t += 2
+    assert t - NOW <= 60
