@@ -147,7 +147,7 @@ RELAY_HELD_OUT = pytest.param(
     "house",
     marks=pytest.mark.xfail(
         strict=True,
-        reason="the relay house imports more than legacy there (356 Wh vs 268), two thirds of it "
+        reason="the relay house imports more than legacy there (367 Wh vs 268), two thirds of it "
         "while min_on_s holds the pump on: legacy's 86 switches with 81 min on/off violations "
         "follow the sun closer. README: Results",
     ),
