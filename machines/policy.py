@@ -14,7 +14,6 @@ Policies are registered by name (`register_policy`); `PolicyParams.name` picks o
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +31,7 @@ from machines.model import (
     RelayTimer,
     State,
 )
+from machines.registry import Registry, UnknownName
 
 INF = math.inf
 CHANGE_EPS_W = 0.5  # setpoint changes smaller than this are not commands
@@ -109,40 +109,21 @@ class Policy:
     seed_rule: bool = False  # the planner applies the seed's schedule rule (DESIGN §6)
 
 
-class UnknownPolicy(KeyError):
-    def __str__(self) -> str:
-        name = str(self.args[0])
-        close = difflib.get_close_matches(name, policy_names(), n=1, cutoff=0.0)
-        guess = f"did you mean {close[0]!r}? " if close else ""
-        return f"unknown policy {name!r}; {guess}(valid: {', '.join(policy_names())})"
+class UnknownPolicy(UnknownName):
+    """A `regulation.policy` no module registered."""
 
 
-_POLICIES: dict[str, Policy] = {}
+POLICIES: Registry[Policy] = Registry("policy", UnknownPolicy)
 
 
 def register_policy(policy: Policy, *, replace: bool = False) -> Policy:
     """Make `policy.name` a valid `regulation.policy`."""
-    if policy.name in _POLICIES and not replace:
-        raise ValueError(f"policy {policy.name!r} is already registered")
-    _POLICIES[policy.name] = policy
-    return policy
-
-
-def unregister_policy(name: str) -> None:
-    """Forget a policy (tests that register their own)."""
-    _POLICIES.pop(name, None)
+    return POLICIES.register(policy.name, policy, replace=replace)
 
 
 def get_policy(name: str) -> Policy:
     """The registered policy called `name`; UnknownPolicy otherwise."""
-    try:
-        return _POLICIES[name]
-    except KeyError:
-        raise UnknownPolicy(name) from None
-
-
-def policy_names() -> tuple[str, ...]:
-    return tuple(_POLICIES)
+    return POLICIES.get(name)
 
 
 def decide(

@@ -27,9 +27,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from machines.model import LoadSpec
-from machines.policy import PolicyParams, policy_names
+from machines.policy import POLICIES, PolicyParams
 from machines.schedules import DAY_NAMES, Schedule
 from pvopt.kinds import (
+    LOAD_KINDS,
     MAX_POWER_W,
     Celsius,
     EquipmentModel,
@@ -38,11 +39,9 @@ from pvopt.kinds import (
     Strict,
     Text,
     load_kind,
-    load_kind_names,
     meter_source,
 )
 from pvopt.kinds.base import not_blank
-from pvopt.kinds.registry import hint
 
 __all__ = ["MAX_POWER_W", "MeterConfig", "MeterTopics"]  # re-exported: where they always were
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -127,8 +126,8 @@ class RegulationConfig(Strict):
     @field_validator("policy")
     @classmethod
     def _registered(cls, value: str) -> str:
-        if value not in policy_names():
-            raise ValueError(f"unknown policy {value!r}; {hint(value, policy_names())}")
+        if POLICIES.find(value) is None:
+            raise ValueError(POLICIES.unknown_message(value))
         return value
 
     @model_validator(mode="after")
@@ -184,7 +183,7 @@ def _equipment(value: Any) -> EquipmentModel:
             "Input should be a valid dictionary or object to extract fields from",
         )
     tag = value.get("type")
-    names = load_kind_names()
+    names = LOAD_KINDS.names()
     if tag is None:
         raise PydanticCustomError(
             "union_tag_not_found",
@@ -496,10 +495,9 @@ def _message(err: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
     if kind in {"union_tag_invalid", "union_tag_not_found"}:
         tag = err.get("ctx", {}).get("tag")
         loc = (*loc, "type")
-        names = load_kind_names()
         if tag is None:
-            return loc, f"missing; one of {', '.join(names)}"
-        return loc, f"unknown type {tag!r}; {hint(str(tag), names)}"
+            return loc, f"missing; one of {', '.join(LOAD_KINDS.names())}"
+        return loc, LOAD_KINDS.unknown_message(str(tag))
     if kind == "extra_forbidden":
         parent = loc[:-1]
         return loc, f"unknown key {loc[-1]!r}" + (f" in {dotted(parent)}" if parent else "")

@@ -16,6 +16,7 @@ import numpy as np
 
 from machines.export import Room, attribute_export, ordered
 from machines.model import Kind, LoadSpec
+from machines.registry import Registry
 from pvopt.config import Config
 from pvopt.kinds import EquipmentModel, HouseReading
 from pvopt.kinds.temp_driven import TempDrivenVariablePowerEquipment
@@ -84,20 +85,16 @@ def water_heater(eq: EquipmentModel, spec: LoadSpec, cfg: Config) -> LoadPhysics
     return LoadPhysics(s.power_w or spec.max_w, tank)
 
 
-_PHYSICS: dict[str, PhysicsHook] = {}
+PHYSICS: Registry[PhysicsHook] = Registry("physics")
 
 
 def register_physics(type_name: str, hook: PhysicsHook) -> None:
     """How the simulator models loads of kind `type_name` (default: `resistive`)."""
-    _PHYSICS[type_name] = hook
-
-
-def unregister_physics(type_name: str) -> None:
-    _PHYSICS.pop(type_name, None)
+    PHYSICS.register(type_name, hook, replace=True)
 
 
 def physics_of(eq: EquipmentModel, spec: LoadSpec, cfg: Config) -> LoadPhysics:
-    return _PHYSICS.get(eq.type_name(), resistive)(eq, spec, cfg)
+    return (PHYSICS.find(eq.type_name()) or resistive)(eq, spec, cfg)
 
 
 register_physics(TempDrivenVariablePowerEquipment.type_name(), water_heater)

@@ -12,15 +12,17 @@ import pytest
 from machines.meter import GridState, parse_number
 from machines.model import Decision, Kind, MeterSnapshot, PolicyMemo
 from machines.policy import (
+    POLICIES,
     Frame,
     Policy,
     PolicyParams,
     get_policy,
     register_policy,
-    unregister_policy,
 )
 from pvopt import config
 from pvopt.kinds import (
+    LOAD_KINDS,
+    METER_SOURCES,
     DimmerEquipment,
     HouseReading,
     LoadKind,
@@ -32,11 +34,9 @@ from pvopt.kinds import (
     load_kind,
     register_load_kind,
     register_meter_source,
-    unregister_load_kind,
-    unregister_meter_source,
 )
 from pvopt.topics import wiring
-from pvsim.physics import LoadPhysics, register_physics, unregister_physics
+from pvsim.physics import PHYSICS, LoadPhysics, register_physics
 from pvsim.simulator import simulate
 from pvsim.traces import Trace
 from tests.conftest import T0
@@ -106,9 +106,9 @@ def toys() -> Iterator[None]:
     register_physics("ToyRadiator", toy_physics)
     register_meter_source(KilowattMeter)
     yield
-    unregister_load_kind("ToyRadiator")
-    unregister_physics("ToyRadiator")
-    unregister_meter_source("toy-kw")
+    LOAD_KINDS.unregister("ToyRadiator")
+    PHYSICS.unregister("ToyRadiator")
+    METER_SOURCES.unregister("toy-kw")
 
 
 def sunny_hour() -> Trace:
@@ -176,4 +176,4 @@ def test_a_policy_is_chosen_by_its_registered_name() -> None:
         k = simulate(sunny_hour(), cfg).kpis
         assert k["policy"] == "seedish" and k["loads"]["p"]["energy_wh"] > 0
     finally:
-        unregister_policy("seedish")
+        POLICIES.unregister("seedish")

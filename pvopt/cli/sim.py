@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from machines.loads import CommandError
-from machines.policy import policy_names
+from machines.policy import POLICIES
 from pvopt import config as cfgmod
 from pvopt.cli.common import (
     config_option,
@@ -78,7 +78,7 @@ def sim_trace(path: str) -> str:
 @config_option
 @click.option(
     "--policy",
-    type=click.Choice(policy_names()),
+    type=click.Choice(POLICIES.names()),
     default=None,
     help="Override regulation.policy.",
 )

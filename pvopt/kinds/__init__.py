@@ -28,22 +28,20 @@ from pvopt.kinds.base import (
     dimmer_power,
 )
 from pvopt.kinds.meters import (
+    METER_SOURCES,
     HouseReading,
     MeterConfig,
     MeterSource,
     MeterTopics,
-    meter_kinds,
     meter_source,
     register_meter_source,
-    unregister_meter_source,
 )
 from pvopt.kinds.registry import (
+    LOAD_KINDS,
     LoadKind,
     UnknownLoadKind,
     load_kind,
-    load_kind_names,
     register_load_kind,
-    unregister_load_kind,
 )
 
 # The built-in kinds, in the order error messages list them.
@@ -53,7 +51,9 @@ for _source in (linky.LinkySource, grid.GridSource):
     register_meter_source(_source)
 
 __all__ = [
+    "LOAD_KINDS",
     "MAX_POWER_W",
+    "METER_SOURCES",
     "Celsius",
     "Codec",
     "DimmerEquipment",
@@ -76,11 +76,7 @@ __all__ = [
     "dimmer_percent",
     "dimmer_power",
     "load_kind",
-    "load_kind_names",
-    "meter_kinds",
     "meter_source",
     "register_load_kind",
     "register_meter_source",
-    "unregister_load_kind",
-    "unregister_meter_source",
 ]

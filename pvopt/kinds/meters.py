@@ -14,8 +14,8 @@ from pydantic import Field, field_validator, model_validator
 
 from machines.meter import MeterValueError, parse_grid_payload
 from machines.model import MeterSnapshot
+from machines.registry import Registry
 from pvopt.kinds.base import Strict, Text, Topic
-from pvopt.kinds.registry import hint
 
 
 class MeterTopics(Strict):
@@ -38,13 +38,13 @@ class MeterConfig(Strict):
     @field_validator("kind")
     @classmethod
     def _registered(cls, value: str) -> str:
-        if value not in _SOURCES:
-            raise ValueError(f"unknown meter kind {value!r}; {hint(value, meter_kinds())}")
+        if METER_SOURCES.find(value) is None:
+            raise ValueError(METER_SOURCES.unknown_message(value))
         return value
 
     @model_validator(mode="after")
     def _source_needs(self) -> MeterConfig:
-        source = _SOURCES.get(self.kind)
+        source = METER_SOURCES.find(self.kind)
         if source is not None:
             source.check_config(self)
         return self
@@ -143,39 +143,14 @@ class MeterSource(ABC):
         return tariff in self.cfg.offpeak_values
 
 
-_SOURCES: dict[str, type[MeterSource]] = {}
+METER_SOURCES: Registry[type[MeterSource]] = Registry("meter kind")
 
 
 def register_meter_source(source: type[MeterSource], *, replace: bool = False) -> type[MeterSource]:
     """Make `source.kind` a valid `meter.kind`; usable as a class decorator."""
-    if source.kind in _SOURCES and not replace:
-        raise ValueError(f"meter kind {source.kind!r} is already registered")
-    _SOURCES[source.kind] = source
-    return source
-
-
-def unregister_meter_source(kind: str) -> None:
-    """Forget a source (tests that register their own)."""
-    _SOURCES.pop(kind, None)
+    return METER_SOURCES.register(source.kind, source, replace=replace)
 
 
 def meter_source(cfg: MeterConfig) -> MeterSource:
     """A fresh source for a validated meter config."""
-    try:
-        return _SOURCES[cfg.kind](cfg)
-    except KeyError:
-        raise KeyError(
-            f"unknown meter kind {cfg.kind!r}; {hint(cfg.kind, meter_kinds())}"
-        ) from None
-
-
-def meter_source_class(kind: str) -> type[MeterSource]:
-    """The registered source of `meter.kind`, for what it declares (kick delay, TIC)."""
-    try:
-        return _SOURCES[kind]
-    except KeyError:
-        raise KeyError(f"unknown meter kind {kind!r}; {hint(kind, meter_kinds())}") from None
-
-
-def meter_kinds() -> tuple[str, ...]:
-    return tuple(_SOURCES)
+    return METER_SOURCES.get(cfg.kind)(cfg)

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 from machines.model import Kind, LoadSpec
+from machines.registry import Registry, UnknownName
 from pvopt.kinds.base import EquipmentModel
 
 
-class UnknownLoadKind(KeyError):
-    """A `type:` no module registered; says the closest registered one."""
-
-    def __str__(self) -> str:
-        return f"unknown type {self.args[0]!r}; {hint(self.args[0], load_kind_names())}"
-
-
-def hint(name: str, valid: tuple[str, ...]) -> str:
-    """'did you mean X? (valid: ...)' for an unknown registry name."""
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.0)
-    guess = f"did you mean {close[0]!r}? " if close else ""
-    return f"{guess}(valid: {', '.join(valid)})"
+class UnknownLoadKind(UnknownName):
+    """A `type:` no module registered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,31 +43,14 @@ class LoadKind:
         )
 
 
-_KINDS: dict[str, LoadKind] = {}
+LOAD_KINDS: Registry[LoadKind] = Registry("type", UnknownLoadKind)
 
 
 def register_load_kind(kind: LoadKind, *, replace: bool = False) -> LoadKind:
     """Make `kind` valid in configs under its type name; a clash is an error unless `replace`."""
-    name = kind.type_name
-    if name in _KINDS and not replace:
-        raise ValueError(f"load kind {name!r} is already registered")
-    _KINDS[name] = kind
-    return kind
-
-
-def unregister_load_kind(type_name: str) -> None:
-    """Forget a kind (tests that register their own)."""
-    _KINDS.pop(type_name, None)
+    return LOAD_KINDS.register(kind.type_name, kind, replace=replace)
 
 
 def load_kind(type_name: str) -> LoadKind:
     """The registered kind for a `type:` tag; UnknownLoadKind otherwise (never a guess)."""
-    try:
-        return _KINDS[type_name]
-    except KeyError:
-        raise UnknownLoadKind(type_name) from None
-
-
-def load_kind_names() -> tuple[str, ...]:
-    """Registered type names, in registration order (the order error messages list them in)."""
-    return tuple(_KINDS)
+    return LOAD_KINDS.get(type_name)

@@ -15,7 +15,7 @@ from pvopt.adapters.mqtt import BrokerUnavailable, MqttBus, OneShot
 from pvopt.adapters.tic.frames import Counters, Frame
 from pvopt.adapters.tic.labels import TopicMap, decode_stge, frame_topics, identity
 from pvopt.config import Config
-from pvopt.kinds.meters import meter_source_class
+from pvopt.kinds.meters import METER_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class TicBridge:
 
 def reads_tic(cfg: Config) -> bool:
     """Whether the configured meter is fed by the TIC (so a historic-mode bridge matters)."""
-    return meter_source_class(cfg.meter.kind).reads_tic
+    return METER_SOURCES.get(cfg.meter.kind).reads_tic
 
 
 def historic_warning(cfg: Config, summary: dict[str, Any] | None) -> str | None:
