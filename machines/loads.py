@@ -318,15 +318,18 @@ class LoadMachine:
             return int(now // period)  # periods that do not divide a day run on the epoch
         return int((self._local_seconds(now) if local is None else local) // period)
 
+    def _indices(self, now: float) -> tuple[int, int]:
+        """(local day, period) of `now`, with one time-zone lookup: this runs every tick."""
+        local = self._local_seconds(now)
+        return self._day_index(now, local), self._period_index(now, local)
+
     def roll_counters(self, now: float) -> None:
         """Start a new period / local day when `now` crossed a boundary."""
-        local = self._local_seconds(now)  # one time-zone lookup per call: this runs every tick
-        period = self._period_index(now, local)
+        day, period = self._indices(now)
         if period != self.period_index:
             self.prev_period_wh = self.period_wh if period == self.period_index + 1 else 0.0
             self.period_wh = 0.0
             self.period_index = period
-        day = self._day_index(now, local)
         if day != self.day_index:
             self.energy_yesterday_wh = self.energy_today_wh if day == self.day_index + 1 else 0.0
             self.energy_today_wh = 0.0
@@ -341,11 +344,7 @@ class LoadMachine:
         """Count `power_w` drawn over [t0, t1], each part in the local day and the period it
         fell in: a tick that spans midnight splits its energy there."""
         while t0 < t1:
-            local = self._local_seconds(t1)
-            if (self._day_index(t1, local), self._period_index(t1, local)) == (
-                self.day_index,
-                self.period_index,
-            ):
+            if self._indices(t1) == (self.day_index, self.period_index):
                 cut = t1  # no boundary since the counters last rolled: one time-zone lookup
             else:
                 cut = self._next_boundary(t0, t1)
@@ -360,18 +359,13 @@ class LoadMachine:
 
     def _next_boundary(self, t0: float, t1: float) -> float:
         """The first day or period boundary in (t0, t1], else t1 (to the millisecond)."""
-
-        def indices(t: float) -> tuple[int, int]:
-            local = self._local_seconds(t)
-            return self._day_index(t, local), self._period_index(t, local)
-
-        start = indices(t0)
-        if indices(t1) == start:
+        start = self._indices(t0)
+        if self._indices(t1) == start:
             return t1
         lo, hi = t0, t1
         while hi - lo > 1e-3:
             mid = (lo + hi) / 2.0
-            lo, hi = (mid, hi) if indices(mid) == start else (lo, mid)
+            lo, hi = (mid, hi) if self._indices(mid) == start else (lo, mid)
         return hi
 
     # -- predicates ----------------------------------------------------------------------------

@@ -45,9 +45,10 @@ def parse_number(payload: bytes | str) -> float:
     """Parse a bare ASCII decimal payload; refuse NaN, infinities, digit separators, other
     scripts' digits and text (all of which float() would take or half-take)."""
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
-    if not _DECIMAL.fullmatch(text.strip()):
+    number = text.strip()
+    if not _DECIMAL.fullmatch(number):
         raise MeterValueError(f"not a number: {text[:40]!r}")
-    value = float(text.strip())
+    value = float(number)
     if not math.isfinite(value):
         raise MeterValueError(f"not a finite number: {text[:40]!r}")
     return value

@@ -201,8 +201,9 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
         return _finish(loads, power, reasons, memo, now, limits=frame.limits)
 
     memo = _identify_q(snapshot, params, memo)
-    grid = _grid_estimate(snapshot, memo, params, now)
-    near = _near_balance(snapshot, memo, params, now)
+    q, tol = _reactive(snapshot, memo, params, now)
+    grid = _grid_estimate(snapshot, q, tol)
+    near = _near_balance(snapshot, q, tol, params)
     # the noise is learnt where P is resolved: near the balance the estimate's error is not
     # the house's noise
     noise = memo.noise_w if near else _noise(memo, grid, params)
@@ -219,7 +220,10 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
     hidden = snapshot.apparent_va is not None and snapshot.apparent_va < 0 and grid > -margin
     if hidden:  # the sign says export, Q hides its size: creep towards the balance
         error = max(error, params.creep_w)
-    sign_step = _sign_step(snapshot, grid, memo, params, now, margin) if near else None
+    sign_step = None
+    if near:
+        assert q is not None and tol is not None
+        sign_step = _sign_step(snapshot, grid, q, tol, memo, params, now, margin)
     if sign_step is not None:
         error, hidden = sign_step, True
     # Cut imports at once; take surplus at once too, unless the last rise overshot into an
@@ -227,9 +231,9 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
     # This rise takes the share in force; the next one twice that (doubling first, as before,
     # undid every halving before it was ever applied).
     gain = memo.rise_gain
-    rise_share = gain if sign_step is None else 1.0
+    rise_share = gain
     if sign_step is not None:
-        pass  # steps by the sign are small already
+        rise_share = 1.0  # steps by the sign are small already: no damping, no learning
     elif error < 0 and grid > 0 and memo.last_move > 0:
         gain = max(gain / 2, params.min_rise_gain)
     elif error > 0:
@@ -294,7 +298,8 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
 
 def _noise(memo: PolicyMemo, grid: float, params: PolicyParams) -> float | None:
     """Fold the surprise of this sample (the grid less what the last decision aimed at) into
-    the noise mean; outliers count only so much. None before any decision."""
+    the noise mean; outliers count only so much. None before any decision; unchanged when the
+    last decision aimed at no estimate (a step by the sign)."""
     if memo.expected_grid_w is None or memo.noise_w is None:
         return memo.noise_w
     surprise = abs(grid - memo.expected_grid_w)
@@ -324,46 +329,27 @@ def _identify_q(snapshot: MeterSnapshot, params: PolicyParams, memo: PolicyMemo)
 
 
 def _reactive(
-    snapshot: MeterSnapshot,
-    memo: PolicyMemo | None = None,
-    params: PolicyParams | None = None,
-    now: float | None = None,
+    snapshot: MeterSnapshot, memo: PolicyMemo, params: PolicyParams, now: float
 ) -> tuple[float | None, float | None]:
-    """The Q to take P from, and how far we trust it (var; None: not at all): identified from
-    our own steps when fresh, else timed on the ERQT steps, else the seed's."""
+    """The Q to take P from, and how far we trust it (var; None: not at all): from a crossing
+    when fresh, else identified from our own steps when fresh, else timed on the ERQT steps,
+    else the seed's."""
     q = snapshot.reactive_timed_var
-    tol = None if params is None else params.q_timed_import_tol_var
+    tol: float | None = params.q_timed_import_tol_var
     if q is None:
         q, tol = snapshot.reactive_var, None
-    if (
-        memo is not None
-        and params is not None
-        and now is not None
-        and memo.q_id_var is not None
-        and memo.q_id_at is not None
-        and now - memo.q_id_at <= params.q_id_ttl_s
+    for value, at, ttl, trust in (
+        (memo.q_id_var, memo.q_id_at, params.q_id_ttl_s, params.q_id_import_tol_var),
+        (memo.q_cross_var, memo.q_cross_at, params.q_cross_ttl_s, params.sign_quantum_va),
     ):
-        q, tol = memo.q_id_var, params.q_id_import_tol_var
-    if (
-        memo is not None
-        and params is not None
-        and now is not None
-        and memo.q_cross_var is not None
-        and memo.q_cross_at is not None
-        and now - memo.q_cross_at <= params.q_cross_ttl_s
-    ):
-        q, tol = memo.q_cross_var, params.sign_quantum_va
+        if value is not None and at is not None and now - at <= ttl:
+            q, tol = value, trust
     return q, tol
 
 
-def _grid_estimate(
-    snapshot: MeterSnapshot,
-    memo: PolicyMemo | None = None,
-    params: PolicyParams | None = None,
-    now: float | None = None,
-) -> float:
-    """Active power to regulate on: for a Linky, bounded by what S and Q allow."""
-    q, tol = _reactive(snapshot, memo, params, now)
+def _grid_estimate(snapshot: MeterSnapshot, q: float | None, tol: float | None) -> float:
+    """Active power to regulate on: for a Linky, bounded by what S and Q (trusted to `tol`)
+    allow."""
     s = snapshot.apparent_va
     if tol and s is not None and q is not None and 0 < s < q:
         # An import whose S hides under Q: with a Q we trust to `tol`, the true Q ≥ S − tol,
@@ -376,11 +362,10 @@ def _grid_estimate(
 
 
 def _near_balance(
-    snapshot: MeterSnapshot, memo: PolicyMemo, params: PolicyParams, now: float
+    snapshot: MeterSnapshot, q: float | None, tol: float | None, params: PolicyParams
 ) -> bool:
     """Near the balance a Linky shows the sign of P, hardly its size: S ≈ Q, so 1 VA of S or
     1 var of Q is tens of watts of P."""
-    q, tol = _reactive(snapshot, memo, params, now)
     s = snapshot.apparent_va
     if s is None or q is None or tol is None or params.sign_step_w <= 0:
         return False
@@ -390,6 +375,8 @@ def _near_balance(
 def _sign_step(
     snapshot: MeterSnapshot,
     grid: float,
+    q: float,
+    tol: float,
     memo: PolicyMemo,
     params: PolicyParams,
     now: float,
@@ -398,9 +385,8 @@ def _sign_step(
     """Near the balance, step by the sign: rise by what P surely exceeds (at least
     `sign_step_w`); after a rise that crossed into an import, go back by that rise (the import
     is at most that) and the margin. None: regulate on the estimate."""
-    q, tol = _reactive(snapshot, memo, params, now)
     s = snapshot.apparent_va
-    assert s is not None and q is not None and tol is not None
+    assert s is not None
     if s < 0:  # an export: at least what S minus its error exceeds Q plus its error
         sure = math.sqrt(max((abs(s) - params.sign_quantum_va) ** 2 - (q + tol) ** 2, 0.0))
         crossed = memo.sign_crossed_at
