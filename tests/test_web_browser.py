@@ -12,11 +12,12 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -131,6 +132,20 @@ def seed_history(cfg: config.Config, full: Trace, interval_s: int = 900) -> None
     store.close()
 
 
+def midday_zone(now: float) -> str:
+    """A fixed-offset zone where `now` is between 12:00 and 13:00: today's chart then has a
+    morning of history, whatever time of day the tests run (in the first quarter hour after
+    the site's midnight it was empty, and the screenshot test failed)."""
+    offset = 12 - datetime.fromtimestamp(now, UTC).hour  # within −11..+12 h
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"  # Etc/ signs are inverted
+
+
+def same_wall_clock(trace: Trace, src: ZoneInfo, dst: ZoneInfo) -> Trace:
+    """`trace` replayed in `dst` at the local times it had in `src`: the sun at the same hours."""
+    local = datetime.fromtimestamp(trace.start, src).replace(tzinfo=dst)
+    return replace(trace, start=local.timestamp())
+
+
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -141,7 +156,9 @@ def answers(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    full = load_trace(TRACES / "broken_clouds.csv.gz")
+    zone = midday_zone(time.time())
+    home = config.load(EXAMPLES / "house.yml", environ={}).site.tz
+    full = same_wall_clock(load_trace(TRACES / "broken_clouds.csv.gz"), home, ZoneInfo(zone))
     with Mosquitto() as broker:
         port = free_port()
         cfg_path = site_config(
@@ -153,6 +170,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 "web": {"listen": f"127.0.0.1:{port}", "password": PASSWORD},
                 "state": {"checkpoint_s": 5},
                 "sim": {"meter": {"period_s": 4}},  # meter values far enough apart to time
+                "site": {"timezone": zone},
             },
         )
         cfg = config.load(cfg_path, environ={})
