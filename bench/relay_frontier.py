@@ -1,0 +1,84 @@
+"""How far the relay rule is from hindsight: for each weight λ of import against export, the
+relay schedule chosen knowing the whole day (pvsim/hindsight.py; one hold, the longer of
+`min_on_s` and `min_off_s`; at most `--switches` a day) is replayed through the
+simulator, the default policy steering the dimmers around it. Every figure printed is the
+simulator's; the rule's own line comes first.
+
+    .venv/bin/python bench/relay_frontier.py [--trace broken_clouds] [--house house]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+from unittest import mock
+
+import numpy as np
+
+from machines import policy
+from machines.model import LoadView, PolicyMemo, RelayTimer
+from machines.policy import PolicyParams
+from pvopt.config import load
+from pvsim.examples import config_path, trace_path
+from pvsim.hindsight import BLOCK_S, best_schedule, relay_blocks, relay_index
+from pvsim.simulator import simulate
+from pvsim.traces import load_trace
+
+LAMBDAS = (1.0, 2.0, 4.0, 8.0, 16.0)
+
+RelayPass = Callable[
+    [Sequence[LoadView], float, PolicyParams, float, PolicyMemo],
+    tuple[set[str], dict[str, RelayTimer], dict[str, str]],
+]
+
+
+def scheduled_pass(schedule: np.ndarray, start: float, relay: str) -> RelayPass:
+    """Stands in for the rule's `_relay_pass`: the relay follows the schedule."""
+
+    def relay_pass(
+        order: Sequence[LoadView], budget: float, params: PolicyParams, now: float, memo: PolicyMemo
+    ) -> tuple[set[str], dict[str, RelayTimer], dict[str, str]]:
+        del order, budget, params, memo
+        b = min(int((now - start) // BLOCK_S), len(schedule) - 1)
+        return ({relay} if schedule[b] else set()), {}, {}
+
+    return relay_pass
+
+
+def line(label: str, k: dict[str, Any]) -> str:
+    share = 100 * k["import_by_loads_wh"] / max(k["diverted_wh"], 1e-9)
+    return (
+        f"{label:22} capture {k['capture']:.3f}  efficiency {k['efficiency']:.3f}  "
+        f"import by loads {k['import_by_loads_wh']:4.0f} Wh ({share:.2f} %)  "
+        f"switches {k['switches']:2}  min on/off violations {k['min_on_off_violations']}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trace", default="broken_clouds")
+    ap.add_argument("--house", default="house")
+    ap.add_argument("--switches", type=int, default=14, help="most relay switches a day (14)")
+    args = ap.parse_args()
+    cfg = load(config_path(args.house)).model_copy(update={"schedules": []})  # the relay alone
+    trace = load_trace(trace_path(args.trace))
+    spec = cfg.specs()[relay_index(cfg)]
+    rule = simulate(trace, cfg, record=True)
+    print(f"{args.trace}, {args.house} without schedules: relay {spec.name}")
+    print(line("rule (default policy)", rule.kpis), flush=True)
+    gain, imp = relay_blocks(cfg, trace, rule.series["temp"])
+    days = math.ceil(trace.seconds / 86400)
+    hold = max(1, math.ceil(max(spec.min_on_s, spec.min_off_s) / BLOCK_S))
+    for lam in LAMBDAS:
+        schedule = best_schedule(gain - lam * imp, hold, args.switches * days)
+        with mock.patch.object(
+            policy, "_relay_pass", scheduled_pass(schedule, trace.start, spec.name)
+        ):
+            k = simulate(trace, cfg).kpis
+        print(line(f"hindsight, λ = {lam:g}", k), flush=True)
+
+
+if __name__ == "__main__":
+    main()
