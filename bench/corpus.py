@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from pvopt.config import Config, load
+from pvopt.config import Config, RegulationConfig, load
 from pvsim.examples import config_path
 from pvsim.simulator import simulate
 from pvsim.tracegen import DaySpec, write
@@ -89,7 +90,10 @@ def settings_grid(pairs: list[str]) -> list[dict[str, float]]:
         key, _, values = pair.partition("=")
         if not values:
             raise SystemExit(f"--set {pair!r}: expected key=value[,value...]")
-        axes.append([(key, float(v)) for v in values.split(",")])
+        try:
+            axes.append([(key, float(v)) for v in values.split(",")])
+        except ValueError:
+            raise SystemExit(f"--set {pair!r}: values must be numbers") from None
     return [dict(combo) for combo in itertools.product(*axes)] or [{}]
 
 
@@ -102,8 +106,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     grid = settings_grid(args.set)
-    for settings in grid:  # a bad key fails now, not in a worker
-        configured(load(config_path(args.house)), settings)
+    base = load(config_path(args.house))
+    for settings in grid:  # a bad key or value fails now, not in a worker
+        try:
+            configured(base, settings)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(part) for part in err["loc"])
+            keys = ", ".join(sorted(RegulationConfig.model_fields))
+            raise SystemExit(f"--set {where}: {err['msg']} (regulation keys: {keys})") from None
     days = corpus_days(args.days)
     days = {"tune": days[0::2], "val": days[1::2], "all": days}[args.half]
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(args.workers) as pool:
