@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from pvopt.config import Config, RegulationConfig, load
+from pvopt.config import Config, ConfigError, RegulationConfig, load
 from pvsim.examples import config_path
 from pvsim.simulator import simulate
 from pvsim.tracegen import DaySpec, write
@@ -106,7 +106,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     grid = settings_grid(args.set)
-    base = load(config_path(args.house))
+    try:
+        base = load(config_path(args.house))
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
     for settings in grid:  # a bad key or value fails now, not in a worker
         try:
             configured(base, settings)

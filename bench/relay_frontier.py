@@ -20,7 +20,7 @@ import numpy as np
 from machines import policy
 from machines.model import LoadView, PolicyMemo, RelayTimer
 from machines.policy import PolicyParams
-from pvopt.config import load
+from pvopt.config import ConfigError, load
 from pvsim.examples import config_path, trace_path
 from pvsim.hindsight import BLOCK_S, best_schedule, relay_blocks, relay_index
 from pvsim.simulator import simulate
@@ -62,9 +62,12 @@ def main() -> None:
     ap.add_argument("--house", default="house")
     ap.add_argument("--switches", type=int, default=14, help="most relay switches a day (14)")
     args = ap.parse_args()
-    cfg = load(config_path(args.house)).model_copy(update={"schedules": []})  # the relay alone
-    trace = load_trace(trace_path(args.trace))
-    spec = cfg.specs()[relay_index(cfg)]
+    try:
+        cfg = load(config_path(args.house)).model_copy(update={"schedules": []})  # the relay alone
+        trace = load_trace(trace_path(args.trace))
+        spec = cfg.specs()[relay_index(cfg)]
+    except (ConfigError, ValueError) as exc:  # TraceError is a ValueError
+        raise SystemExit(f"error: {exc}") from None
     rule = simulate(trace, cfg, record=True)
     print(f"{args.trace}, {args.house} without schedules: relay {spec.name}")
     print(line("rule (default policy)", rule.kpis), flush=True)
