@@ -27,12 +27,12 @@ from pydantic import ValidationError
 from pvopt.config import Config, ConfigError, RegulationConfig, load
 from pvsim.examples import config_path
 from pvsim.simulator import simulate
-from pvsim.tracegen import DaySpec, write
+from pvsim.tracegen import HELD_OUT, DaySpec, write
 from pvsim.traces import load_trace
 
 # per-minute transitions over (clear, broken, overcast): how long each sky lasts
 SKIES = (
-    ((0.95, 0.045, 0.005), (0.03, 0.955, 0.015), (0.01, 0.05, 0.94)),  # heldout_mixed's
+    next(d.chain for d in HELD_OUT if d.name == "heldout_mixed"),
     ((0.93, 0.065, 0.005), (0.04, 0.95, 0.01), (0.02, 0.06, 0.92)),  # more broken
     ((0.97, 0.025, 0.005), (0.02, 0.97, 0.01), (0.005, 0.02, 0.975)),  # slow changes
     ((0.90, 0.09, 0.01), (0.06, 0.92, 0.02), (0.03, 0.07, 0.90)),  # fast changes
@@ -63,13 +63,12 @@ class Totals:
     violations: int
 
 
-def run_day(job: tuple[str, str, dict[str, float]]) -> Totals:
-    trace_file, house, settings = job
-    cfg = configured(load(config_path(house)), settings)
+def run_day(job: tuple[str, Config]) -> Totals:
+    trace_file, cfg = job
     k = simulate(load_trace(trace_file), cfg).kpis
     return Totals(
         k["diverted_wh"],
-        k["diverted_wh"] / k["capture"] if k["capture"] else 0.0,
+        k["bound_wh"],
         k["import_by_loads_wh"],
         k["switches"],
         k["min_on_off_violations"],
@@ -110,9 +109,10 @@ def main() -> None:
         base = load(config_path(args.house))
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
+    configs = []
     for settings in grid:  # a bad key or value fails now, not in a worker
         try:
-            configured(base, settings)
+            configs.append(configured(base, settings))
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(part) for part in err["loc"])
@@ -123,8 +123,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(args.workers) as pool:
         files = [str(write(spec, Path(tmp))) for spec in days]
         print(f"{len(files)} {args.half} days, {args.house} without schedules", flush=True)
-        for settings in grid:
-            totals = list(pool.map(run_day, [(f, args.house, settings) for f in files]))
+        for settings, cfg in zip(grid, configs, strict=True):
+            totals = list(pool.map(run_day, [(f, cfg) for f in files]))
             div = sum(t.diverted_wh for t in totals)
             imp = sum(t.import_wh for t in totals)
             label = " ".join(f"{k}={v:g}" for k, v in settings.items()) or "defaults"
