@@ -539,7 +539,17 @@ def _semantic(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
         )
     out += _topic_clashes(cfg)
     ids = {cfg.load_id(i) for i in range(len(cfg.equipment))}
+    schedule_names: dict[str, int] = {}
     for i, sched in enumerate(cfg.schedules):
+        if sched.name in schedule_names:
+            out.append(
+                (
+                    ("schedules", i, "name"),
+                    f"duplicate name {sched.name!r} (also schedules[{schedule_names[sched.name]}])"
+                    ": the status and the planner tell schedules apart by name",
+                )
+            )
+        schedule_names.setdefault(sched.name, i)
         if sched.load not in seen_names and not (
             str(sched.load).isdigit() and int(sched.load) in ids
         ):
@@ -662,6 +672,19 @@ def parse(
         ) from None
     except yaml.YAMLError as exc:  # the reader's own errors (characters YAML refuses)
         raise ConfigError([Problem(source, None, "", f"not valid YAML: {exc}")]) from None
+    cycle = _self_alias(node, (), [])
+    if cycle is not None:
+        loc, line = cycle
+        raise ConfigError(
+            [
+                Problem(
+                    source,
+                    line,
+                    dotted(loc),
+                    "a YAML alias here contains the value it is in: give the value, not a loop",
+                )
+            ]
+        )
     duplicates = _duplicate_keys(node, ())
     if duplicates:
         raise ConfigError([Problem(source, line, dotted(loc), m) for loc, line, m in duplicates])
@@ -698,6 +721,31 @@ def parse(
             [Problem(source, _line_of(node, loc), dotted(loc), m) for loc, m in files]
         )
     return cfg
+
+
+def _self_alias(
+    node: yaml.Node | None, loc: tuple[str | int, ...], stack: list[yaml.Node]
+) -> tuple[tuple[str | int, ...], int] | None:
+    """A node that contains itself (`a: &a [*a]`): loading it would recurse without end."""
+    if node is None or not isinstance(node, yaml.CollectionNode):
+        return None
+    if any(seen is node for seen in stack):
+        return loc, node.start_mark.line + 1
+    stack.append(node)
+    try:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                found = _self_alias(value_node, (*loc, str(key_node.value)), stack)
+                if found is not None:
+                    return found
+        else:
+            for i, item in enumerate(node.value):
+                found = _self_alias(item, (*loc, i), stack)
+                if found is not None:
+                    return found
+    finally:
+        stack.pop()
+    return None
 
 
 def _duplicate_keys(

@@ -408,3 +408,46 @@ def test_a_file_that_is_not_utf8_text_is_refused_with_its_line(
         out = CliRunner().invoke(main, args)
         assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
         assert str(path) in out.output and words in out.output, out.output
+
+
+# -- broken configs a new user tried (issue 22): refused with file, line and key ----------------
+
+RAIL = "  - {type: VariablePowerEquipment, name: rail, max_power: 500}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        ("a: &a [*a]\nequipment:\n" + RAIL, 1, "a[0]"),
+        ("equipment: &x [*x]\n", 1, "equipment[0]"),
+        ("equipment:\n" + RAIL + "mqtt: &m {tls: *m}\n", 3, "mqtt.tls"),
+    ],
+)
+def test_a_yaml_alias_that_contains_itself_is_refused_with_its_line(
+    tmp_path: Path, text: str, line: int, key: str
+) -> None:
+    """It ended in a RecursionError traceback."""
+    path = tmp_path / "pvopt.yml"
+    path.write_text(text, encoding="utf-8")
+    out = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+    assert f"{path}:{line}: {key}: " in out.output and "loop" in out.output, out.output
+
+
+def test_a_yaml_alias_that_does_not_contain_itself_still_works() -> None:
+    text = "equipment:\n  - &rail {type: VariablePowerEquipment, name: rail, max_power: 500}\n"
+    cfg = config.parse(text + "  - {<<: *rail, name: rail2}\n", environ={})
+    assert [eq.name for eq in cfg.equipment] == ["rail", "rail2"]
+
+
+def test_two_schedules_with_one_name_are_refused_naming_both() -> None:
+    text = (
+        "equipment:\n" + RAIL + "schedules:\n"
+        "  - {name: night, load: rail, window: '22:00-06:00'}\n"
+        "  - {name: night, load: rail, window: '12:00-13:00'}\n"
+    )
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(text, source="pvopt.yml", environ={})
+    (problem,) = info.value.problems
+    assert (problem.line, problem.key) == (5, "schedules[1].name")
+    assert "'night'" in problem.message and "schedules[0]" in problem.message

@@ -20,7 +20,7 @@ def test_defaults() -> None:
         ("tic:\n  mode: fast\n", "tic.mode", "historic"),
         ("tic:\n  topic_prefix: 'tic/#/'\n", "tic.topic_prefix", "pattern"),
         ("tic:\n  reconnect_max_s: 0\n", "tic.reconnect_max_s", "greater than 0"),
-        ("tic:\n  baud: 9600\n", "tic.baud", ""),
+        ("tic:\n  baud: 9600\n", "tic.baud", "unknown key 'baud' in tic"),
     ],
 )
 def test_errors_name_file_line_and_key(section: str, key: str, words: str) -> None:
