@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -335,7 +335,7 @@ class House:
         self.base = base
         self.pv = pv
         self.seconds += 1
-        return grid
+        return cast(float, grid)  # a numpy float64 from the arrays: a float to the caller
 
     def _ceiling_step(self, i: int, surplus: float) -> float:
         """The causal ceiling's second `i`: what its held setpoints divert; at a meter sample,

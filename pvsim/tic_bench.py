@@ -117,7 +117,9 @@ def parser_rate(frames: int = 3000) -> dict[str, float]:
     }
 
 
-def measure_reader(seconds: float, console: Console, workdir: Path = Path("out/bench-tic")) -> dict:
+def measure_reader(
+    seconds: float, console: Console, workdir: Path = Path("out/bench-tic")
+) -> dict[str, Any]:
     """Parser speed, then `pvopt tic` (subprocess) fed at 9600 baud for `seconds`: CPU % of
     one core, RSS, frames published."""
     out: dict[str, Any] = parser_rate()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     Column,
@@ -77,8 +77,12 @@ class StateStore(Protocol):
     def close(self) -> None: ...
 
 
-def _copy(doc: Any) -> Any:
-    return json.loads(json.dumps(doc))
+_Doc = TypeVar("_Doc")
+
+
+def _copy(doc: _Doc) -> _Doc:
+    """A deep copy through JSON: what a store hands out is what it would have read back."""
+    return cast(_Doc, json.loads(json.dumps(doc)))
 
 
 class MemoryStore:

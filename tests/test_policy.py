@@ -262,12 +262,14 @@ def test_relay_stops_after_a_sustained_shortfall() -> None:
     p = relay("p", 1000, on=True, switched_at=NOW - 3600)
     memo = PolicyMemo()
     t = NOW
-    while True:
+    for _ in range(120):  # 4 minutes of ticks: far past the expected stop
         d = decide(snap(500), [p], DEFAULT, t, memo)
         memo = d.memo
         if d.power_w["p"] == 0:
             break
         t += 2
+    else:
+        pytest.fail("the relay still ran after 4 minutes of shortfall")
     # 520 W short: 7.5 Wh of shortfall takes about 52 s
     assert 45 <= t - NOW <= 60
 

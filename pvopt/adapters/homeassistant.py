@@ -16,7 +16,8 @@ from typing import Any, get_args
 
 from machines.model import State
 from pvopt.commands import MAX_DURATION_S
-from pvopt.config import Celsius, Config, HomeAssistantConfig
+from pvopt.config import Config, HomeAssistantConfig
+from pvopt.kinds.base import Celsius
 from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,9 @@ def config_group() -> None:
     """Inspect configuration files."""
 
 
-def _split(model: BaseModel, data: dict[str, Any], sim: dict[str, Any]) -> tuple[dict, dict]:
+def _split(
+    model: BaseModel, data: dict[str, Any], sim: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(what the file or the environment set, the defaults in force) of one config model;
     `sim:` blocks go to `sim`, keyed by where they were, when the user wrote them."""
     mine: dict[str, Any] = {}

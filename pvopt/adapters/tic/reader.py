@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 import serial
 
@@ -70,11 +70,11 @@ def open_serial(port: str, baud: int) -> SerialLink:
     }
     try:
         try:
-            return serial.Serial(port, baud, timeout=READ_TIMEOUT_S, **kwargs)
+            return cast(SerialLink, serial.Serial(port, baud, timeout=READ_TIMEOUT_S, **kwargs))
         except termios.error as exc:
             if exc.args[0] != errno.EINVAL or not is_pty(port):
                 raise
-            return serial.Serial(port, baud, timeout=READ_TIMEOUT_S)
+            return cast(SerialLink, serial.Serial(port, baud, timeout=READ_TIMEOUT_S))
     except (serial.SerialException, OSError) as exc:
         code = getattr(exc, "errno", None)
         if code in (errno.EACCES, errno.EPERM):
