@@ -1,10 +1,12 @@
-"""One `transitions` state machine per load: off / eco / solar / boost, auto or manual (DESIGN §4).
+"""One `transitions` state machine per load: off / eco / solar / boost, auto or manual
+(docs/states.md).
 
 The machine owns everything that must survive a restart (state, mode, thresholds, deadline,
 energy counters, the actuator setpoint) and turns events — a temperature, a command, a tick —
-into transitions. Time always comes in as `now` (epoch seconds); nothing here reads a clock.
-`TRANSITIONS` is the whole rule: which event moves a load where, under which guards, and with
-which reason; the Python below only supplies the predicates the guards name.
+into moves. Time always comes in as `now` (epoch seconds); nothing here reads a clock.
+`TICK` is the whole automatic rule and `RELEASE` what AUTO does to a boost; commands move the
+machine directly (`forced`, `switched_off`). `transitions` holds the state and checks that each
+move leaves from a state the rule allows; the Python below only supplies the guards it names.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from transitions import EventData, Machine, Transition
+from transitions import EventData, Machine
 
 from machines.model import FORCED_STATES, Kind, LoadSpec, Mode, State, Thresholds
 
 OFF, ECO, SOLAR, BOOST = State.OFF, State.ECO, State.SOLAR, State.BOOST
+ANY = frozenset(State)
 
 
 def eco_reason(m: LoadMachine) -> str:
@@ -28,118 +31,141 @@ def eco_reason(m: LoadMachine) -> str:
     return m.eco_reason or "eco"
 
 
-def force_reason(m: LoadMachine) -> str:
-    """Who forced the boost: manual, forced_window (a schedule), deficit (a daily check)."""
-    return m.force_reason
-
-
-# Reason a row gives its destination (or, for a row that keeps the state, the state it keeps):
-# a code, a function of the machine, or None to keep the current reason.
+# Reason a row gives: a code, a function of the machine, or None to keep the current reason.
 Reason = str | Callable[["LoadMachine"], str] | None
 
-# The whole life of a load. Events: `tick` (every regulation step, with `now` and `meter_stale`),
-# `forced`, `switched_off`, `released` (commands and schedules, see the methods below). For one
-# event and one source state the rows are tried top to bottom and the first whose `conditions`
-# all hold and `unless` all fail wins; the `tick` rows of each state are written to exclude each
-# other, so each row reads alone. `dest: None` keeps the state and only sets the reason; `name`
-# is the move the transition log keeps (DESIGN §4). `update()` repeats `tick` until a row keeps
-# the state: an ended boost may go to eco in the same tick.
-_GATES = ["is_disabled", "is_manual"]  # what precedes every automatic row
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """From a state of `source`, when every guard of `when` holds: go to `dest` by `move`
+    (already there: stay) with `reason`. `dest` None stays whatever the state."""
+
+    source: frozenset[State]
+    when: tuple[str, ...]
+    dest: State | None
+    move: str = ""  # the event `transitions` fires and the transition log keeps
+    reason: Reason = None
+    ends_boost: bool = False  # the load goes back to the automatic rules
+
+    @property
+    def label(self) -> str:
+        return f"{self.move or 'stay'} when {' and '.join(self.when) or 'otherwise'}"
+
+
+Guard = Callable[["LoadMachine", float, bool], bool]
+
+
+class Table:
+    """Rows tried in order, the first that holds wins; indexed by source state on first use,
+    so a tick reads only its own state's rows."""
+
+    def __init__(self, *rows: tuple[Any, ...]) -> None:
+        self.rows = tuple(Row(frozenset(r[0]), *r[1:]) for r in rows)
+        self._by_state: dict[State, tuple[tuple[Row, tuple[Guard, ...]], ...]] = {}
+
+    def first(self, m: LoadMachine, now: float, meter_stale: bool) -> Row:
+        """The row that decides for `m`'s state at `now`."""
+        by_state = self._by_state or self._index()
+        for row, guards in by_state[m.state]:
+            if all(guard(m, now, meter_stale) for guard in guards):
+                return row
+        raise RuntimeError(f"{m.spec.name}: no row for {m.state.value}")
+
+    def _index(self) -> dict[State, tuple[tuple[Row, tuple[Guard, ...]], ...]]:
+        def guards(row: Row) -> tuple[Guard, ...]:
+            return tuple(getattr(LoadMachine, f"guard_{name}") for name in row.when)
+
+        self._by_state = {
+            state: tuple((row, guards(row)) for row in self.rows if state in row.source)
+            for state in State
+        }
+        return self._by_state
+
+
+# The rule of a tick. For the machine's state, the FIRST row whose guards all hold decides;
+# `update()` applies rows until one keeps the state (an ended boost may reach eco in the same
+# tick). The guards are `LoadMachine.guard_*` methods of (now, meter_stale).
+_AUTO = {OFF, ECO, SOLAR}
+_IDLE = {OFF, SOLAR}  # what is left once eco has decided
 # fmt: off
-TRANSITIONS: list[dict[str, Any]] = [
-    # disabled in the config: off, whatever it was doing
-    {"trigger": "tick", "source": [ECO, SOLAR, BOOST], "dest": OFF, "name": "disable",
-     "conditions": "is_disabled",
-     "reason": "disabled"},
-    {"trigger": "tick", "source": OFF, "dest": None,
-     "conditions": "is_disabled",
-     "reason": "disabled"},
-    # boost: until its deadline or temp_max, in auto and manual mode alike; then back to auto
-    {"trigger": "tick", "source": BOOST, "dest": OFF, "name": "force_ended_satisfied",
-     "conditions": ["boost_expired", "meter_is_stale"], "unless": "is_disabled",
-     "reason": "deadline", "after": "_end_boost"},
-    {"trigger": "tick", "source": BOOST, "dest": OFF, "name": "force_ended_satisfied",
-     "conditions": ["boost_expired", "reached_goal"], "unless": ["is_disabled", "meter_is_stale"],
-     "reason": "deadline", "after": "_end_boost"},
-    {"trigger": "tick", "source": BOOST, "dest": SOLAR, "name": "force_ended",
-     "conditions": "boost_expired", "unless": ["is_disabled", "meter_is_stale", "reached_goal"],
-     "reason": "deadline", "after": "_end_boost"},
-    {"trigger": "tick", "source": BOOST, "dest": OFF, "name": "force_ended_satisfied",
-     "conditions": "is_hot", "unless": ["is_disabled", "boost_expired"],
-     "reason": "satisfied", "after": "_end_boost"},
-    {"trigger": "tick", "source": BOOST, "dest": None,
-     "unless": ["is_disabled", "boost_expired", "is_hot"],
-     "reason": None},  # keeps the reason it was forced with
-    # manual (OFF command, or restored so): stays where the command put it
-    {"trigger": "tick", "source": [OFF, ECO, SOLAR], "dest": None,
-     "conditions": "is_manual", "unless": "is_disabled",
-     "reason": "manual"},
-    # eco: a schedule's guarantee is at risk (DESIGN §6); eco ends when the request does
-    {"trigger": "tick", "source": [OFF, SOLAR], "dest": ECO, "name": "guarantee_at_risk",
-     "conditions": "eco_requested", "unless": _GATES,
-     "reason": eco_reason},
-    {"trigger": "tick", "source": ECO, "dest": None,
-     "conditions": "eco_requested", "unless": _GATES,
-     "reason": eco_reason},
-    {"trigger": "tick", "source": ECO, "dest": OFF, "name": "guarantee_met_satisfied",
-     "conditions": "meter_is_stale", "unless": [*_GATES, "eco_requested"],
-     "reason": "guarantee_met"},
-    {"trigger": "tick", "source": ECO, "dest": OFF, "name": "guarantee_met_satisfied",
-     "conditions": "is_satisfied", "unless": [*_GATES, "eco_requested", "meter_is_stale"],
-     "reason": "guarantee_met"},
-    {"trigger": "tick", "source": ECO, "dest": SOLAR, "name": "guarantee_met",
-     "unless": [*_GATES, "eco_requested", "meter_is_stale", "is_satisfied"],
-     "reason": "guarantee_met"},
+TICK = Table(
+    # source  when                         dest   move                       reason
+    (ANY,     ("disabled",),               OFF,   "disable",                 "disabled"),
+    # a boost runs to its deadline or temp_max, in auto and manual mode alike
+    ({BOOST}, ("expired", "meter_stale"),  OFF,   "force_ended_satisfied",   "deadline", True),
+    ({BOOST}, ("expired", "reached_goal"), OFF,   "force_ended_satisfied",   "deadline", True),
+    ({BOOST}, ("expired",),                SOLAR, "force_ended",             "deadline", True),
+    ({BOOST}, ("hot",),                    OFF,   "force_ended_satisfied",   "satisfied", True),
+    ({BOOST}, (),                          None),  # keeps the reason it was forced with
+    # manual (an OFF command, or restored so): stays where the command put it
+    (_AUTO,   ("manual",),                 None,  "",                        "manual"),
+    # eco: a schedule's guarantee is at risk (docs/schedules.md); ends with the request
+    (_AUTO,   ("eco_requested",),          ECO,   "guarantee_at_risk",       eco_reason),
+    ({ECO},   ("meter_stale",),            OFF,   "guarantee_met_satisfied", "guarantee_met"),
+    ({ECO},   ("satisfied",),              OFF,   "guarantee_met_satisfied", "guarantee_met"),
+    ({ECO},   (),                          SOLAR, "guarantee_met",           "guarantee_met"),
     # solar / off: shed without fresh meter data, off once satisfied, else on surplus
-    {"trigger": "tick", "source": SOLAR, "dest": OFF, "name": "meter_lost",
-     "conditions": "meter_is_stale", "unless": [*_GATES, "eco_requested"],
-     "reason": "meter_stale"},
-    {"trigger": "tick", "source": OFF, "dest": None,
-     "conditions": "meter_is_stale", "unless": [*_GATES, "eco_requested"],
-     "reason": "meter_stale"},
-    {"trigger": "tick", "source": SOLAR, "dest": OFF, "name": "goal_reached",
-     "conditions": "is_satisfied", "unless": [*_GATES, "eco_requested", "meter_is_stale"],
-     "reason": "satisfied"},
-    {"trigger": "tick", "source": OFF, "dest": None,
-     "conditions": "is_satisfied", "unless": [*_GATES, "eco_requested", "meter_is_stale"],
-     "reason": "satisfied"},
-    {"trigger": "tick", "source": OFF, "dest": SOLAR, "name": "needs_surplus",
-     "conditions": "temperature_unknown",
-     "unless": [*_GATES, "eco_requested", "meter_is_stale", "is_satisfied"],
-     "reason": "temp_unknown"},
-    {"trigger": "tick", "source": OFF, "dest": SOLAR, "name": "needs_surplus",
-     "unless": [*_GATES, "eco_requested", "meter_is_stale", "is_satisfied", "temperature_unknown"],
-     "reason": "surplus"},
-    {"trigger": "tick", "source": SOLAR, "dest": None,
-     "conditions": "temperature_unknown",
-     "unless": [*_GATES, "eco_requested", "meter_is_stale", "is_satisfied"],
-     "reason": "temp_unknown"},
-    {"trigger": "tick", "source": SOLAR, "dest": None,
-     "unless": [*_GATES, "eco_requested", "meter_is_stale", "is_satisfied", "temperature_unknown"],
-     "reason": "surplus"},
-    # commands and schedules: ON / force / a schedule's boost, manual OFF (until AUTO or ON)
-    {"trigger": "forced", "source": [OFF, ECO, SOLAR, BOOST], "dest": BOOST, "name": "forced",
-     "reason": force_reason},
-    {"trigger": "switched_off", "source": [OFF, ECO, SOLAR, BOOST], "dest": OFF,
-     "name": "switched_off",
-     "reason": "manual"},
-    # AUTO / unforce / a tariff window's close: a boost ends at once
-    {"trigger": "released", "source": BOOST, "dest": OFF, "name": "force_ended_satisfied",
-     "conditions": "meter_is_stale",
-     "reason": "auto"},
-    {"trigger": "released", "source": BOOST, "dest": OFF, "name": "force_ended_satisfied",
-     "conditions": "is_satisfied", "unless": "meter_is_stale",
-     "reason": "auto"},
-    {"trigger": "released", "source": BOOST, "dest": SOLAR, "name": "force_ended",
-     "unless": ["meter_is_stale", "is_satisfied"],
-     "reason": "auto"},
-]
+    (_IDLE,   ("meter_stale",),            OFF,   "meter_lost",              "meter_stale"),
+    (_IDLE,   ("satisfied",),              OFF,   "goal_reached",            "satisfied"),
+    (_IDLE,   ("temperature_unknown",),    SOLAR, "needs_surplus",           "temp_unknown"),
+    (_IDLE,   (),                          SOLAR, "needs_surplus",           "surplus"),
+)
+# AUTO, unforce, a tariff window's close: a boost ends at once
+RELEASE = Table(
+    ({BOOST}, ("meter_stale",),            OFF,   "force_ended_satisfied",   "auto"),
+    ({BOOST}, ("satisfied",),              OFF,   "force_ended_satisfied",   "auto"),
+    ({BOOST}, (),                          SOLAR, "force_ended",             "auto"),
+)
 # fmt: on
+# Commands, whatever the state: ON / force / a schedule's boost; a manual OFF.
+COMMAND_MOVES = {"forced": BOOST, "switched_off": OFF}
+
+
+def _graph(*tables: Table) -> list[dict[str, Any]]:
+    """The moves `transitions` allows, read off the tables: each move from where it may leave."""
+    sources: dict[tuple[str, State], set[State]] = {}
+    for row in (r for table in tables for r in table.rows):
+        if row.dest is not None:
+            sources.setdefault((row.move, row.dest), set()).update(row.source - {row.dest})
+    moves = [
+        {"trigger": move, "source": sorted(src, key=list(State).index), "dest": dest}
+        for (move, dest), src in sources.items()
+    ]
+    return moves + [
+        {"trigger": move, "source": list(State), "dest": dest}
+        for move, dest in COMMAND_MOVES.items()
+    ]
+
+
+MOVES = _graph(TICK, RELEASE)
 MAX_MOVES_PER_TICK = 2  # boost → solar → eco is the longest chain the table allows
+
+# The machine's plain fields a restart restores as they were (`dump()` adds the state, the mode,
+# the reason and the thresholds, which `restore()` checks before taking them).
+PERSISTED = (
+    "forced_until",
+    "forced_w",
+    "force_reason",
+    "eco_reason",
+    "eco_until",
+    "satisfied",
+    "temperature_c",
+    "temperature_at",
+    "period_index",
+    "period_wh",
+    "prev_period_wh",
+    "day_index",
+    "energy_today_wh",
+    "energy_yesterday_wh",
+    "energy_total_wh",
+    "setpoint_w",
+    "switched_at",
+)
 
 TEMP_RANGE = (-20.0, 110.0)
 PROBE_ERROR_CODES = (85.0, -127.0)  # DS18B20: power-up value and read error
 TEMP_STALE_S = 300.0
+TZ_QUANTUM_S = 900.0
 
 
 class CommandError(ValueError):
@@ -163,50 +189,6 @@ class TransitionRecord:
     trigger: str
     reason: str
     at: float
-
-
-class Rule(Transition):
-    """A row of `TRANSITIONS`: a transition that also names its move and gives its reason."""
-
-    def __init__(
-        self,
-        source: str,
-        dest: str | None,
-        conditions: Any = None,
-        unless: Any = None,
-        before: Any = None,
-        after: Any = None,
-        prepare: Any = None,
-        *,
-        name: str | None = None,
-        reason: Reason = None,
-    ) -> None:
-        # dest None is an internal transition at run time; transitions' stubs only say `str`
-        super().__init__(source, cast(str, dest), conditions, unless, before, after, prepare)
-        self.name = name
-        self.reason = reason
-
-    def _eval_conditions(self, event_data: EventData) -> bool:
-        """The guards, called by name on the model (`transitions`' own check logs each one)."""
-        model = event_data.model
-        for cond in self.conditions:
-            check = cond.func if callable(cond.func) else getattr(model, cond.func)
-            if bool(check(event_data)) is not cond.target:
-                return False
-        return True
-
-    def execute(self, event_data: EventData) -> bool:
-        """Reject a row whose guards fail before `transitions`' bookkeeping: a tick tries up to
-        seven rows per load (rows have no `prepare`, which would run first)."""
-        if not self._eval_conditions(event_data):
-            return False
-        return bool(super().execute(event_data))  # checks them again, then moves
-
-
-class RuleMachine(Machine):
-    """A `transitions.Machine` whose rows are `Rule`s (they take `name` and `reason`)."""
-
-    transition_cls = Rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +226,8 @@ class LoadMachine:
         self.spec = spec
         self.tz = tz
         self.temp_stale_s = temp_stale_s
+        self._tz_bucket = -1  # the quarter hour of UTC `_tz_offset` holds
+        self._tz_offset = 0.0
         self.mode = Mode.AUTO
         self.reason = "starting"
         self.thresholds: Thresholds | None = spec.thresholds
@@ -266,48 +250,64 @@ class LoadMachine:
         self.setpoint_w = 0.0
         self.switched_at: float | None = None
         self.records: list[TransitionRecord] = []
-        initial = SOLAR if spec.enabled else OFF
-        self.machine = RuleMachine(
+        self.machine = Machine(
             model=self,
             states=State,
-            transitions=TRANSITIONS,
-            initial=initial,
+            transitions=MOVES,
+            initial=SOLAR if spec.enabled else OFF,
             auto_transitions=False,
             send_event=True,
-            after_state_change="_settled",
+            after_state_change="_log_move",
         )
 
-    # -- transitions plumbing ---------------------------------------------------------------
-    def _settled(self, event: EventData) -> None:
-        """Set the reason the row gives and log the move (rows that keep the state log none)."""
-        rule = event.transition
-        assert isinstance(rule, Rule)
-        reason = rule.reason(self) if callable(rule.reason) else rule.reason
-        if reason is not None:
-            self.reason = reason
-        if rule.dest is None:
-            return
+    # -- the rule ---------------------------------------------------------------------------
+    def _log_move(self, event: EventData) -> None:
+        """Keep each move (its reason is set before it fires) for the transition log."""
+        t = event.transition
+        assert t is not None and t.dest is not None
         self.records.append(
             TransitionRecord(
                 self.spec.name,
-                State[rule.source].value,
-                State[rule.dest].value,
-                rule.name or event.event.name,
+                State[t.source].value,
+                State[t.dest].value,
+                event.event.name,
                 self.reason,
                 event.kwargs["now"],
             )
         )
 
-    def _end_boost(self, event: EventData) -> None:
-        """A boost that ends by itself hands the load back to the automatic rules."""
-        self.mode = Mode.AUTO
-        self.forced_until = self.forced_w = None
-        self.satisfied = self.satisfied or self._is_hot(event.kwargs["now"])
+    def _apply(self, table: Table, now: float, meter_stale: bool) -> bool:
+        """Take the row of `table` that holds for this state; True when it moved."""
+        row = table.first(self, now, meter_stale)
+        reason = row.reason(self) if callable(row.reason) else row.reason
+        if reason is not None:
+            self.reason = reason
+        if row.dest is None or row.dest is self.state:
+            return False
+        self.trigger(row.move, now=now)
+        if row.ends_boost:
+            self.mode = Mode.AUTO
+            self.forced_until = self.forced_w = None
+            self.satisfied = self.satisfied or self._is_hot(now)
+        return True
 
     # -- time bookkeeping -------------------------------------------------------------------
     def _local_seconds(self, now: float) -> float:
-        offset = datetime.fromtimestamp(now, self.tz).utcoffset()
-        return now + (offset.total_seconds() if offset else 0.0)
+        """`now` on the local wall clock. This runs each tick: a quarter hour of UTC whose two
+        ends share one offset keeps it (a zone changes offset at most once in 15 minutes)."""
+        bucket = int(now // TZ_QUANTUM_S)
+        if bucket != self._tz_bucket:
+            start = bucket * TZ_QUANTUM_S
+            offset = self._utc_offset(start)
+            same = offset == self._utc_offset(start + TZ_QUANTUM_S - 1e-6)
+            self._tz_bucket, self._tz_offset = (bucket, offset) if same else (-1, 0.0)
+            if not same:
+                return now + self._utc_offset(now)
+        return now + self._tz_offset
+
+    def _utc_offset(self, t: float) -> float:
+        offset = datetime.fromtimestamp(t, self.tz).utcoffset()
+        return offset.total_seconds() if offset else 0.0
 
     def _day_index(self, now: float, local: float | None = None) -> int:
         return int((self._local_seconds(now) if local is None else local) // 86400)
@@ -405,43 +405,42 @@ class LoadMachine:
         if self.spec.min_energy_wh is not None:
             self.satisfied = self.period_wh >= self.spec.min_energy_wh
 
-    # -- guards: the predicates `TRANSITIONS` names (events carry `now`, ticks `meter_stale`) --
-    def is_disabled(self, event: EventData) -> bool:
+    # -- guards: what the rows' `when` names, each of (now, meter_stale) ------------------------
+    def guard_disabled(self, now: float, meter_stale: bool) -> bool:
         return not self.spec.enabled
 
-    def is_manual(self, event: EventData) -> bool:
+    def guard_manual(self, now: float, meter_stale: bool) -> bool:
         return self.mode is Mode.MANUAL
 
-    def is_satisfied(self, event: EventData) -> bool:
+    def guard_satisfied(self, now: float, meter_stale: bool) -> bool:
         """temp_max reached (until below temp_sol_min), or the period's min_energy reached."""
         return self.satisfied
 
-    def reached_goal(self, event: EventData) -> bool:
+    def guard_reached_goal(self, now: float, meter_stale: bool) -> bool:
         """Satisfied, or at temp_max even when a min_energy load's period is not done."""
-        return self.satisfied or self._is_hot(event.kwargs["now"])
+        return self.satisfied or self._is_hot(now)
 
-    def is_hot(self, event: EventData) -> bool:
+    def guard_hot(self, now: float, meter_stale: bool) -> bool:
         """At temp_max by a fresh reading: a boost stops heating."""
-        return self._is_hot(event.kwargs["now"])
+        return self._is_hot(now)
 
-    def meter_is_stale(self, event: EventData) -> bool:
-        return bool(event.kwargs["meter_stale"])
+    def guard_meter_stale(self, now: float, meter_stale: bool) -> bool:
+        return meter_stale
 
-    def eco_requested(self, event: EventData) -> bool:
+    def guard_eco_requested(self, now: float, meter_stale: bool) -> bool:
         """The schedules asked for grid heating, its window is open and the load may be forced."""
-        now: float = event.kwargs["now"]
         return (
             self.eco_reason is not None
             and (self.eco_until is None or now < self.eco_until)
             and self.can_be_forced(now)
         )
 
-    def boost_expired(self, event: EventData) -> bool:
-        return self.forced_until is not None and event.kwargs["now"] >= self.forced_until
+    def guard_expired(self, now: float, meter_stale: bool) -> bool:
+        return self.forced_until is not None and now >= self.forced_until
 
-    def temperature_unknown(self, event: EventData) -> bool:
+    def guard_temperature_unknown(self, now: float, meter_stale: bool) -> bool:
         """A temperature-driven load without a fresh reading runs on surplus, never forced."""
-        return self.is_temp_driven and not self.temperature_known(event.kwargs["now"])
+        return self.is_temp_driven and not self.temperature_known(now)
 
     # -- inputs -----------------------------------------------------------------------------
     def set_temperature(self, value: float, now: float) -> None:
@@ -483,13 +482,14 @@ class LoadMachine:
             self.mode = Mode.MANUAL
         self.forced_until = until
         self.forced_w = power_w
-        self.force_reason = reason
+        self.force_reason = self.reason = reason
         self.trigger("forced", now=now)
 
     def switch_off(self, now: float) -> None:
         """Manual OFF: stays off until AUTO or ON."""
         self.mode = Mode.MANUAL
         self.forced_until = self.forced_w = None
+        self.reason = "manual"
         self.trigger("switched_off", now=now)
 
     def set_auto(self, now: float, *, meter_stale: bool = False) -> None:
@@ -497,7 +497,7 @@ class LoadMachine:
         self.mode = Mode.AUTO
         self.forced_until = self.forced_w = None
         if self.state is BOOST:
-            self.trigger("released", now=now, meter_stale=meter_stale)
+            self._apply(RELEASE, now, meter_stale)
         self.update(now, meter_stale=meter_stale)
 
     def request_eco(self, reason: str, until: float | None) -> None:
@@ -511,15 +511,13 @@ class LoadMachine:
 
     # -- the per-tick rule ------------------------------------------------------------------
     def update(self, now: float, *, meter_stale: bool) -> None:
-        """Move to the state `TRANSITIONS` gives for `now` (DESIGN §4)."""
+        """Move to the state `TICK` gives for `now` (docs/states.md)."""
         self.roll_counters(now)
         self._update_satisfied(now)
         for _ in range(MAX_MOVES_PER_TICK + 1):
-            before = self.state
-            self.trigger("tick", now=now, meter_stale=meter_stale)
-            if self.state is before:  # a row that keeps the state: settled
+            if not self._apply(TICK, now, meter_stale):  # a row that keeps the state: settled
                 return
-        raise RuntimeError(f"{self.spec.name}: TRANSITIONS do not settle ({self.state})")
+        raise RuntimeError(f"{self.spec.name}: TICK does not settle ({self.state})")
 
     @property
     def is_temp_driven(self) -> bool:
@@ -560,23 +558,7 @@ class LoadMachine:
             "reason": self.reason,
             "thresholds": asdict(self.thresholds) if self.thresholds else None,
             "config_thresholds": asdict(self.config_thresholds) if self.config_thresholds else None,
-            "forced_until": self.forced_until,
-            "forced_w": self.forced_w,
-            "force_reason": self.force_reason,
-            "eco_reason": self.eco_reason,
-            "eco_until": self.eco_until,
-            "satisfied": self.satisfied,
-            "temperature_c": self.temperature_c,
-            "temperature_at": self.temperature_at,
-            "period_index": self.period_index,
-            "period_wh": self.period_wh,
-            "prev_period_wh": self.prev_period_wh,
-            "day_index": self.day_index,
-            "energy_today_wh": self.energy_today_wh,
-            "energy_yesterday_wh": self.energy_yesterday_wh,
-            "energy_total_wh": self.energy_total_wh,
-            "setpoint_w": self.setpoint_w,
-            "switched_at": self.switched_at,
+            **{key: getattr(self, key) for key in PERSISTED},
         }
 
     @classmethod
@@ -603,25 +585,7 @@ class LoadMachine:
                     merged[key] = value
             candidate = Thresholds(**merged)
             m.thresholds = candidate if candidate.is_ordered() else spec.thresholds
-        for key in (
-            "forced_until",
-            "forced_w",
-            "force_reason",
-            "eco_reason",
-            "eco_until",
-            "satisfied",
-            "temperature_c",
-            "temperature_at",
-            "period_index",
-            "period_wh",
-            "prev_period_wh",
-            "day_index",
-            "energy_today_wh",
-            "energy_yesterday_wh",
-            "energy_total_wh",
-            "setpoint_w",
-            "switched_at",
-        ):
+        for key in PERSISTED:
             if key in data:
                 setattr(m, key, data[key])
         if spec.kind is Kind.RELAY and m.setpoint_w > 0:

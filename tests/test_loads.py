@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import pytest
-from transitions import EventData, MachineError
+from transitions import MachineError
 
-from machines.loads import TRANSITIONS, CommandError, LoadMachine, check_temperature
+from machines.loads import RELEASE, TICK, CommandError, LoadMachine, Row, Table, check_temperature
 from machines.model import Kind, LoadSpec, Mode, State, Thresholds
 from tests.conftest import PARIS, T0
 
@@ -59,7 +58,7 @@ def _update(temp: float | None = None, stale: bool = False, eco: str | None = "k
     return act
 
 
-# (move, from, action, to, reason): every moving row of TRANSITIONS, through public events.
+# (move, from, action, to, reason): every moving row of the tables, through public events.
 CASES = [
     ("needs_surplus", OFF, _update(temp=54.9), SOLAR, "surplus"),
     ("goal_reached", SOLAR, _update(temp=60.0), OFF, "satisfied"),
@@ -95,101 +94,88 @@ def test_every_move_through_public_events(
     assert last.at >= T0 and last.load == "water_heater"
 
 
-def _sources(row: dict[str, Any]) -> list[State]:
-    return row["source"] if isinstance(row["source"], list) else [row["source"]]
-
-
-def _guards(row: dict[str, Any], key: str) -> list[str]:
-    value = row.get(key) or []
-    return [value] if isinstance(value, str) else list(value)
-
-
 def test_every_moving_row_is_covered() -> None:
     covered = {(c[0], c[1]) for c in CASES} | {("disable", s) for s in (ECO, SOLAR, BOOST)}
-    for row in TRANSITIONS:
-        if row["dest"] is not None:
-            for source in _sources(row):
-                assert (row["name"], source) in covered, (row["name"], source)
+    for row in (*TICK.rows, *RELEASE.rows):
+        if row.dest is not None:
+            for source in row.source - {row.dest}:
+                assert (row.move, source) in covered, (row.move, source)
 
 
-# -- reading TRANSITIONS is enough ------------------------------------------------------------
-COMMANDS = {"forced", "switched_off"}  # fired by a command, whatever the state: no guard
-RULED = [row for row in TRANSITIONS if row["trigger"] not in COMMANDS]
-TICK_GUARDS = sorted(
-    {
-        g
-        for row in RULED
-        if row["trigger"] == "tick"
-        for k in ("conditions", "unless")
-        for g in _guards(row, k)
-    }
-)
+# -- reading the table is enough ----------------------------------------------------------------
+TABLES = {"tick": TICK, "release": RELEASE}
 
 
-def test_every_rule_states_its_guards_and_reason() -> None:
-    for row in TRANSITIONS:
-        assert row["trigger"] in {"tick", "released", *COMMANDS}, row
-        if row["trigger"] not in COMMANDS:
-            assert _guards(row, "conditions") or _guards(row, "unless"), row
-        for guard in _guards(row, "conditions") + _guards(row, "unless"):
-            assert callable(getattr(LoadMachine, guard, None)), guard
-        if row["dest"] is not None:
-            assert row["name"] and row["reason"] is not None, row  # the log needs both
-            assert row["trigger"] != "tick" or row["dest"] not in _sources(row), row
-        elif row["trigger"] == "tick":
-            assert "name" not in row, row  # a row that keeps the state logs nothing
+@pytest.mark.parametrize("name", TABLES)
+def test_every_row_names_its_guards_move_and_reason(name: str) -> None:
+    for row in TABLES[name].rows:
+        for guard in row.when:
+            assert callable(getattr(LoadMachine, f"guard_{guard}", None)), guard
+        if row.dest is not None:
+            assert row.move and row.reason is not None, row  # the log needs both
+        else:
+            assert not row.move, row  # a row that keeps the state logs nothing
 
 
-def _matches(row: dict[str, Any], facts: dict[str, bool]) -> bool:
-    return all(facts[g] for g in _guards(row, "conditions")) and not any(
-        facts[g] for g in _guards(row, "unless")
-    )
-
-
-@pytest.mark.parametrize("trigger", ["tick", "released"])
-def test_rows_of_a_state_exclude_each_other_and_cover_every_case(trigger: str) -> None:
-    """Order does not matter: for any truth of the guards, one row per state applies."""
-    rows = [row for row in RULED if row["trigger"] == trigger]
-    guards = sorted({g for row in rows for k in ("conditions", "unless") for g in _guards(row, k)})
+@pytest.mark.parametrize("name", TABLES)
+def test_each_state_ends_in_a_row_without_guards_and_none_after(name: str) -> None:
+    """Every case is decided, and no row hides behind a catch-all."""
     for state in State:
-        mine = [row for row in rows if state in _sources(row)]
-        if not mine:
+        mine = [row for row in TABLES[name].rows if state in row.source]
+        if name == "release" and state is not BOOST:
+            assert mine == []  # only a boost is released
             continue
-        for values in itertools.product([False, True], repeat=len(guards)):
-            facts = dict(zip(guards, values, strict=True))
-            hits = [row for row in mine if _matches(row, facts)]
-            assert len(hits) == 1, (state, facts, hits)
+        assert mine[-1].when == (), (state, mine[-1])
+        assert all(row.when for row in mine[:-1]), state
 
 
-ROWS = [
-    (i, source)
-    for i, row in enumerate(TRANSITIONS)
-    if row["trigger"] == "tick"
-    for source in _sources(row)
+def _deciding(rows: list[Row], index: int) -> dict[str, bool] | None:
+    """Guard values for which row `index` is the first of `rows` that holds, if any."""
+    names = sorted({g for row in rows for g in row.when})
+    for values in itertools.product([False, True], repeat=len(names)):
+        facts = dict(zip(names, values, strict=True))
+        holds = [all(facts[g] for g in row.when) for row in rows]
+        if holds[index] and not any(holds[:index]):
+            return facts
+    return None
+
+
+CHOICES = [
+    (name, state, i)
+    for name, table in TABLES.items()
+    for state in State
+    for i, row in enumerate(r for r in table.rows if state in r.source)
 ]
 
 
-@pytest.mark.parametrize(("index", "source"), ROWS, ids=[f"{i}:{s.value}" for i, s in ROWS])
-def test_each_tick_row_does_what_it_says(index: int, source: State) -> None:
-    """Make the row's guards true (and its `unless` false): one tick takes exactly that row."""
-    row = TRANSITIONS[index]
+@pytest.mark.parametrize(
+    ("name", "source", "index"), CHOICES, ids=[f"{n}:{s.value}:{i}" for n, s, i in CHOICES]
+)
+def test_each_row_does_what_it_says(
+    name: str, source: State, index: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Make the row the first that holds: applying the table takes exactly that row."""
+    mine = [row for row in TABLES[name].rows if source in row.source]
+    row, facts = mine[index], _deciding(mine, index)
+    assert facts is not None, f"row {row.label} can never decide from {source.value}"
+    for guard, value in facts.items():
+        monkeypatch.setattr(LoadMachine, f"guard_{guard}", lambda m, now, stale, v=value: v)
+    fresh = Table(*((r.source, r.when, r.dest, r.move, r.reason, r.ends_boost) for r in mine))
     m = heater()
     m.machine.set_state(source)
     m.request_eco("deficit", None)
     m.reason = "before"
     m.records.clear()
-    for guard in TICK_GUARDS:
-        value = guard in _guards(row, "conditions")
-        setattr(m, guard, lambda event, value=value: value)  # resolved by name on the model
-    m.trigger("tick", now=T0 + 10, meter_stale=False)
-    reason = row["reason"](m) if callable(row["reason"]) else row["reason"]
-    if row["dest"] is None:
-        assert (m.state, m.records) == (source, [])
+    moved = m._apply(fresh, T0 + 10, False)
+    reason = row.reason(m) if callable(row.reason) else row.reason
+    if row.dest in (None, source):
+        assert (moved, m.state, m.records) == (False, source, [])
         assert m.reason == (reason or "before")
     else:
         last = m.records[-1]
-        assert (m.state, m.reason) == (row["dest"], reason)
-        assert (last.trigger, last.source, last.dest) == (row["name"], source.value, m.state.value)
+        assert (moved, m.state, m.reason) == (True, row.dest, reason)
+        assert (last.trigger, last.source, last.dest) == (row.move, source.value, m.state.value)
+        assert (m.mode is Mode.AUTO) or not row.ends_boost
 
 
 @pytest.mark.parametrize("start", list(State))
@@ -205,15 +191,17 @@ def test_a_tick_settles_within_the_longest_chain(start: State) -> None:
         m.mode, m.forced_until = mode, (T0 if expired else None)
         if eco:
             m.request_eco("forced_window", None)
-        m.update(T0 + 10, meter_stale=stale)  # raises if TRANSITIONS did not settle
+        m.update(T0 + 10, meter_stale=stale)  # raises if TICK did not settle
         assert m.reason != "starting"
 
 
-def test_guards_read_the_event() -> None:
+def test_guards_read_now_and_the_meter() -> None:
     m = heater(60.5)
-    event = EventData(None, None, m.machine, m, args=(), kwargs={"now": T0, "meter_stale": True})
-    assert m.meter_is_stale(event) and m.is_hot(event) and m.reached_goal(event)
-    assert not (m.is_disabled(event) or m.is_manual(event) or m.boost_expired(event))
+    assert m.guard_meter_stale(T0, True) and m.guard_hot(T0, True)
+    assert m.guard_reached_goal(T0, True)
+    assert not (m.guard_disabled(T0, True) or m.guard_manual(T0, True))
+    assert not m.guard_expired(T0, True)
+    assert not m.guard_hot(T0 + 301, False)  # the reading went stale
 
 
 @pytest.mark.parametrize("start", [ECO, SOLAR, BOOST])
@@ -229,10 +217,10 @@ def test_disabled_load_goes_off(start: State) -> None:
 def test_impossible_sequences_raise() -> None:
     m = heater()
     with pytest.raises(MachineError):
-        m.trigger("released", now=T0, meter_stale=False)  # nothing to release
+        m.trigger("force_ended", now=T0)  # nothing to end
     m.switch_off(T0)
     with pytest.raises(MachineError):
-        m.trigger("released", now=T0, meter_stale=False)
+        m.trigger("guarantee_met", now=T0)  # not in eco
 
 
 def test_an_ended_boost_may_go_to_eco_in_the_same_tick() -> None:
