@@ -1,6 +1,10 @@
-"""A virtual clock for the code that takes one (`pvopt.ports.Clock`): only the test moves it."""
+"""A virtual clock for the code that takes one (`pvopt.ports.Clock`), which only the test
+moves; and the one way tests wait on the real clock, a poll with a deadline."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 T0 = 1_781_510_400.0  # 2026-06-15 10:00 Paris (08:00 UTC)
 
@@ -36,3 +40,14 @@ class FakeClock:
         """Set the wall clock to `t` (epoch seconds); the monotonic clock keeps its reading."""
         self.now = t
         return self.now
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float, poll_s: float = 0.01) -> bool:
+    """Poll `predicate` on the real clock until it holds or `timeout_s` passed; whether it
+    held. For threads and servers the test does not drive: never a bare sleep that hopes."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)  # a poll interval, not a wait standing in for the condition
+    return True

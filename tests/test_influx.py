@@ -6,6 +6,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from pvopt.service import Service
 from pvsim.servers.influxd import Influxd
 from pvsim.servers.mosquitto import Mosquitto
 from state.store import MemoryStore
-from tests.clock import T0, FakeClock
+from tests.clock import T0, FakeClock, wait_until
 from tests.mqtt_probe import Probe
 from tests.test_service import HOUSE, publish_grid
 
@@ -172,13 +173,8 @@ def query(influxd: Influxd, q: str) -> list[dict[str, Any]]:
     return list(client.query(q, epoch="s").get_points())
 
 
-def wait_for(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+def wait_for(predicate: Callable[[], object], timeout_s: float) -> bool:
+    return wait_until(predicate, timeout_s, poll_s=0.2)  # the store's reads: 5 a second do
 
 
 def written(svc: Service) -> int:
