@@ -63,13 +63,11 @@ class KilowattMeter(MeterSource):
     def __init__(self, cfg: MeterConfig):
         super().__init__(cfg)
         self.state = GridState()
-        self.fed = 0
 
     def meter_topics(self) -> frozenset[str]:
         return frozenset({self.TOPIC})
 
     def feed_meter(self, topic: str, payload: bytes, now: float) -> bool:
-        self.fed += 1
         self.state = GridState(parse_number(payload) * 1000.0, now)
         return True
 

@@ -30,8 +30,6 @@ from tests.conftest import EXAMPLES
 from tests.mqtt_probe import Probe
 from tests.test_tic_frames import HISTORIC_1PH, STANDARD_1PH, corrupt
 
-Groups = list
-
 
 def site(port: int, tty: Path | str, mode: str = "auto") -> config.Config:
     return config.parse(
