@@ -27,7 +27,7 @@ from pvopt.topics import DRY_RUN_STATUS_TOPIC, STATUS_TOPIC, wiring
 from pvsim.live import spawn_service
 from pvsim.servers.mosquitto import Mosquitto
 from state.store import SqliteStore
-from tests.clock import FakeClock
+from tests.clock import FakeClock, wait_until
 from tests.mqtt_probe import Probe
 
 HOUSE: dict[str, Any] = {
@@ -515,9 +515,7 @@ def test_stop_with_the_broker_gone_saves_closes_and_says_so_once(
     assert svc.bus.connected.wait(10)
     svc.regulator.post(Temperature("water_heater", 47.5, time.time()))
     broker.stop()
-    deadline = time.monotonic() + 10
-    while svc.bus.connected.is_set() and time.monotonic() < deadline:
-        svc.stopping.wait(0.05)  # polls paho's view of the connection, with a deadline
+    assert wait_until(lambda: not svc.bus.connected.is_set(), 10), "paho saw no disconnect"
     caplog.set_level(logging.INFO)
     caplog.clear()
     svc.stop()  # must not raise
@@ -568,10 +566,7 @@ def test_sigterm_with_the_broker_gone_exits_0_with_one_clear_line(
         probe.close()
         broker.stop()
         log_path = tmp_path / "run.log"
-        deadline = time.monotonic() + 10
-        while "connection lost" not in log_path.read_text() and time.monotonic() < deadline:
-            proc.poll()
-            threading.Event().wait(0.05)
+        assert wait_until(lambda: "connection lost" in log_path.read_text(), 10, poll_s=0.05)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
