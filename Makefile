@@ -42,6 +42,7 @@ lint: $(BIN)/pvopt
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(BIN)/vulture  # dead code: settings in pyproject.toml, reasons in .vulture_whitelist.py
 
 # Everything CI runs, live replays and the real Home Assistant included (see README for how
 # long). The Home Assistant test mostly waits (HA makes statistics every 5 minutes), so it runs,

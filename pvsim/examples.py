@@ -11,10 +11,6 @@ DATA = Path(str(files("pvsim") / "data"))
 TRACES = DATA / "traces"
 
 
-def shipped_configs() -> list[str]:
-    return sorted(p.stem for p in DATA.glob("*.yml"))
-
-
 def shipped_traces() -> list[str]:
     return sorted(p.name.removesuffix(".csv.gz") for p in TRACES.glob("*.csv.gz"))
 

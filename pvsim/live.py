@@ -5,7 +5,6 @@ tests are built from these pieces."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -109,7 +108,3 @@ class Background(threading.Thread):
 
     def _progress(self, done: int, _total: int) -> None:
         self.done = done
-
-
-def clean(workdir: Path) -> None:
-    shutil.rmtree(workdir, ignore_errors=True)

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import tty
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,11 +209,6 @@ class PtyLine:
             if stop.wait(max(0.0, due - time.monotonic())):
                 return
             self.write(data[k : k + chunk])
-
-
-def frames_of(groups_list: Sequence[Sequence[GroupSpec]], mode: Mode) -> bytes:
-    """Several frames back to back."""
-    return b"".join(encode_frame(g, mode) for g in groups_list)
 
 
 class TicMeter:

@@ -25,7 +25,7 @@ import numpy as np
 from pvsim.examples import TRACES
 
 LAT, LON = 43.6, 1.44
-TILT, AZIMUTH = 35.0, 180.0
+TILT = 35.0  # degrees; the panels face due south (`clear_sky_pv` takes azimuth from south)
 KWP_DC, AC_MAX_W, DERATE = 6000.0, 5000.0, 0.913 * 0.96
 BASE_SEED = 20261129  # differs from the shipped traces' 20160623
 

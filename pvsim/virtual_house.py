@@ -46,7 +46,6 @@ class VirtualHouse:
         self.index = {w.command_topic: k for k, w in enumerate(self.wires)}
         self.lock = threading.Lock()
         self.meter = meter_source(cfg.meter)  # only its `publish`: what the meter sends
-        self.commands = 0
         self.stopping = threading.Event()
         self.forced = [False] * len(self.wires)  # from the status: eco/boost draw is forced
         self.bus = MqttBus(
@@ -81,7 +80,6 @@ class VirtualHouse:
             return
         with self.lock:
             self.house.actuate(k, power, self.forced[k], self.clock())
-            self.commands += 1
 
     def _publish_meter(self) -> None:
         meter = self.cfg.meter

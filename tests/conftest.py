@@ -1,4 +1,5 @@
-"""Shared fixtures: example configs and traces shipped with the project."""
+"""Shared fixtures: example configs and traces shipped with the project, real servers on
+loopback, and a virtual clock."""
 
 from __future__ import annotations
 
@@ -13,12 +14,19 @@ from pvsim.servers.influxd import Influxd
 from pvsim.servers.loopback import ServerMissing
 from pvsim.servers.mosquitto import Mosquitto
 from pvsim.traces import Trace, load_trace
+from tests.clock import T0, FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TRACES = EXAMPLES / "traces"
 PARIS = ZoneInfo("Europe/Paris")
-T0 = 1_781_510_400.0  # 2026-06-15 10:00 Paris (08:00 UTC)
+__all__ = ["EXAMPLES", "PARIS", "ROOT", "T0", "TRACES", "FakeClock"]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A virtual clock at T0 that moves only when the test says (`advance`, `set`)."""
+    return FakeClock()
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pvopt.service import Service
 from pvsim.servers.influxd import Influxd
 from pvsim.servers.mosquitto import Mosquitto
 from state.store import MemoryStore
+from tests.clock import T0, FakeClock, wait_until
 from tests.mqtt_probe import Probe
 from tests.test_service import HOUSE, publish_grid
 
@@ -87,40 +89,46 @@ class FlakySink:
 
     def __init__(self) -> None:
         self.down = True
+        self.tries = 0
         self.batches: list[list[int]] = []
 
     def write(self, points: list[dict[str, Any]]) -> None:
+        self.tries += 1
         if self.down:
             raise InfluxUnavailable("down")
         self.batches.append(sorted({p["time"] for p in points}))
 
 
-def test_outbox_keeps_everything_until_written_then_writes_in_order() -> None:
+def test_outbox_keeps_everything_until_written_then_writes_in_order(clock: FakeClock) -> None:
     cfg = config.InfluxConfig(outbox_max_days=1)
     store = MemoryStore()
     store.save({}, [], intervals=[{"end": e, "grid": {}, "loads": {}} for e in range(60, 1261, 60)])
-    now = [10_000.0]
-    outbox = Outbox(cfg.outbox_max_days, {}, lambda: now[0])
+    clock.set(10_000.0)
+    outbox = Outbox(cfg.outbox_max_days, {}, clock)
     sink = FlakySink()
     assert outbox.flush(store, sink, {}) == 0
     assert outbox.sent_until == 0 and outbox.backoff_s == 5
-    now[0] += 1
+    clock.advance(1)
     assert outbox.flush(store, sink, {}) == 0  # backing off: no try
-    now[0] += 5
+    assert sink.tries == 1
+    clock.advance(5)
     assert outbox.flush(store, sink, {}) == 0
-    assert outbox.backoff_s == 10  # doubles
+    assert sink.tries == 2 and outbox.backoff_s == 10  # tried again, and the backoff doubles
     sink.down = False
-    now[0] += 10
+    clock.advance(10)
     assert outbox.flush(store, sink, {}) == 21
     assert sink.batches == [list(range(60, 1261, 60))] and outbox.sent_until == 1260
     assert outbox.doc() == {"sent_until": 1260, "dropped": 0, "rejected": 0}
 
 
-def test_outbox_beyond_its_bound_drops_the_oldest_loudly(caplog: pytest.LogCaptureFixture) -> None:
+def test_outbox_beyond_its_bound_drops_the_oldest_loudly(
+    caplog: pytest.LogCaptureFixture, clock: FakeClock
+) -> None:
     cfg = config.InfluxConfig(outbox_max_days=1)
     store = MemoryStore()
     store.save({}, [], intervals=[{"end": e, "grid": {}, "loads": {}} for e in (100, 200, 90_000)])
-    outbox = Outbox(cfg.outbox_max_days, {}, lambda: 90_100.0)  # 100 and 200 are over a day old
+    clock.set(90_100.0)  # 100 and 200 are over a day old
+    outbox = Outbox(cfg.outbox_max_days, {}, clock)
     sink = FlakySink()
     sink.down = False
     outbox.flush(store, sink, {})
@@ -165,13 +173,8 @@ def query(influxd: Influxd, q: str) -> list[dict[str, Any]]:
     return list(client.query(q, epoch="s").get_points())
 
 
-def wait_for(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+def wait_for(predicate: Callable[[], object], timeout_s: float) -> bool:
+    return wait_until(predicate, timeout_s, poll_s=0.2)  # the store's reads: 5 a second do
 
 
 def written(svc: Service) -> int:
@@ -356,38 +359,40 @@ def offline_site(tmp_path: Path, interval_s: int = 60) -> config.Config:
     return config.load(tmp_path / "pvopt.yml", environ={})
 
 
-def run_for(svc: Service, now: list[float], until: float, grid_w: float = -1500.0) -> None:
+def run_for(svc: Service, clock: FakeClock, until: float, grid_w: float = -1500.0) -> None:
     """Meter samples and ticks every 5 s of the virtual clock, then a checkpoint."""
-    while now[0] < until:
-        now[0] = min(now[0] + 5, until)
-        svc.meter.feed("tic/SINSTS", str(max(grid_w, 0)).encode(), now[0])
-        svc.meter.feed("tic/SINSTI", str(max(-grid_w, 0)).encode(), now[0])
+    while clock() < until:
+        clock.advance(min(5, until - clock()))
+        svc.meter.feed("tic/SINSTS", str(max(grid_w, 0)).encode(), clock())
+        svc.meter.feed("tic/SINSTI", str(max(-grid_w, 0)).encode(), clock())
         svc.tick()
     svc.regulator.checkpoint()
 
 
-def test_a_restart_inside_an_interval_ends_with_one_complete_point(tmp_path: Path) -> None:
+def test_a_restart_inside_an_interval_ends_with_one_complete_point(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     """Guards item 3: stopping wrote the open interval's partial point and moved the outbox
     past it, so the completed interval was never sent. Only closed intervals leave the outbox:
     after the restart InfluxDB and the local history hold the complete interval, once."""
     cfg = offline_site(tmp_path)
-    start = 1_781_510_400.0  # an interval boundary
+    start = clock()
+    assert start == T0 and T0 % 60 == 0  # an interval boundary
     end = int(start) + 60
-    now = [start]
     sink = RecordingSink()
 
-    svc = Service(cfg, clock=lambda: now[0])
+    svc = Service(cfg, clock=clock)
     assert svc.flush_job is not None
     svc.flush_job.sink = sink
-    run_for(svc, now, start + 25)
+    run_for(svc, clock, start + 25)
     svc.stop()  # inside [start, end)
     assert ("pvopt_grid", end) not in sink.writes  # not closed: stays in the outbox
 
-    now[0] += 10  # down for 10 s
-    svc = Service(cfg, clock=lambda: now[0])
+    clock.advance(10)  # down for 10 s
+    svc = Service(cfg, clock=clock)
     assert svc.flush_job is not None
     svc.flush_job.sink = sink
-    run_for(svc, now, end + 2)  # the checkpoint after `end` closes it
+    run_for(svc, clock, end + 2)  # the checkpoint after `end` closes it
     svc.flush_job()
     svc.stop()
 

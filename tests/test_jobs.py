@@ -17,6 +17,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from jobs.errors import JobErrors
 from jobs.regulation import EXECUTORS, make_scheduler
 from pvopt import config
+from tests.clock import T0, FakeClock
 
 
 class JobEvents:
@@ -76,49 +77,51 @@ def test_a_failing_job_is_logged_once_counted_and_its_recovery_said(
 
 
 class Recorder:
-    """A `Publisher` that keeps what was published."""
+    """A `Publisher` that keeps what was published, and when on the test's clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
         self.sent: list[tuple[float, str, str]] = []
-        self.now = 0.0
 
     def publish(self, topic: str, payload: str, *, retain: bool = False, qos: int = 0) -> None:
-        self.sent.append((self.now, topic, payload))
+        self.sent.append((self.clock(), topic, payload))
 
 
-def offline_service(tmp_path: Path, **sections: Any) -> tuple[Any, list[float], Recorder]:
+def offline_service(tmp_path: Path, clock: FakeClock, **sections: Any) -> tuple[Any, Recorder]:
     from pvopt.service import Service
     from tests.test_service import make_config
 
     cfg = make_config(tmp_path, 9, **sections)
-    now = [1_781_510_400.0]
-    svc = Service(cfg, clock=lambda: now[0])
-    rec = Recorder()
+    svc = Service(cfg, clock=clock)
+    rec = Recorder(clock)
     svc.regulator.publisher = rec
-    return svc, now, rec
+    return svc, rec
 
 
-def test_an_unchanged_command_is_sent_again_every_command_refresh_s(tmp_path: Path) -> None:
+def test_an_unchanged_command_is_sent_again_every_command_refresh_s(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     """Guards a gap of item 9: an actuator that missed a command (or rebooted) gets it again
     within `command_refresh_s`, though the setpoint did not change; not more often."""
-    svc, now, rec = offline_service(tmp_path, regulation={"command_refresh_s": 60})
-    t0 = now[0]
-    while now[0] <= t0 + 130:
-        rec.now = now[0]
-        svc.meter.feed("tic/SINSTS", b"0", now[0])
-        svc.meter.feed("tic/SINSTI", b"20", now[0])  # nothing to take: setpoints stay 0
+    svc, rec = offline_service(tmp_path, clock, regulation={"command_refresh_s": 60})
+    t0 = clock()
+    while clock() <= t0 + 130:
+        svc.meter.feed("tic/SINSTS", b"0", clock())
+        svc.meter.feed("tic/SINSTI", b"20", clock())  # nothing to take: setpoints stay 0
         svc.tick()
-        now[0] += 5
+        clock.advance(5)
     sent = [at - t0 for at, topic, _ in rec.sent if topic == "scr/1/in"]
     assert sent == [0, 60, 120]
     svc.store.close()
 
 
-def test_history_older_than_history_days_is_pruned_once_a_day(tmp_path: Path) -> None:
+def test_history_older_than_history_days_is_pruned_once_a_day(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     """Guards a gap of item 9: the local history keeps `history_days`, pruned at a checkpoint
     at most once a day, so the store does not grow without bound on the Pi's SD card."""
-    svc, now, _ = offline_service(tmp_path, state={"history_days": 2})
-    t = int(now[0])
+    svc, _ = offline_service(tmp_path, clock, state={"history_days": 2})
+    t = int(clock())
     old = [{"end": t - 86400 * d, "grid": {}, "loads": {}} for d in (5, 3, 1)]
     svc.store.save({}, [], intervals=old)
 
@@ -128,16 +131,16 @@ def test_history_older_than_history_days_is_pruned_once_a_day(tmp_path: Path) ->
     svc.regulator.checkpoint()
     assert kept() == [t - 86400]
     svc.store.save({}, [], intervals=[{"end": t - 86400 * 4, "grid": {}, "loads": {}}])
-    now[0] += 3600
+    clock.advance(3600)
     svc.regulator.checkpoint()  # within the day: no prune
     assert len(kept()) == 2
-    now[0] += 86400
+    clock.advance(86400)
     svc.regulator.checkpoint()
     assert kept() == []  # the one of t − 1 day is 2 days old now too
     svc.store.close()
 
 
-def test_min_off_s_holds_across_a_restart(tmp_path: Path) -> None:
+def test_min_off_s_holds_across_a_restart(tmp_path: Path, clock: FakeClock) -> None:
     """Guards item 1: `stop()` set a running relay to 0 W without recording when, so after a
     restart its `min_off_s` counted from its last start and the pump could switch off and on
     again within one restart. Now the stop is a switch like any other."""
@@ -157,35 +160,34 @@ def test_min_off_s_holds_across_a_restart(tmp_path: Path) -> None:
     ]
     (tmp_path / "pvopt.yml").write_text(yaml.safe_dump(data))
     cfg = config.load(tmp_path / "pvopt.yml", environ={})
-    now = [1_781_510_400.0]
 
     def run(svc: Service, seconds: float) -> None:
-        end = now[0] + seconds
-        while now[0] < end:
-            now[0] += 5
-            svc.meter.feed("tic/SINSTS", b"0", now[0])
+        end = clock() + seconds
+        while clock() < end:
+            clock.advance(5)
+            svc.meter.feed("tic/SINSTS", b"0", clock())
             pump = svc.ctl.machines["pump"].setpoint_w
-            svc.meter.feed("tic/SINSTI", str(3000 - pump).encode(), now[0])
+            svc.meter.feed("tic/SINSTI", str(3000 - pump).encode(), clock())
             svc.tick()
 
-    svc = Service(cfg, clock=lambda: now[0])
+    svc = Service(cfg, clock=clock)
     run(svc, 700)
     assert svc.ctl.machines["pump"].setpoint_w == 1000  # on for longer than min_off_s
     svc.stop()  # 0 W: a switch off
-    stopped = now[0]
-    now[0] += 10
-    svc = Service(cfg, clock=lambda: now[0])
+    stopped = clock()
+    clock.advance(10)
+    svc = Service(cfg, clock=clock)
     run(svc, 300)
     assert svc.ctl.machines["pump"].setpoint_w == 0
     assert svc.ctl.reasons["pump"] == "min_off_hold"
-    run(svc, stopped + 600 - now[0] + 10)
+    run(svc, stopped + 600 - clock() + 10)
     assert svc.ctl.machines["pump"].setpoint_w == 1000
     svc.stop()
 
 
 @pytest.mark.parametrize("step_s", [3600.0, -3600.0])
 def test_a_wall_clock_step_credits_no_energy_sheds_nothing_and_keeps_the_open_interval(
-    tmp_path: Path, step_s: float
+    tmp_path: Path, clock: FakeClock, step_s: float
 ) -> None:
     """Guards item 4: NTP stepping a Pi's clock by an hour credited an hour of energy at the
     loads' power (forward), shed the loads as `meter_stale` (forward) or dropped the open
@@ -195,16 +197,16 @@ def test_a_wall_clock_step_credits_no_energy_sheds_nothing_and_keeps_the_open_in
     from tests.test_service import make_config
 
     cfg = make_config(tmp_path, 9, regulation={"settle_s": 0})
-    wall, mono = [1_781_510_430.0], [1000.0]
-    svc = Service(cfg, clock=lambda: wall[0], monotonic=lambda: mono[0])
+    clock.set(T0 + 30)
+    svc = Service(cfg, clock=clock, monotonic=clock.monotonic)
     heater = svc.ctl.machines["water_heater"]
     intervals: list[dict[str, Any]] = []
 
-    def tick(advance_s: float = 5.0, step: float = 0.0) -> None:
-        wall[0] += advance_s + step
-        mono[0] += advance_s
-        svc.meter.feed("tic/SINSTS", b"0", wall[0])
-        svc.meter.feed("tic/SINSTI", str(2000 - heater.setpoint_w + 100).encode(), wall[0])
+    def tick(step: float = 0.0) -> None:
+        clock.advance(5)
+        clock.set(clock() + step)  # NTP moves the wall clock only
+        svc.meter.feed("tic/SINSTS", b"0", clock())
+        svc.meter.feed("tic/SINSTI", str(2000 - heater.setpoint_w + 100).encode(), clock())
         svc.tick()
 
     for _ in range(6):
@@ -214,7 +216,7 @@ def test_a_wall_clock_step_credits_no_energy_sheds_nothing_and_keeps_the_open_in
     intervals += svc.store.intervals(0)
     before_wh, records = heater.energy_total_wh, len(svc.store.transitions())
     power = heater.setpoint_w
-    svc.meter.feed("tic/SINSTS", b"0", wall[0])  # the last sample before the step
+    svc.meter.feed("tic/SINSTS", b"0", clock())  # the last sample before the step
     tick(step=step_s)  # NTP steps the clock between two ticks 5 s apart
     assert heater.energy_total_wh - before_wh == pytest.approx(power * 5 / 3600, rel=0.01)
     assert svc.ctl.reasons["water_heater"] == "surplus"  # not shed, not settling

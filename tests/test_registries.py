@@ -63,13 +63,11 @@ class KilowattMeter(MeterSource):
     def __init__(self, cfg: MeterConfig):
         super().__init__(cfg)
         self.state = GridState()
-        self.fed = 0
 
     def meter_topics(self) -> frozenset[str]:
         return frozenset({self.TOPIC})
 
     def feed_meter(self, topic: str, payload: bytes, now: float) -> bool:
-        self.fed += 1
         self.state = GridState(parse_number(payload) * 1000.0, now)
         return True
 
@@ -117,7 +115,8 @@ def sunny_hour() -> Trace:
     return Trace("sunny", T0, np.full(n, 3000.0), np.full(n, 300.0))
 
 
-def test_toy_load_and_meter_run_in_the_simulator(toys: None) -> None:
+@pytest.mark.usefixtures("toys")
+def test_toy_load_and_meter_run_in_the_simulator() -> None:
     cfg = config.parse(TOY_CONFIG, "toy.yml", environ={})
     radiator = next(w for w in wiring(cfg) if w.spec.name == "radiator")
     assert radiator.command_topic == "toy/0/set" and radiator.temperature_topic is None
@@ -130,7 +129,8 @@ def test_toy_load_and_meter_run_in_the_simulator(toys: None) -> None:
     assert k["import_wh"] == 0.0 and k["capture"] > 0.95
 
 
-def test_toy_meter_feeds_the_service_cache(toys: None) -> None:
+@pytest.mark.usefixtures("toys")
+def test_toy_meter_feeds_the_service_cache() -> None:
     from pvopt.meter_cache import MeterCache
 
     cfg = config.parse(TOY_CONFIG, "toy.yml", environ={})
@@ -152,7 +152,8 @@ def test_unregistered_kinds_are_refused_with_the_closest_name() -> None:
         load_kind("ConstantPower")
 
 
-def test_a_kind_is_registered_once(toys: None) -> None:
+@pytest.mark.usefixtures("toys")
+def test_a_kind_is_registered_once() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_load_kind(LoadKind(ToyRadiator, Kind.RELAY, command_topic="x/{id}"))
     with pytest.raises(ValueError, match="already registered"):

@@ -27,6 +27,7 @@ from pvopt.topics import DRY_RUN_STATUS_TOPIC, STATUS_TOPIC, wiring
 from pvsim.live import spawn_service
 from pvsim.servers.mosquitto import Mosquitto
 from state.store import SqliteStore
+from tests.clock import FakeClock, wait_until
 from tests.mqtt_probe import Probe
 
 HOUSE: dict[str, Any] = {
@@ -248,38 +249,37 @@ def test_a_failing_job_is_counted_in_the_status_and_regulation_goes_on(
 
 
 def test_stale_meter_sheds_within_two_ticks_and_fresh_data_resumes(
-    broker: Mosquitto, tmp_path: Path
+    broker: Mosquitto, tmp_path: Path, clock: FakeClock
 ) -> None:
     # Shipped defaults (tick 5 s, stale after 30 s); the service's clock is the test's.
     cfg = make_config(tmp_path, broker.port)
-    now = [time.time()]
-    svc = Service(cfg, clock=lambda: now[0])
+    clock.set(time.time())
+    svc = Service(cfg, clock=clock)
     svc.bus.start()  # no scheduler: the test calls tick() on the virtual clock
     probe = Probe(broker.port)
     try:
         assert probe.wait(svc.bus.connected.is_set, 10)
-        last_meter = now[0]
+        last_meter = clock()
         publish_grid(probe, -1500)
-        assert probe.wait(lambda: svc.meter.snapshot(now[0]).grid_w == -1500, 5)
+        assert probe.wait(lambda: svc.meter.snapshot(clock()).grid_w == -1500, 5)
         svc.tick()
         assert probe.wait(lambda: commanded_w(probe, cfg)["water_heater"] > 1000, 5)
         tick_s = cfg.regulation.tick_s
-        # the heartbeat ticks every tick_s after the last meter message
-        t, ticks_to_shed = last_meter, 0
-        while True:
-            t += tick_s
-            now[0] = t
+        # the heartbeat ticks every tick_s after the last meter message; 20 ticks are 100 s
+        for _ in range(20):
+            clock.advance(tick_s)
             svc.tick()
             if svc.ctl.reasons["water_heater"] == "meter_stale":
                 break
-            ticks_to_shed += 1
-        assert t - last_meter <= 40, "shed within 40 s of the last meter message"
-        assert t - (last_meter + cfg.meter.stale_after_s) <= 2 * tick_s
+        shed_at = clock()
+        assert svc.ctl.reasons["water_heater"] == "meter_stale", "never shed"
+        assert shed_at - last_meter <= 40, "shed within 40 s of the last meter message"
+        assert shed_at - (last_meter + cfg.meter.stale_after_s) <= 2 * tick_s
         assert probe.wait(lambda: commanded_w(probe, cfg)["water_heater"] == 0, 5)
-        assert svc.status(now[0])["meter"]["stale"] is True
-        now[0] += cfg.regulation.settle_s  # a decision waits for a sample taken after the shed
+        assert svc.status(clock())["meter"]["stale"] is True
+        clock.advance(cfg.regulation.settle_s)  # a decision waits for a sample taken after the shed
         publish_grid(probe, -1500)
-        assert probe.wait(lambda: svc.meter.snapshot(now[0]).sampled_at == now[0], 5)  # both
+        assert probe.wait(lambda: svc.meter.snapshot(clock()).sampled_at == clock(), 5)  # both
         svc.tick()
         assert probe.wait(lambda: commanded_w(probe, cfg)["water_heater"] > 1000, 5)
     finally:
@@ -515,9 +515,7 @@ def test_stop_with_the_broker_gone_saves_closes_and_says_so_once(
     assert svc.bus.connected.wait(10)
     svc.regulator.post(Temperature("water_heater", 47.5, time.time()))
     broker.stop()
-    deadline = time.monotonic() + 10
-    while svc.bus.connected.is_set() and time.monotonic() < deadline:
-        svc.stopping.wait(0.05)  # polls paho's view of the connection, with a deadline
+    assert wait_until(lambda: not svc.bus.connected.is_set(), 10), "paho saw no disconnect"
     caplog.set_level(logging.INFO)
     caplog.clear()
     svc.stop()  # must not raise
@@ -568,10 +566,7 @@ def test_sigterm_with_the_broker_gone_exits_0_with_one_clear_line(
         probe.close()
         broker.stop()
         log_path = tmp_path / "run.log"
-        deadline = time.monotonic() + 10
-        while "connection lost" not in log_path.read_text() and time.monotonic() < deadline:
-            proc.poll()
-            threading.Event().wait(0.05)
+        assert wait_until(lambda: "connection lost" in log_path.read_text(), 10, poll_s=0.05)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
@@ -584,7 +579,7 @@ def test_sigterm_with_the_broker_gone_exits_0_with_one_clear_line(
 
 
 def test_a_locked_store_is_said_once_regulation_goes_on_and_writes_resume(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, clock: FakeClock
 ) -> None:
     """Guards item 7: a store another process holds locked (the same path as a full disk or a
     read-only file) logged a traceback at every write; now one line per episode, the status
@@ -592,8 +587,7 @@ def test_a_locked_store_is_said_once_regulation_goes_on_and_writes_resume(
     import sqlite3
 
     cfg = make_config(tmp_path, 9, state={"path": str(tmp_path / "pvopt.db")})
-    now = [time.time()]
-    svc = Service(cfg, clock=lambda: now[0])  # no broker: commands go nowhere, decisions count
+    svc = Service(cfg, clock=clock)  # no broker: commands go nowhere, decisions count
     caplog.set_level(logging.INFO)
     holder = sqlite3.connect(tmp_path / "pvopt.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
@@ -601,23 +595,23 @@ def test_a_locked_store_is_said_once_regulation_goes_on_and_writes_resume(
         off = parse_control_json(b'{"command": "off", "name": "towel_rail"}')
         svc.regulator.post(Control(off, "test"))  # a transition record to keep in memory
         for _ in range(3):
-            now[0] += 5
-            svc.meter.feed("tic/SINSTS", b"0", now[0])
-            svc.meter.feed("tic/SINSTI", b"2000", now[0])
+            clock.advance(5)
+            svc.meter.feed("tic/SINSTS", b"0", clock())
+            svc.meter.feed("tic/SINSTI", b"2000", clock())
             svc.tick()
             svc.regulator.checkpoint()
         failing = [r for r in caplog.records if "store" in r.getMessage()]
         assert len(failing) == 1 and failing[0].exc_info is None, caplog.text
         assert svc.ctl.machines["water_heater"].setpoint_w > 1000  # from memory
-        store = svc.status(now[0])["store"]
+        store = svc.status(clock())["store"]
         assert store["error"] and "locked" in store["error"] and store["unsaved"] > 0
     finally:
         holder.rollback()
         holder.close()
-    now[0] += 5
+    clock.advance(5)
     svc.regulator.checkpoint()
     assert "state store writable again" in caplog.text
-    assert svc.status(now[0])["store"]["error"] is None
+    assert svc.status(clock())["store"]["error"] is None
     assert svc.store.transitions("towel_rail"), "the records kept in memory were written"
     svc.store.close()
 

@@ -25,11 +25,10 @@ from pvopt.cli import main
 from pvsim.servers.mosquitto import Mosquitto
 from pvsim.tic_bench import spawn_tic, tic_site
 from pvsim.tic_writer import PtyLine, encode_frame, encode_group
+from tests.clock import wait_until
 from tests.conftest import EXAMPLES
 from tests.mqtt_probe import Probe
 from tests.test_tic_frames import HISTORIC_1PH, STANDARD_1PH, corrupt
-
-Groups = list
 
 
 def site(port: int, tty: Path | str, mode: str = "auto") -> config.Config:
@@ -224,9 +223,7 @@ def test_permission_denied_names_the_dialout_group(
     )
     thread = threading.Thread(target=reader.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 5
-    while len(tries) < 20 and time.monotonic() < deadline:  # dozens of retries
-        time.sleep(0.005)
+    wait_until(lambda: len(tries) >= 20, 5)  # dozens of retries
     reader.stop()
     thread.join(5)
     assert len(tries) >= 20
@@ -239,9 +236,7 @@ def test_missing_port_waits_and_says_so(tmp_path: Path, caplog: pytest.LogCaptur
     reader = TicReader(str(tmp_path / "nope"), "auto", lambda f: None, backoff=Backoff(0.01, 0.02))
     thread = threading.Thread(target=reader.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 5
-    while not caplog.records and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: caplog.records, 5)
     reader.stop()
     thread.join(5)
     assert "does not exist" in caplog.records[0].getMessage()
@@ -343,9 +338,7 @@ def test_auto_tries_9600_then_finds_historic_at_1200(caplog: pytest.LogCaptureFi
     )
     thread = threading.Thread(target=reader.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 5
-    while len(frames) < 3 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_until(lambda: len(frames) >= 3, 5)
     reader.stop()
     thread.join(5)
     assert bauds[:2] == [9600, 1200] and reader.mode == "historic"
@@ -376,9 +369,7 @@ def test_pvopt_house_tic_writes_frames_pvopt_tic_reads(broker: Mosquitto, tmp_pa
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not link.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert wait_until(link.exists, 20), "no pty from pvopt house --tic"
         with Bridge(config.load(cfg_path, environ={})) as b:
             assert probe.wait(lambda: probe.last("tic/SINSTI") is not None, 15)
             assert probe.wait(lambda: probe.last("tic/ERQT") is not None, 5)

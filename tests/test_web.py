@@ -15,10 +15,11 @@ from starlette.testclient import TestClient
 from pvopt import config
 from pvopt.adapters.web import views
 from pvopt.adapters.web.app import build_app
-from pvopt.adapters.web.auth import COOKIE, FAILURES_PER_MIN, Guard
+from pvopt.adapters.web.auth import COOKIE, FAILURES_PER_MIN, SESSION_S, Guard
 from pvopt.adapters.web.hub import Hub
 from pvopt.commands import Command, Outcome
 from state.store import MemoryStore
+from tests.clock import FakeClock
 from tests.conftest import EXAMPLES, PARIS, T0
 
 PASSWORD = "correct horse battery"
@@ -47,12 +48,16 @@ def house_with(web: dict[str, Any] | None) -> config.Config:
     return config.Config.model_validate(data)
 
 
-def client(web: dict[str, Any], base_url: str = LOCAL) -> tuple[TestClient, FakeSite, Hub]:
+def client(
+    web: dict[str, Any], base_url: str = LOCAL, clock: FakeClock | None = None
+) -> tuple[TestClient, FakeSite, Hub]:
+    """The app on a virtual clock (the Guard counts sessions and failures on its monotonic)."""
+    clock = clock or FakeClock()
     cfg = house_with(web)
     assert cfg.web is not None
-    site, hub, guard = FakeSite(), Hub(), Guard(cfg.web)
+    site, hub, guard = FakeSite(), Hub(), Guard(cfg.web, clock.monotonic)
     guard.failure_delay_s = 0.0
-    app = build_app(cfg, site, hub, guard, lambda: None, clock=lambda: T0)
+    app = build_app(cfg, site, hub, guard, lambda: None, clock=clock)
     return TestClient(app, base_url=base_url), site, hub
 
 
@@ -139,6 +144,17 @@ def test_login_sets_a_strict_http_only_cookie_and_logout_ends_it() -> None:
     assert c.get("/api/status").status_code == 401
 
 
+def test_a_session_lasts_session_s_on_the_monotonic_clock(clock: FakeClock) -> None:
+    c, _, hub = client({"listen": "0.0.0.0:8080", "password": PASSWORD}, clock=clock)
+    hub.publish("{}")
+    assert c.post("/api/login", json={"password": PASSWORD}, headers=ACT).status_code == 200
+    clock.set(clock() - 86400)  # a wall-clock step changes nothing
+    clock.advance(SESSION_S - 1)
+    assert c.get("/api/status").status_code == 200
+    clock.advance(1)
+    assert c.get("/api/status").status_code == 401
+
+
 def test_a_bearer_token_works_for_scripts_and_a_wrong_one_changes_nothing() -> None:
     c, site, _ = client({"listen": "0.0.0.0:8080", "password": PASSWORD})
     body = {"command": "force", "name": "water_heater", "duration": 600}
@@ -150,8 +166,8 @@ def test_a_bearer_token_works_for_scripts_and_a_wrong_one_changes_nothing() -> N
     assert site.commands == [Command("force", "water_heater", duration_s=600.0)]
 
 
-def test_guessing_is_throttled() -> None:
-    c, _, _ = client({"listen": "0.0.0.0:8080", "password": PASSWORD})
+def test_guessing_is_throttled_for_a_minute(clock: FakeClock) -> None:
+    c, _, _ = client({"listen": "0.0.0.0:8080", "password": PASSWORD}, clock=clock)
     guard_failures = [
         c.post("/api/login", json={"password": f"guess {n}"}, headers=ACT).status_code
         for n in range(FAILURES_PER_MIN)
@@ -159,6 +175,10 @@ def test_guessing_is_throttled() -> None:
     assert set(guard_failures) == {401}
     r = c.post("/api/login", json={"password": PASSWORD}, headers=ACT)
     assert r.status_code == 429  # even the right one, for the rest of the minute
+    clock.advance(59)
+    assert c.post("/api/login", json={"password": PASSWORD}, headers=ACT).status_code == 429
+    clock.advance(2)  # the guesses are over a minute old
+    assert c.post("/api/login", json={"password": PASSWORD}, headers=ACT).status_code == 200
 
 
 # -- cross-site --------------------------------------------------------------------------------

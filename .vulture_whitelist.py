@@ -1,0 +1,40 @@
+"""Names vulture reports unused that are used, by a library or by name: `vulture` (its
+settings in pyproject.toml) reads this file beside the code, never imports it.
+
+Pydantic validators, click commands and pytest fixtures are skipped by decorator there
+(`ignore_decorators`), so they need no line here. Each group below says why its names live.
+"""
+
+# ruff: noqa: B018, F821
+# (`_` is vulture's placeholder for "any object": only the attribute's name counts)
+
+# transitions calls these by the names machines/loads.py gives it as strings: TRANSITIONS'
+# `conditions`/`unless`/`after`, `after_state_change=`, and the Machine's `transition_cls` hook
+_.transition_cls
+_._settled
+_._end_boost
+_.is_satisfied
+_.eco_requested
+_.temperature_unknown
+
+# attributes read by the library they are set on
+_.on_disconnect  # paho calls the client's on_disconnect (pvopt/adapters/mqtt.py)
+_.should_exit  # uvicorn's server loop polls it (pvopt/adapters/web/server.py)
+_.caption  # rich prints a Table's caption (pvopt/tables.py, pvsim/tables.py)
+_.isolation_level  # sqlite3's connection: None turns pysqlite's own BEGIN off (state/store.py)
+
+# logging.Formatter calls formatTime(record, datefmt): the override keeps its signature
+_.formatTime
+_.datefmt
+
+# the TIC protocol's control characters, kept as one table beside the ones the parser uses
+_.CR
+_.EOT
+
+# a field of the planner's saved state (machines/schedules.py WindowRun): state files carry
+# it and WindowRun(**saved) restores it, so it stays though no decision reads it
+_.opened_at
+
+# DEAD, in a file the config rework is rewriting (pvopt/config.py): remove it there, then
+# this line
+_.DAYS
