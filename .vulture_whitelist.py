@@ -8,14 +8,12 @@ Pydantic validators, click commands and pytest fixtures are skipped by decorator
 # ruff: noqa: B018, F821
 # (`_` is vulture's placeholder for "any object": only the attribute's name counts)
 
-# transitions calls these by the names machines/loads.py gives it as strings: TRANSITIONS'
-# `conditions`/`unless`/`after`, `after_state_change=`, and the Machine's `transition_cls` hook
-_.transition_cls
-_._settled
-_._end_boost
-_.is_satisfied
-_.eco_requested
-_.temperature_unknown
+# machines/loads.py: transitions calls `after_state_change=` by name; the tables name their
+# guards, which `Table` finds as `guard_<name>`
+_._log_move
+_.guard_satisfied
+_.guard_eco_requested
+_.guard_temperature_unknown
 
 # attributes read by the library they are set on
 _.on_disconnect  # paho calls the client's on_disconnect (pvopt/adapters/mqtt.py)

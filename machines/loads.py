@@ -145,7 +145,6 @@ MAX_MOVES_PER_TICK = 2  # boost → solar → eco is the longest chain the table
 PERSISTED = (
     "forced_until",
     "forced_w",
-    "force_reason",
     "eco_reason",
     "eco_until",
     "satisfied",
@@ -234,7 +233,6 @@ class LoadMachine:
         self.config_thresholds: Thresholds | None = spec.thresholds  # to spot a config edit
         self.forced_until: float | None = None
         self.forced_w: float | None = None
-        self.force_reason = "manual"
         self.eco_reason: str | None = None  # requested by the schedules: a guarantee at risk
         self.eco_until: float | None = None  # ... until its window closes (None: open-ended)
         self.satisfied = False
@@ -482,7 +480,7 @@ class LoadMachine:
             self.mode = Mode.MANUAL
         self.forced_until = until
         self.forced_w = power_w
-        self.force_reason = self.reason = reason
+        self.reason = reason  # who forced it: manual, forced_window, deficit
         self.trigger("forced", now=now)
 
     def switch_off(self, now: float) -> None:
