@@ -22,7 +22,6 @@ from jobs.influx import Outbox
 from jobs.persist import Persister
 from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
-from machines.model import Kind
 from machines.totals import annotate
 from pvopt.commands import Command, Outcome, apply
 from pvopt.meter_cache import MeterCache
@@ -179,11 +178,7 @@ class Regulator:
             try:
                 self._drain(now)
                 self.ctl.account(now)  # energy up to now, at the setpoints that were in force
-                for m in self.ctl.machines.values():
-                    if not m.is_forced:
-                        if m.spec.kind is Kind.RELAY and m.setpoint_w > 0:
-                            m.switched_at = now  # a switch off: min_off_s counts from here
-                        m.setpoint_w = 0.0
+                self.ctl.stop_surplus_loads(now)
                 self.send_commands(now, force=True)
             finally:  # whatever failed above, the state is saved
                 # the open interval so far, for the local history; marked open, the outbox

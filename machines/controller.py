@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from machines.energy import Ledger, LoadSpan, export_room
 from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
-from machines.model import Kind, LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
+from machines.model import LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
 from machines.policy import PolicyParams, decide
 from machines.schedules import BoostRequest, EcoRequest, Planner, Release, Request
 
@@ -188,14 +188,17 @@ class Controller:
         decision = decide(snapshot, self.views(now), self.params, now, self.memo)
         self.memo = decision.memo
         for name, m in self.machines.items():
-            p = decision.power_w[name]
-            if m.spec.kind is Kind.RELAY and (p > 0) != (m.setpoint_w > 0):
-                m.switched_at = now
-            m.setpoint_w = p
+            m.set_power(decision.power_w[name], now)
         self.reasons = decision.reasons
         self.limits = decision.limits
         records = self.drain_records()
         return TickResult(decision.power_w, decision.reasons, decision.changed, records)
+
+    def stop_surplus_loads(self, now: float) -> None:
+        """Loads on surplus to 0 W (the service stops); forced loads keep their power."""
+        for m in self.machines.values():
+            if not m.is_forced:
+                m.set_power(0.0, now)
 
     def apply_requests(self, requests: Sequence[Request], now: float) -> None:
         """Hand the planner's requests to the machines: boosts and releases in order, then eco

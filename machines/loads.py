@@ -61,24 +61,29 @@ class Table:
 
     def __init__(self, *rows: tuple[Any, ...]) -> None:
         self.rows = tuple(Row(frozenset(r[0]), *r[1:]) for r in rows)
-        self._by_state: dict[State, tuple[tuple[Row, tuple[Guard, ...]], ...]] = {}
+        self._by_state: tuple[tuple[State, tuple[tuple[Row, tuple[Guard, ...]], ...]], ...] = ()
 
     def first(self, m: LoadMachine, now: float, meter_stale: bool) -> Row:
         """The row that decides for `m`'s state at `now`."""
-        by_state = self._by_state or self._index()
-        for row, guards in by_state[m.state]:
-            if all(guard(m, now, meter_stale) for guard in guards):
-                return row
-        raise RuntimeError(f"{m.spec.name}: no row for {m.state.value}")
+        state = m.state
+        for source, rows in self._by_state or self.index():
+            if source is state:  # identity over four states: cheaper than an Enum's hash
+                for row, guards in rows:
+                    for guard in guards:
+                        if not guard(m, now, meter_stale):
+                            break
+                    else:
+                        return row
+        raise RuntimeError(f"{m.spec.name}: no row for {state.value}")
 
-    def _index(self) -> dict[State, tuple[tuple[Row, tuple[Guard, ...]], ...]]:
+    def index(self) -> tuple[tuple[State, tuple[tuple[Row, tuple[Guard, ...]], ...]], ...]:
         def guards(row: Row) -> tuple[Guard, ...]:
             return tuple(getattr(LoadMachine, f"guard_{name}") for name in row.when)
 
-        self._by_state = {
-            state: tuple((row, guards(row)) for row in self.rows if state in row.source)
+        self._by_state = tuple(
+            (state, tuple((row, guards(row)) for row in self.rows if state in row.source))
             for state in State
-        }
+        )
         return self._by_state
 
 
@@ -227,6 +232,8 @@ class LoadMachine:
         self.temp_stale_s = temp_stale_s
         self._tz_bucket = -1  # the quarter hour of UTC `_tz_offset` holds
         self._tz_offset = 0.0
+        self._indices_at = math.nan  # `_indices()` of the last time asked (twice a tick)
+        self._indices_of = (0, 0)
         self.mode = Mode.AUTO
         self.reason = "starting"
         self.thresholds: Thresholds | None = spec.thresholds
@@ -317,9 +324,12 @@ class LoadMachine:
         return int((self._local_seconds(now) if local is None else local) // period)
 
     def _indices(self, now: float) -> tuple[int, int]:
-        """(local day, period) of `now`, with one time-zone lookup: this runs every tick."""
-        local = self._local_seconds(now)
-        return self._day_index(now, local), self._period_index(now, local)
+        """(local day, period) of `now`, with one time-zone lookup: this runs twice a tick."""
+        if now != self._indices_at:
+            local = self._local_seconds(now)
+            self._indices_at = now
+            self._indices_of = (self._day_index(now, local), self._period_index(now, local))
+        return self._indices_of
 
     def roll_counters(self, now: float) -> None:
         """Start a new period / local day when `now` crossed a boundary."""
@@ -517,6 +527,13 @@ class LoadMachine:
                 return
         raise RuntimeError(f"{self.spec.name}: TICK does not settle ({self.state})")
 
+    def set_power(self, power_w: float, now: float) -> None:
+        """The power the regulator gives the load; a relay's switching time starts its
+        min_on/min_off."""
+        if self.spec.kind is Kind.RELAY and (power_w > 0) != (self.setpoint_w > 0):
+            self.switched_at = now
+        self.setpoint_w = power_w
+
     @property
     def is_temp_driven(self) -> bool:
         return self.thresholds is not None
@@ -590,3 +607,9 @@ class LoadMachine:
             m.setpoint_w = spec.max_w
         m.roll_counters(now)
         return m
+
+
+# Index the tables now that their guards exist: a table indexed later would keep whatever the
+# guards were then (a test's stand-ins).
+for _table in (TICK, RELEASE):
+    _table.index()

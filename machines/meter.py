@@ -107,15 +107,21 @@ def track_reactive(tracker: ReactiveTracker, index_varh: float, now: float) -> R
         q = delta * 3600.0 / elapsed
         if q > MAX_ABS_W:
             raise MeterValueError(f"ERQT: implies |Q| = {q:.0f} var")
-        return replace(
-            timed,
-            ref_index=index_varh,
-            ref_at=now,
-            moved_at=moved_at,
-            last_index=index_varh,
-            q_var=q,
+        return ReactiveTracker(
+            index_varh, now, moved_at, index_varh, q, timed.step_index, timed.step_at, timed.fine_q
         )
-    return replace(timed, moved_at=moved_at, last_index=index_varh)
+    if not stepped:
+        return timed  # the same reading again (it arrives with every frame): nothing to fold
+    return ReactiveTracker(
+        timed.ref_index,
+        timed.ref_at,
+        moved_at,
+        index_varh,
+        timed.q_var,
+        timed.step_index,
+        timed.step_at,
+        timed.fine_q,
+    )
 
 
 def _timed(tracker: ReactiveTracker, index_varh: float, now: float) -> ReactiveTracker:

@@ -4,7 +4,6 @@ as teleinfo bridges (and a future TIC serial reader) publish them."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 from machines.meter import LinkyState, check_apparent, parse_number, track_reactive
 from machines.model import MeterSnapshot
@@ -31,20 +30,19 @@ class LinkySource(MeterSource):
         # non-zero value of one says the other is 0 now: a bridge that publishes a label only
         # when it changes (the other silent at 0 for minutes) gives pairs as fresh as a
         # bridge that publishes every frame.
+        st = self.state
         if topic == t.sinsts:
             value = check_apparent(parse_number(payload), topic)
-            self.state = replace(self.state, sinsts=value, sinsts_at=now)
-            if value > 0:
-                self.state = replace(self.state, sinsti=0.0, sinsti_at=now)
+            other, other_at = (0.0, now) if value > 0 else (st.sinsti, st.sinsti_at)
+            self.state = LinkyState(value, now, other, other_at, st.reactive)
             return True
         if topic == t.sinsti:
             value = check_apparent(parse_number(payload), topic)
-            self.state = replace(self.state, sinsti=value, sinsti_at=now)
-            if value > 0:
-                self.state = replace(self.state, sinsts=0.0, sinsts_at=now)
+            other, other_at = (0.0, now) if value > 0 else (st.sinsts, st.sinsts_at)
+            self.state = LinkyState(other, other_at, value, now, st.reactive)
             return True
-        tracker = track_reactive(self.state.reactive, parse_number(payload), now)
-        self.state = replace(self.state, reactive=tracker)
+        tracker = track_reactive(st.reactive, parse_number(payload), now)
+        self.state = LinkyState(st.sinsts, st.sinsts_at, st.sinsti, st.sinsti_at, tracker)
         return False
 
     def meter_snapshot(self, now: float) -> MeterSnapshot:
