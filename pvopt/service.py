@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs import regulation as jobs
@@ -42,7 +41,7 @@ from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock
 from pvopt.status import local_iso
 from pvopt.topics import CONTROL_TOPIC, LoadWiring, online_topic, wiring
-from state.store import MemoryStore, SqliteStore, StateStore
+from state.store import MemoryStore, SqliteStore, StateStore, StoreMissing
 
 if TYPE_CHECKING:
     from pvopt.adapters.web import WebServer
@@ -410,9 +409,10 @@ def _open_store(
         if store.migrated_from is not None:
             log.info("state store %s migrated from schema v%d", path, store.migrated_from)
         return store, store.load_machines(), {k: store.load_document(k) for k in DOCUMENTS}
-    if not Path(path).exists():
+    try:
+        reader = SqliteStore(path, read_only=True)
+    except StoreMissing:
         return MemoryStore(), {}, {key: {} for key in DOCUMENTS}
-    reader = SqliteStore(path)
     saved = reader.load_machines()
     docs = {k: reader.load_document(k) for k in DOCUMENTS}
     reader.close()

@@ -8,7 +8,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from pathlib import Path
 from typing import Any
 
 import click
@@ -35,17 +34,19 @@ from pvopt.topics import (
     ONLINE_TOPIC,
     STATUS_TOPIC,
 )
-from state.store import SqliteStore, StoreError
+from state.store import SqliteStore, StoreError, StoreMissing
 
 COMMAND_WAIT_S = 10.0
 LIVE_STATUS_WAIT_S = 2.0
 
 
 def _open_store(cfg: cfgmod.Config) -> SqliteStore | None:
-    if not Path(cfg.state.path).exists():
-        return None
+    """The store, read-only (these commands never create, migrate nor write it), or None when
+    there is none yet; exit 1 saying why when it cannot be read (an older schema among them)."""
     try:
-        return SqliteStore(cfg.state.path)
+        return SqliteStore(cfg.state.path, read_only=True)
+    except StoreMissing:
+        return None
     except StoreError as exc:
         fail(str(exc))
     return None
