@@ -41,7 +41,8 @@ from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock
 from pvopt.status import local_iso
 from pvopt.topics import CONTROL_TOPIC, LoadWiring, online_topic, wiring
-from state.store import MemoryStore, SqliteStore, StateStore, StoreMissing
+from state.errors import BrokerError, BrokerUnavailable, StoreMissing
+from state.store import MemoryStore, SqliteStore, StateStore
 
 if TYPE_CHECKING:
     from pvopt.adapters.web import WebServer
@@ -53,10 +54,6 @@ SEED_CONTROL = re.compile(r"scr/(\d+)/control")
 SUBMIT_TIMEOUT_S = 5.0  # a page waiting for the regulator's verdict on its command
 DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
 CLOCK_WATCH_S = 1.0  # how often the wall clock is checked against the monotonic one
-
-
-class BrokerGone(RuntimeError):
-    """The broker went away while pvopt was saying goodbye."""
 
 
 class Service:
@@ -218,7 +215,11 @@ class Service:
         """Run until SIGTERM/SIGINT, then shut down cleanly."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
-        self.start()
+        try:
+            self.start()
+        except BrokerError:  # the MQTT client cannot start: save and close what started
+            self.stop()
+            raise
         log.info(
             "pvopt running: %d load(s), policy %s, tick %gs%s",
             len(self.wires),
@@ -255,7 +256,7 @@ class Service:
         for what, step in steps:
             try:
                 step()
-            except BrokerGone:  # lost between the check above and the publish
+            except BrokerUnavailable:  # lost between the check above and the publish
                 connected = False
             except Exception as exc:  # the next steps must still run: the store above all
                 problems.append(f"{what}: {type(exc).__name__}: {str(exc)[:120]}")
@@ -280,11 +281,7 @@ class Service:
         self.scheduler.shutdown(wait=True)
 
     def _publish_offline(self) -> None:
-        topic = online_topic(self.dry_run)
-        try:
-            self.bus.client.publish(topic, "offline", qos=1, retain=True).wait_for_publish(2)
-        except RuntimeError as exc:  # paho: "The client is not currently connected."
-            raise BrokerGone(str(exc)) from None
+        self.bus.publish_wait(online_topic(self.dry_run), "offline", 2.0, qos=1, retain=True)
 
     # -- inputs (paho's thread: validate and queue, never the controller nor the store) -------
     def on_message(self, topic: str, payload: bytes) -> None:

@@ -7,7 +7,8 @@ import functools
 import json
 import sqlite3
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import quote
@@ -33,20 +34,23 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from machines.loads import TransitionRecord
+from state.errors import StoreError, StoreMissing
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MemoryStore",
+    "SqliteStore",
+    "StateStore",
+    "StoreError",  # defined in state.errors; imported from here too
+    "StoreMissing",
+]
 
 # v2: `document` (small JSON documents: the schedule planner, the outbox) and `interval`
 # (per-interval energy: the history and the outbox). A v1 store migrates when `pvopt run` opens
 # it for writing; a read-only open refuses it and says so.
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 1.0
-
-
-class StoreError(RuntimeError):
-    """The store cannot be used as it is; says why (never silently reset)."""
-
-
-class StoreMissing(StoreError):
-    """A read-only open found no store yet (no file, or a file `pvopt run` has not set up)."""
+DRIVER_ERRORS = (SQLAlchemyError, sqlite3.Error)  # what reaches a caller as a StoreError
 
 
 class StateStore(Protocol):
@@ -207,7 +211,7 @@ class SqliteStore:
                 self._check()
             else:
                 self._open()
-        except SQLAlchemyError as exc:
+        except DRIVER_ERRORS as exc:
             self.engine.dispose()
             raise StoreError(f"{path}: cannot open the state store: {_cause(exc)}") from exc
         except StoreError:
@@ -268,8 +272,17 @@ class SqliteStore:
                 )
                 self.migrated_from = version
 
+    @contextmanager
+    def _failing(self, doing: str) -> Iterator[None]:
+        """The driver's errors as a StoreError naming the file (a full disk, a lock, a
+        read-only file): callers catch one name, never SQLAlchemy's."""
+        try:
+            yield
+        except DRIVER_ERRORS as exc:
+            raise StoreError(f"{self.path}: cannot {doing}: {_cause(exc)}") from exc
+
     def load_machines(self) -> dict[str, dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._failing("read the machines"), self.engine.connect() as conn:
             rows = conn.execute(select(machine_table.c.name, machine_table.c.data))
             return {row.name: json.loads(row.data) for row in rows}
 
@@ -283,7 +296,7 @@ class SqliteStore:
     ) -> None:
         if self.read_only:
             raise StoreError(f"{self.path} was opened read-only: nothing can be saved")
-        with self.engine.begin() as conn:
+        with self._failing("save"), self.engine.begin() as conn:
             for name, dump in machines.items():
                 _upsert(conn, machine_table, "name", name, json.dumps(dump, sort_keys=True))
             for key, doc in (documents or {}).items():
@@ -311,7 +324,7 @@ class SqliteStore:
         self.writes += 1
 
     def load_document(self, key: str) -> dict[str, Any]:
-        with self.engine.connect() as conn:
+        with self._failing(f"read the {key} document"), self.engine.connect() as conn:
             row = conn.execute(
                 select(document_table.c.data).where(document_table.c.key == key)
             ).first()
@@ -326,7 +339,7 @@ class SqliteStore:
             query = query.where(t.c.end <= until)
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self._failing("read the intervals"), self.engine.connect() as conn:
             return [json.loads(zlib.decompress(row.data)) for row in conn.execute(query)]
 
     def transitions(self, load: str | None = None, limit: int = 100) -> list[TransitionRecord]:
@@ -334,7 +347,7 @@ class SqliteStore:
         query = select(t).order_by(t.c.id.desc()).limit(limit)
         if load is not None:
             query = query.where(t.c.load == load)
-        with self.engine.connect() as conn:
+        with self._failing("read the transitions"), self.engine.connect() as conn:
             rows = list(conn.execute(query))
         return [
             TransitionRecord(r.load, r.source, r.dest, r.trigger, r.reason, r.at)
@@ -375,7 +388,7 @@ def _connect_read_only(path: str) -> sqlite3.Connection:
     return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
 
 
-def _cause(exc: SQLAlchemyError) -> str:
+def _cause(exc: BaseException) -> str:
     """The driver's error in one line (SQLAlchemy's wrapper repeats the SQL)."""
     cause = getattr(exc, "orig", None) or exc
     return " ".join(f"{type(cause).__name__}: {cause}".split())[:200]

@@ -16,7 +16,7 @@ from rich.table import Table
 from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
 from pvopt import config as cfgmod
-from pvopt.adapters.mqtt import BrokerUnavailable, OneShot
+from pvopt.adapters.mqtt import OneShot
 from pvopt.cli.common import (
     config_option,
     console,
@@ -34,7 +34,8 @@ from pvopt.topics import (
     ONLINE_TOPIC,
     STATUS_TOPIC,
 )
-from state.store import SqliteStore, StoreError, StoreMissing
+from state.errors import BrokerError, StoreError, StoreMissing
+from state.store import SqliteStore
 
 COMMAND_WAIT_S = 10.0
 LIVE_STATUS_WAIT_S = 2.0
@@ -88,13 +89,12 @@ def run(config_path: str | None, dry_run: bool, log_level: str) -> None:
         logging.getLogger(noisy).setLevel(quiet)
     try:
         service = Service(cfg, dry_run=dry_run)
-    except StoreError as exc:
-        fail(str(exc))
-        return
-    from pvopt.adapters.tic.bridge import HistoricWatch
+        from pvopt.adapters.tic.bridge import HistoricWatch
 
-    HistoricWatch(cfg).start()  # says it once if the TIC bridge reads a historic-mode meter
-    service.run_forever()
+        HistoricWatch(cfg).start()  # says it once if the TIC bridge reads a historic-mode meter
+        service.run_forever()
+    except (StoreError, BrokerError) as exc:
+        fail(str(exc))
 
 
 @dataclass
@@ -123,12 +123,14 @@ def read_retained(cfg: cfgmod.Config, timeout_s: float = LIVE_STATUS_WAIT_S) -> 
     topics = [STATUS_TOPIC, ONLINE_TOPIC, DRY_RUN_STATUS_TOPIC, DRY_RUN_ONLINE_TOPIC, marker]
     try:
         shot = OneShot(cfg.mqtt, topics)
-    except BrokerUnavailable:
+    except BrokerError:
         return Retained(reachable=False)
     try:
         shot.publish(marker, "sync")
         shot.wait_for(lambda msgs: marker in msgs, timeout_s)
         msgs = dict(shot.messages)
+    except BrokerError:  # connected, then refused or lost
+        return Retained(reachable=False)
     finally:
         shot.close()
 
@@ -291,7 +293,7 @@ def send_command(cfg: cfgmod.Config, cmd: Command, shows: Any) -> None:
     name = str(cmd.load)
     try:
         shot = OneShot(cfg.mqtt, [STATUS_TOPIC])
-    except BrokerUnavailable as exc:
+    except BrokerError as exc:
         fail(str(exc))
         return
     try:
