@@ -77,103 +77,127 @@ class Service:
         self.tz = cfg.site.tz
         self.policy = cfg.regulation.policy
         self.wires: dict[str, LoadWiring] = {w.spec.name: w for w in wiring(cfg)}
+        # the core, as the store left it
         self.store, saved, docs = _open_store(cfg.state.path, dry_run)
         now = clock()
-        self.planner = Planner(
-            cfg.schedule_list(),
-            self.tz,
-            seed_rule=get_policy(self.policy).seed_rule,
-            tank_litres=cfg.tank_litres(),
-            saved=docs["planner"],
-        )
+        self.planner = self._planner(docs["planner"])
         self.interval_s = cfg.influxdb.interval_s if cfg.influxdb else DEFAULT_INTERVAL_S
         self.ledger = Ledger(self.interval_s, [s.name for s in cfg.specs()])
+        params = cfg.regulation.params()
         self.ctl = Controller(
-            cfg.specs(),
-            self.tz,
-            cfg.regulation.params(),
-            now,
-            saved,
-            planner=self.planner,
-            ledger=self.ledger,
+            cfg.specs(), self.tz, params, now, saved, planner=self.planner, ledger=self.ledger
         )
+        # what leaves it: the store's writes, InfluxDB's outbox
+        self.outbox = self._outbox(docs["outbox"])
+        self.persister = self._persister(docs, now)
+        self.flush_job = self._flush_job()
+        self._log_restored(saved)
+        # the inputs, the bus and the regulator's worker
+        self.meter = MeterCache(cfg.meter, started_at=now, monotonic=monotonic)
+        self.stopping = threading.Event()
+        self.routes = self._routes()
+        self.ha = DiscoveryLink(  # Home Assistant MQTT discovery, when the config enables it
+            cfg, lambda t, p: self.bus.publish(t, p, retain=True, qos=1), dry_run=dry_run
+        )
+        self.bus = self._bus()
+        self.errors = JobErrors()
+        self.regulator = self._regulator()
+        self.lock = self.regulator.lock
+        self.scheduler = make_scheduler(self.tz)
+        self.errors.install(self.scheduler, EXECUTORS)
+        self.web: WebServer | None = None  # the local page, started with the service
+
+    # -- wiring (each builder runs once, from __init__, in this order) -------------------------
+    def _planner(self, saved: dict[str, Any]) -> Planner:
+        return Planner(
+            self.cfg.schedule_list(),
+            self.tz,
+            seed_rule=get_policy(self.policy).seed_rule,
+            tank_litres=self.cfg.tank_litres(),
+            saved=saved,
+        )
+
+    def _outbox(self, saved: dict[str, Any]) -> Outbox | None:
+        """InfluxDB's outbox, with InfluxDB and outside a dry run (which sends nothing)."""
+        influx = self.cfg.influxdb
+        if influx is None or self.dry_run:
+            return None
+        return Outbox(influx.outbox_max_days, saved, self.clock)
+
+    def _persister(self, docs: dict[str, dict[str, Any]], now: float) -> Persister:
+        """The one writer of the store, holding what it has not committed yet: the ledger's
+        restored intervals and the lifetime totals (Home Assistant's Energy dashboard)."""
         pending_intervals = restore_ledger(self.ledger, docs["ledger"], now)
-        # lifetime totals (Home Assistant's Energy dashboard), committed with the intervals
         totals = DurableTotals(docs["totals"], [*pending_intervals, *self.ledger.peek()])
-        self.outbox: Outbox | None = None
-        self.flush_job: FlushJob | None = None
-        committed_until = 0
-        if cfg.influxdb is not None and not dry_run:
-            self.outbox = Outbox(cfg.influxdb.outbox_max_days, docs["outbox"], clock)
-            committed_until = max(
-                (
-                    i["end"]
-                    for i in self.store.intervals(self.outbox.sent_until)
-                    if not i.get("open")
-                ),
-                default=0,
-            )
-        self.persister = Persister(
+        return Persister(
             self.store,
             self.ctl,
             self.planner,
             self.ledger,
-            history_days=cfg.state.history_days,
-            dry_run=dry_run,
+            history_days=self.cfg.state.history_days,
+            dry_run=self.dry_run,
             pending_intervals=pending_intervals,
-            committed_until=committed_until,
+            committed_until=self._committed_until(),
             outbox_doc=None if self.outbox is None else self.outbox.doc,
             totals=totals,
         )
-        if cfg.influxdb is not None and self.outbox is not None:
-            load_ids = {s.name: s.id for s in cfg.specs()}
-            self.flush_job = FlushJob(
-                self.outbox,
-                self.store,
-                InfluxSink(cfg.influxdb),
-                load_ids,
-                lambda: self.persister.committed_until,
-            )
-        self._log_restored(saved)
-        self.meter = MeterCache(cfg.meter, started_at=now, monotonic=monotonic)
-        self.stopping = threading.Event()
-        self.routes: dict[str, Callable[[bytes, float], None]] = {}
+
+    def _committed_until(self) -> int:
+        """The end of the newest closed interval the store holds beyond the outbox's progress."""
+        if self.outbox is None:
+            return 0
+        intervals = self.store.intervals(self.outbox.sent_until)
+        return max((i["end"] for i in intervals if not i.get("open")), default=0)
+
+    def _flush_job(self) -> FlushJob | None:
+        influx = self.cfg.influxdb
+        if influx is None or self.outbox is None:
+            return None
+        load_ids = {s.name: s.id for s in self.cfg.specs()}
+        return FlushJob(
+            self.outbox,
+            self.store,
+            InfluxSink(influx),
+            load_ids,
+            lambda: self.persister.committed_until,
+        )
+
+    def _routes(self) -> dict[str, Callable[[bytes, float], None]]:
+        """Topic -> handler for the meter, the temperatures and `regulation/control`."""
+        routes: dict[str, Callable[[bytes, float], None]] = {}
         for topic in self.meter.topics:
-            self.routes[topic] = functools.partial(self._on_meter, topic)
+            routes[topic] = functools.partial(self._on_meter, topic)
         for w in self.wires.values():
             if w.temperature_topic:
-                self.routes[w.temperature_topic] = functools.partial(self._on_temp, w)
-        self.routes[CONTROL_TOPIC] = self._on_control
-        self.ha = DiscoveryLink(  # Home Assistant MQTT discovery, when the config enables it
-            cfg, lambda t, p: self.bus.publish(t, p, retain=True, qos=1), dry_run=dry_run
-        )
-        self.bus = MqttBus(
-            cfg.mqtt,
+                routes[w.temperature_topic] = functools.partial(self._on_temp, w)
+        routes[CONTROL_TOPIC] = self._on_control
+        return routes
+
+    def _bus(self) -> MqttBus:
+        return MqttBus(
+            self.cfg.mqtt,
             [*self.routes, SEED_CONTROL_TOPICS, *self.ha.subscriptions()],
             self.on_message,
-            will=(online_topic(dry_run), "offline"),
+            will=(online_topic(self.dry_run), "offline"),
             on_connect=self._on_connect,
         )
-        self.errors = JobErrors()
-        self.regulator = Regulator(
+
+    def _regulator(self) -> Regulator:
+        return Regulator(
             self.ctl,
             self.meter,
             list(self.wires.values()),
             self.persister,
             self.bus,
-            clock,
+            self.clock,
             policy=self.policy,
-            dry_run=dry_run,
-            command_refresh_s=cfg.regulation.command_refresh_s,
+            dry_run=self.dry_run,
+            command_refresh_s=self.cfg.regulation.command_refresh_s,
             errors=self.errors,
             outbox=self.outbox,
-            monotonic=monotonic,
+            monotonic=self.monotonic,
             connected=self.bus.connected.is_set,
         )
-        self.lock = self.regulator.lock
-        self.scheduler = make_scheduler(self.tz)
-        self.errors.install(self.scheduler, EXECUTORS)
-        self.web: WebServer | None = None  # the local page, started with the service
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
