@@ -9,10 +9,10 @@ from typing import Any
 
 from machines.controller import Controller
 from machines.energy import Ledger, dump_ledger
+from machines.errors import StoreError
 from machines.loads import TransitionRecord
 from machines.schedules import Planner
 from machines.totals import DurableTotals
-from state.errors import StoreError
 from state.store import StateStore
 
 log = logging.getLogger("pvopt.jobs.persist")

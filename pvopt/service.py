@@ -27,6 +27,7 @@ from jobs.regulator import Control, Reconnected, Regulator, Temperature
 from jobs.schedules import add_schedule_job
 from machines.controller import Controller
 from machines.energy import Ledger, restore_ledger
+from machines.errors import BrokerError, BrokerUnavailable, StoreMissing
 from machines.loads import CommandError, check_temperature
 from machines.meter import MeterValueError, parse_number
 from machines.policy import get_policy
@@ -41,7 +42,6 @@ from pvopt.meter_cache import MeterCache
 from pvopt.ports import Clock
 from pvopt.status import local_iso
 from pvopt.topics import CONTROL_TOPIC, LoadWiring, online_topic, wiring
-from state.errors import BrokerError, BrokerUnavailable, StoreMissing
 from state.store import MemoryStore, SqliteStore, StateStore
 
 if TYPE_CHECKING:

@@ -33,15 +33,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from machines.errors import StoreError, StoreMissing
 from machines.loads import TransitionRecord
-from state.errors import StoreError, StoreMissing
 
 __all__ = [
     "SCHEMA_VERSION",
     "MemoryStore",
     "SqliteStore",
     "StateStore",
-    "StoreError",  # defined in state.errors; imported from here too
+    "StoreError",  # defined in machines.errors; imported from here too
     "StoreMissing",
 ]
 

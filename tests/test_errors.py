@@ -1,4 +1,4 @@
-"""The edges speak pvopt's errors (state/errors.py), never their library's: a store that cannot
+"""The edges speak pvopt's errors (machines/errors.py), never their library's: a store that cannot
 be read or written raises `StoreError` naming the file, an MQTT client that cannot be set up or
 started raises `BrokerError` naming the broker, and `pvopt run` says either in one line."""
 
@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
 
+from machines.errors import BrokerError, BrokerUnavailable, StoreError
 from pvopt import config
 from pvopt.adapters.mqtt import MqttBus, OneShot
 from pvopt.service import Service
 from pvsim.live import hermetic_env
 from pvsim.servers.loopback import free_port
-from state.errors import BrokerError, BrokerUnavailable, StoreError
 from state.store import SqliteStore
 from tests.test_service import make_config
 

@@ -15,8 +15,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from machines.errors import BrokerError, BrokerUnavailable
 from pvopt.config import MqttConfig
-from state.errors import BrokerError, BrokerUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ import click
 from rich.table import Table
 
 from machines.controller import Controller, UnknownLoad
+from machines.errors import BrokerError, StoreError, StoreMissing
 from machines.loads import CommandError
 from pvopt import config as cfgmod
 from pvopt.adapters.mqtt import OneShot
@@ -34,7 +35,6 @@ from pvopt.topics import (
     ONLINE_TOPIC,
     STATUS_TOPIC,
 )
-from state.errors import BrokerError, StoreError, StoreMissing
 from state.store import SqliteStore
 
 COMMAND_WAIT_S = 10.0

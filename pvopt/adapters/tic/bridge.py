@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from machines.errors import BrokerError
 from pvopt.adapters.mqtt import MqttBus, OneShot
 from pvopt.adapters.tic.frames import Counters, Frame
 from pvopt.adapters.tic.labels import TopicMap, decode_stge, frame_topics, identity
 from pvopt.config import Config
 from pvopt.kinds.meters import METER_SOURCES
-from state.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

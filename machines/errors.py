@@ -6,9 +6,10 @@ user can act on, so the jobs, the service and the CLI catch a few names that say
 never a library's. Configuration errors stay `pvopt.config.ConfigError`; the InfluxDB sink's are
 `SinkUnavailable`/`SinkRejected`, beside the `Sink` port they belong to.
 
-Here, in `state/`, because it is the lowest floor that talks to the outside world: `jobs/` and
-`pvopt/` sit above it and may import it, while the pure core (`machines/`) does no I/O and so
-never meets these (it has its own `CommandError`, `MeterValueError`, `UnknownLoad`).
+Here, in `machines/`, the lowest floor, because every floor must be able to name them: `state/`
+raises the store's, the adapters the broker's, `jobs/` and the CLI catch them, and the lean
+`pvopt tic` bridge (paho and serial only, on a Pi) must not load `state/` and its SQLAlchemy to
+raise `BrokerError`. The module is exception classes only, no import: the core stays pure.
 """
 
 from __future__ import annotations
