@@ -9,6 +9,7 @@ from typing import Any
 
 from machines.controller import Controller
 from machines.energy import Ledger, dump_ledger
+from machines.errors import StoreError
 from machines.loads import TransitionRecord
 from machines.schedules import Planner
 from machines.totals import DurableTotals
@@ -89,7 +90,7 @@ class Persister:
             self.store.save(
                 self.ctl.dump(), self.pending_records, docs, self.pending_intervals, prune
             )
-        except Exception as exc:  # a full disk, a read-only file, a lock: regulation goes on
+        except StoreError as exc:  # a full disk, a read-only file, a lock: regulation goes on
             self._failed(exc, now)
             return
         if self.failing_since is not None:
@@ -108,10 +109,11 @@ class Persister:
             self.committed_until = max(self.committed_until, *closed)
         self.pending_records, self.pending_intervals = [], []
 
-    def _failed(self, exc: Exception, now: float) -> None:
+    def _failed(self, exc: StoreError, now: float) -> None:
         """One log line per episode, not a traceback per tick; the status carries the rest."""
         self.failed_writes += 1
-        cause = getattr(exc, "orig", None) or exc  # SQLAlchemy's wrapper repeats the SQL
+        cause = exc.__cause__ or exc  # the driver's own error: the log line names the file
+        cause = getattr(cause, "orig", None) or cause  # SQLAlchemy's wrapper repeats the SQL
         error = " ".join(f"{type(cause).__name__}: {cause}".split())[:200]
         if self.failing_since is None:
             self.failing_since = now

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs import regulation as jobs
@@ -28,6 +27,7 @@ from jobs.regulator import Control, Reconnected, Regulator, Temperature
 from jobs.schedules import add_schedule_job
 from machines.controller import Controller
 from machines.energy import Ledger, restore_ledger
+from machines.errors import BrokerError, BrokerUnavailable, StoreMissing
 from machines.loads import CommandError, check_temperature
 from machines.meter import MeterValueError, parse_number
 from machines.policy import get_policy
@@ -56,10 +56,6 @@ DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
 CLOCK_WATCH_S = 1.0  # how often the wall clock is checked against the monotonic one
 
 
-class BrokerGone(RuntimeError):
-    """The broker went away while pvopt was saying goodbye."""
-
-
 class Service:
     """One site: builds the meter cache, controller, store, MQTT bus and the scheduler's jobs,
     and starts and stops them."""
@@ -81,103 +77,127 @@ class Service:
         self.tz = cfg.site.tz
         self.policy = cfg.regulation.policy
         self.wires: dict[str, LoadWiring] = {w.spec.name: w for w in wiring(cfg)}
+        # the core, as the store left it
         self.store, saved, docs = _open_store(cfg.state.path, dry_run)
         now = clock()
-        self.planner = Planner(
-            cfg.schedule_list(),
-            self.tz,
-            seed_rule=get_policy(self.policy).seed_rule,
-            tank_litres=cfg.tank_litres(),
-            saved=docs["planner"],
-        )
+        self.planner = self._planner(docs["planner"])
         self.interval_s = cfg.influxdb.interval_s if cfg.influxdb else DEFAULT_INTERVAL_S
         self.ledger = Ledger(self.interval_s, [s.name for s in cfg.specs()])
+        params = cfg.regulation.params()
         self.ctl = Controller(
-            cfg.specs(),
-            self.tz,
-            cfg.regulation.params(),
-            now,
-            saved,
-            planner=self.planner,
-            ledger=self.ledger,
+            cfg.specs(), self.tz, params, now, saved, planner=self.planner, ledger=self.ledger
         )
+        # what leaves it: the store's writes, InfluxDB's outbox
+        self.outbox = self._outbox(docs["outbox"])
+        self.persister = self._persister(docs, now)
+        self.flush_job = self._flush_job()
+        self._log_restored(saved)
+        # the inputs, the bus and the regulator's worker
+        self.meter = MeterCache(cfg.meter, started_at=now, monotonic=monotonic)
+        self.stopping = threading.Event()
+        self.routes = self._routes()
+        self.ha = DiscoveryLink(  # Home Assistant MQTT discovery, when the config enables it
+            cfg, lambda t, p: self.bus.publish(t, p, retain=True, qos=1), dry_run=dry_run
+        )
+        self.bus = self._bus()
+        self.errors = JobErrors()
+        self.regulator = self._regulator()
+        self.lock = self.regulator.lock
+        self.scheduler = make_scheduler(self.tz)
+        self.errors.install(self.scheduler, EXECUTORS)
+        self.web: WebServer | None = None  # the local page, started with the service
+
+    # -- wiring (each builder runs once, from __init__, in this order) -------------------------
+    def _planner(self, saved: dict[str, Any]) -> Planner:
+        return Planner(
+            self.cfg.schedule_list(),
+            self.tz,
+            seed_rule=get_policy(self.policy).seed_rule,
+            tank_litres=self.cfg.tank_litres(),
+            saved=saved,
+        )
+
+    def _outbox(self, saved: dict[str, Any]) -> Outbox | None:
+        """InfluxDB's outbox, with InfluxDB and outside a dry run (which sends nothing)."""
+        influx = self.cfg.influxdb
+        if influx is None or self.dry_run:
+            return None
+        return Outbox(influx.outbox_max_days, saved, self.clock)
+
+    def _persister(self, docs: dict[str, dict[str, Any]], now: float) -> Persister:
+        """The one writer of the store, holding what it has not committed yet: the ledger's
+        restored intervals and the lifetime totals (Home Assistant's Energy dashboard)."""
         pending_intervals = restore_ledger(self.ledger, docs["ledger"], now)
-        # lifetime totals (Home Assistant's Energy dashboard), committed with the intervals
         totals = DurableTotals(docs["totals"], [*pending_intervals, *self.ledger.peek()])
-        self.outbox: Outbox | None = None
-        self.flush_job: FlushJob | None = None
-        committed_until = 0
-        if cfg.influxdb is not None and not dry_run:
-            self.outbox = Outbox(cfg.influxdb.outbox_max_days, docs["outbox"], clock)
-            committed_until = max(
-                (
-                    i["end"]
-                    for i in self.store.intervals(self.outbox.sent_until)
-                    if not i.get("open")
-                ),
-                default=0,
-            )
-        self.persister = Persister(
+        return Persister(
             self.store,
             self.ctl,
             self.planner,
             self.ledger,
-            history_days=cfg.state.history_days,
-            dry_run=dry_run,
+            history_days=self.cfg.state.history_days,
+            dry_run=self.dry_run,
             pending_intervals=pending_intervals,
-            committed_until=committed_until,
+            committed_until=self._committed_until(),
             outbox_doc=None if self.outbox is None else self.outbox.doc,
             totals=totals,
         )
-        if cfg.influxdb is not None and self.outbox is not None:
-            load_ids = {s.name: s.id for s in cfg.specs()}
-            self.flush_job = FlushJob(
-                self.outbox,
-                self.store,
-                InfluxSink(cfg.influxdb),
-                load_ids,
-                lambda: self.persister.committed_until,
-            )
-        self._log_restored(saved)
-        self.meter = MeterCache(cfg.meter, started_at=now, monotonic=monotonic)
-        self.stopping = threading.Event()
-        self.routes: dict[str, Callable[[bytes, float], None]] = {}
+
+    def _committed_until(self) -> int:
+        """The end of the newest closed interval the store holds beyond the outbox's progress."""
+        if self.outbox is None:
+            return 0
+        intervals = self.store.intervals(self.outbox.sent_until)
+        return max((i["end"] for i in intervals if not i.get("open")), default=0)
+
+    def _flush_job(self) -> FlushJob | None:
+        influx = self.cfg.influxdb
+        if influx is None or self.outbox is None:
+            return None
+        load_ids = {s.name: s.id for s in self.cfg.specs()}
+        return FlushJob(
+            self.outbox,
+            self.store,
+            InfluxSink(influx),
+            load_ids,
+            lambda: self.persister.committed_until,
+        )
+
+    def _routes(self) -> dict[str, Callable[[bytes, float], None]]:
+        """Topic -> handler for the meter, the temperatures and `regulation/control`."""
+        routes: dict[str, Callable[[bytes, float], None]] = {}
         for topic in self.meter.topics:
-            self.routes[topic] = functools.partial(self._on_meter, topic)
+            routes[topic] = functools.partial(self._on_meter, topic)
         for w in self.wires.values():
             if w.temperature_topic:
-                self.routes[w.temperature_topic] = functools.partial(self._on_temp, w)
-        self.routes[CONTROL_TOPIC] = self._on_control
-        self.ha = DiscoveryLink(  # Home Assistant MQTT discovery, when the config enables it
-            cfg, lambda t, p: self.bus.publish(t, p, retain=True, qos=1), dry_run=dry_run
-        )
-        self.bus = MqttBus(
-            cfg.mqtt,
+                routes[w.temperature_topic] = functools.partial(self._on_temp, w)
+        routes[CONTROL_TOPIC] = self._on_control
+        return routes
+
+    def _bus(self) -> MqttBus:
+        return MqttBus(
+            self.cfg.mqtt,
             [*self.routes, SEED_CONTROL_TOPICS, *self.ha.subscriptions()],
             self.on_message,
-            will=(online_topic(dry_run), "offline"),
+            will=(online_topic(self.dry_run), "offline"),
             on_connect=self._on_connect,
         )
-        self.errors = JobErrors()
-        self.regulator = Regulator(
+
+    def _regulator(self) -> Regulator:
+        return Regulator(
             self.ctl,
             self.meter,
             list(self.wires.values()),
             self.persister,
             self.bus,
-            clock,
+            self.clock,
             policy=self.policy,
-            dry_run=dry_run,
-            command_refresh_s=cfg.regulation.command_refresh_s,
+            dry_run=self.dry_run,
+            command_refresh_s=self.cfg.regulation.command_refresh_s,
             errors=self.errors,
             outbox=self.outbox,
-            monotonic=monotonic,
+            monotonic=self.monotonic,
             connected=self.bus.connected.is_set,
         )
-        self.lock = self.regulator.lock
-        self.scheduler = make_scheduler(self.tz)
-        self.errors.install(self.scheduler, EXECUTORS)
-        self.web: WebServer | None = None  # the local page, started with the service
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -219,7 +239,11 @@ class Service:
         """Run until SIGTERM/SIGINT, then shut down cleanly."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
-        self.start()
+        try:
+            self.start()
+        except BrokerError:  # the MQTT client cannot start: save and close what started
+            self.stop()
+            raise
         log.info(
             "pvopt running: %d load(s), policy %s, tick %gs%s",
             len(self.wires),
@@ -256,7 +280,7 @@ class Service:
         for what, step in steps:
             try:
                 step()
-            except BrokerGone:  # lost between the check above and the publish
+            except BrokerUnavailable:  # lost between the check above and the publish
                 connected = False
             except Exception as exc:  # the next steps must still run: the store above all
                 problems.append(f"{what}: {type(exc).__name__}: {str(exc)[:120]}")
@@ -281,11 +305,7 @@ class Service:
         self.scheduler.shutdown(wait=True)
 
     def _publish_offline(self) -> None:
-        topic = online_topic(self.dry_run)
-        try:
-            self.bus.client.publish(topic, "offline", qos=1, retain=True).wait_for_publish(2)
-        except RuntimeError as exc:  # paho: "The client is not currently connected."
-            raise BrokerGone(str(exc)) from None
+        self.bus.publish_wait(online_topic(self.dry_run), "offline", 2.0, qos=1, retain=True)
 
     # -- inputs (paho's thread: validate and queue, never the controller nor the store) -------
     def on_message(self, topic: str, payload: bytes) -> None:
@@ -410,9 +430,10 @@ def _open_store(
         if store.migrated_from is not None:
             log.info("state store %s migrated from schema v%d", path, store.migrated_from)
         return store, store.load_machines(), {k: store.load_document(k) for k in DOCUMENTS}
-    if not Path(path).exists():
+    try:
+        reader = SqliteStore(path, read_only=True)
+    except StoreMissing:
         return MemoryStore(), {}, {key: {} for key in DOCUMENTS}
-    reader = SqliteStore(path)
     saved = reader.load_machines()
     docs = {k: reader.load_document(k) for k in DOCUMENTS}
     reader.close()

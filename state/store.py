@@ -3,10 +3,15 @@ restarts: one small interface, two stores."""
 
 from __future__ import annotations
 
+import functools
 import json
+import sqlite3
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
+from urllib.parse import quote
 
 from sqlalchemy import (
     Column,
@@ -26,17 +31,26 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
+from machines.errors import StoreError, StoreMissing
 from machines.loads import TransitionRecord
 
+__all__ = [
+    "SCHEMA_VERSION",
+    "MemoryStore",
+    "SqliteStore",
+    "StateStore",
+    "StoreError",  # defined in machines.errors; imported from here too
+    "StoreMissing",
+]
+
 # v2: `document` (small JSON documents: the schedule planner, the outbox) and `interval`
-# (per-interval energy: the history and the outbox). A v1 store migrates on open.
+# (per-interval energy: the history and the outbox). A v1 store migrates when `pvopt run` opens
+# it for writing; a read-only open refuses it and says so.
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 1.0
-
-
-class StoreError(RuntimeError):
-    """The store cannot be used as it is; says why (never silently reset)."""
+DRIVER_ERRORS = (SQLAlchemyError, sqlite3.Error)  # what reaches a caller as a StoreError
 
 
 class StateStore(Protocol):
@@ -166,44 +180,85 @@ interval_table = Table(
 
 class SqliteStore:
     """SQLite in WAL mode through SQLAlchemy 2.x Core (the ORM would cost the Pi 6 MB of RAM for
-    a handful of tables); each `save` is one committed transaction."""
+    a handful of tables); each `save` is one committed transaction.
 
-    def __init__(self, path: str):
+    `read_only=True` is for the commands that only look (`status`, `history`, `energy`, a dry
+    run, the web page): it never creates, migrates nor writes the file, and leaves no
+    `-wal`/`-shm` beside it; an older schema is refused with what to do.
+    """
+
+    def __init__(self, path: str, *, read_only: bool = False):
         self.path = path
-        # a store locked by another process fails a write after BUSY_TIMEOUT_S, not 5 s: the
-        # regulator's worker waits that long at most, then goes on from memory
-        self.engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_S})
-        event.listen(self.engine, "connect", _sqlite_pragmas)
-        event.listen(self.engine, "begin", _begin)
+        self.read_only = read_only
         self.writes = 0
         self.migrated_from: int | None = None
+        if read_only:
+            if not Path(path).exists():
+                raise StoreMissing(f"no state store at {path}")
+            self.engine = create_engine(
+                "sqlite://", creator=functools.partial(_connect_read_only, path), poolclass=NullPool
+            )
+        else:
+            # a store locked by another process fails a write after BUSY_TIMEOUT_S, not 5 s:
+            # the regulator's worker waits that long at most, then goes on from memory
+            self.engine = create_engine(
+                f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_S}
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _begin)
         try:
-            self._open()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"{path}: cannot open the state store: {exc}") from exc
+            if read_only:
+                self._check()
+            else:
+                self._open()
+        except DRIVER_ERRORS as exc:
+            self.engine.dispose()
+            raise StoreError(f"{path}: cannot open the state store: {_cause(exc)}") from exc
+        except StoreError:
+            self.engine.dispose()
+            raise
+
+    def _version(self, conn: Connection) -> tuple[set[str], int]:
+        """The tables and the schema version (that of a new store when there are no tables)."""
+        tables = set(self.engine.dialect.get_table_names(conn))
+        if tables and "meta" not in tables:
+            raise StoreError(f"{self.path} is not a pvopt state store (tables: {sorted(tables)})")
+        version = SCHEMA_VERSION
+        if tables:
+            row = conn.execute(
+                select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+            ).first()
+            version = int(row.value) if row is not None else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema v{version}, newer than this pvopt knows "
+                f"(v{SCHEMA_VERSION}): upgrade pvopt; the store was left untouched"
+            )
+        if version < 1:
+            raise StoreError(
+                f"{self.path} has schema v{version} and no migration to v{SCHEMA_VERSION}"
+            )
+        return tables, version
+
+    def _check(self) -> None:
+        """The read-only open: the schema must be this pvopt's, as it is; nothing is written."""
+        with self.engine.connect() as conn:
+            tables, version = self._version(conn)
+        if not tables:  # a first start killed before its schema committed
+            raise StoreMissing(
+                f"{self.path} holds no state yet (`pvopt run` never finished starting)"
+            )
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema v{version}, older than this pvopt's v{SCHEMA_VERSION}: "
+                "run `pvopt run` once to migrate it (commands that only read never write the "
+                "store, so they do not migrate it)"
+            )
 
     def _open(self) -> None:
+        """The writable open (`pvopt run`): creates a new store, migrates an older one."""
         with self.engine.begin() as conn:
-            tables = set(self.engine.dialect.get_table_names(conn))
-            if tables and "meta" not in tables:
-                raise StoreError(
-                    f"{self.path} is not a pvopt state store (tables: {sorted(tables)})"
-                )
-            version = SCHEMA_VERSION
-            if tables:
-                row = conn.execute(
-                    select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-                ).first()
-                version = int(row.value) if row is not None else 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema v{version}, newer than this pvopt knows "
-                    f"(v{SCHEMA_VERSION}): upgrade pvopt; the store was left untouched"
-                )
-            if version < 1:
-                raise StoreError(
-                    f"{self.path} has schema v{version} and no migration to v{SCHEMA_VERSION}"
-                )
+            tables, version = self._version(conn)
             metadata.create_all(conn)  # v1 → v2: adds `document` and `interval`
             if not tables:
                 conn.execute(
@@ -217,8 +272,17 @@ class SqliteStore:
                 )
                 self.migrated_from = version
 
+    @contextmanager
+    def _failing(self, doing: str) -> Iterator[None]:
+        """The driver's errors as a StoreError naming the file (a full disk, a lock, a
+        read-only file): callers catch one name, never SQLAlchemy's."""
+        try:
+            yield
+        except DRIVER_ERRORS as exc:
+            raise StoreError(f"{self.path}: cannot {doing}: {_cause(exc)}") from exc
+
     def load_machines(self) -> dict[str, dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._failing("read the machines"), self.engine.connect() as conn:
             rows = conn.execute(select(machine_table.c.name, machine_table.c.data))
             return {row.name: json.loads(row.data) for row in rows}
 
@@ -230,7 +294,9 @@ class SqliteStore:
         intervals: Sequence[dict[str, Any]] = (),
         prune_before: int | None = None,
     ) -> None:
-        with self.engine.begin() as conn:
+        if self.read_only:
+            raise StoreError(f"{self.path} was opened read-only: nothing can be saved")
+        with self._failing("save"), self.engine.begin() as conn:
             for name, dump in machines.items():
                 _upsert(conn, machine_table, "name", name, json.dumps(dump, sort_keys=True))
             for key, doc in (documents or {}).items():
@@ -258,7 +324,7 @@ class SqliteStore:
         self.writes += 1
 
     def load_document(self, key: str) -> dict[str, Any]:
-        with self.engine.connect() as conn:
+        with self._failing(f"read the {key} document"), self.engine.connect() as conn:
             row = conn.execute(
                 select(document_table.c.data).where(document_table.c.key == key)
             ).first()
@@ -273,7 +339,7 @@ class SqliteStore:
             query = query.where(t.c.end <= until)
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self._failing("read the intervals"), self.engine.connect() as conn:
             return [json.loads(zlib.decompress(row.data)) for row in conn.execute(query)]
 
     def transitions(self, load: str | None = None, limit: int = 100) -> list[TransitionRecord]:
@@ -281,7 +347,7 @@ class SqliteStore:
         query = select(t).order_by(t.c.id.desc()).limit(limit)
         if load is not None:
             query = query.where(t.c.load == load)
-        with self.engine.connect() as conn:
+        with self._failing("read the transitions"), self.engine.connect() as conn:
             rows = list(conn.execute(query))
         return [
             TransitionRecord(r.load, r.source, r.dest, r.trigger, r.reason, r.at)
@@ -308,6 +374,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _connect_read_only(path: str) -> sqlite3.Connection:
+    """A connection that cannot write. While a writer has the store open its `-wal` exists and
+    SQLite's read-only mode reads through it; without one, `immutable` reads the file alone,
+    since a read-only WAL connection would otherwise create `-wal` and `-shm` and leave them.
+    (A writer starting meanwhile only appends to its `-wal` until its first checkpoint, so a
+    command's few reads still see a consistent file.) No pool: each read decides afresh."""
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    if not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
+    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+
+
+def _cause(exc: BaseException) -> str:
+    """The driver's error in one line (SQLAlchemy's wrapper repeats the SQL)."""
+    cause = getattr(exc, "orig", None) or exc
+    return " ".join(f"{type(cause).__name__}: {cause}".split())[:200]
 
 
 def _begin(conn: Connection) -> None:

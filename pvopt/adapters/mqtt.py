@@ -1,5 +1,8 @@
 """The MQTT edge (paho-mqtt 2.x): auth, optional TLS, Last Will, reconnect with backoff and
-resubscribe on every connect; plus the short-lived client the CLI uses."""
+resubscribe on every connect; plus the short-lived client the CLI uses.
+
+paho's own exceptions (`ValueError`, `RuntimeError`, socket and TLS `OSError`s) stop here: they
+leave as `BrokerError`, or `BrokerUnavailable` when the broker cannot be reached, naming it."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from machines.errors import BrokerError, BrokerUnavailable
 from pvopt.config import MqttConfig
 
 log = logging.getLogger(__name__)
@@ -20,6 +24,13 @@ RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 
 Handler = Callable[[str, bytes], None]
+PAHO_ERRORS = (ValueError, RuntimeError, OSError)  # what paho raises: bad arguments, no
+# connection, a socket or TLS failure (ssl.SSLError and socket.gaierror are OSErrors)
+
+
+def broker(cfg: MqttConfig) -> str:
+    """How errors name the broker."""
+    return f"MQTT broker {cfg.host}:{cfg.port}"
 
 
 def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
@@ -30,7 +41,13 @@ def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
         client.username_pw_set(cfg.username, password)
     tls = cfg.tls
     if tls.ca_file or tls.cert_file:
-        client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file)
+        try:
+            client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file)
+        except PAHO_ERRORS as exc:
+            raise BrokerError(
+                f"{broker(cfg)}: cannot set up TLS with mqtt.tls (ca_file {tls.ca_file}, "
+                f"cert_file {tls.cert_file}, key_file {tls.key_file}): {exc}"
+            ) from exc
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
     return client
 
@@ -63,9 +80,14 @@ class MqttBus:
         self.client.on_message = self._on_message
 
     def start(self) -> None:
+        """Start connecting; a client paho cannot start (its arguments, its thread) raises
+        `BrokerError`. An unreachable broker does not: paho keeps retrying, and says so."""
         log.info("MQTT: connecting to %s:%d", self.cfg.host, self.cfg.port)
-        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
-        self.client.loop_start()
+        try:
+            self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
+            self.client.loop_start()
+        except PAHO_ERRORS as exc:
+            raise BrokerError(f"{broker(self.cfg)}: cannot start the MQTT client: {exc}") from exc
 
     def stop(self) -> None:
         self.client.disconnect()
@@ -77,8 +99,18 @@ class MqttBus:
         a message paho cannot queue is dropped (the next command refresh sends it again)."""
         try:
             self.client.publish(topic, payload, qos=qos, retain=retain)
-        except (ValueError, RuntimeError, OSError) as exc:
+        except PAHO_ERRORS as exc:
             log.debug("MQTT: %s not queued: %s", topic, exc)
+
+    def publish_wait(
+        self, topic: str, payload: str, timeout_s: float, *, retain: bool = False, qos: int = 1
+    ) -> None:
+        """Send one message and wait until the broker has it (or `timeout_s` passes); raise
+        `BrokerUnavailable` when it cannot be sent (no connection)."""
+        try:
+            self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(timeout_s)
+        except PAHO_ERRORS as exc:  # paho: "The client is not currently connected."
+            raise BrokerUnavailable(f"{broker(self.cfg)}: {topic} not sent: {exc}") from exc
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
@@ -109,14 +141,11 @@ class MqttBus:
             log.exception("MQTT: error handling %s", msg.topic)
 
 
-class BrokerUnavailable(RuntimeError):
-    pass
-
-
 class OneShot:
     """A short-lived client for the CLI: connect, subscribe, publish, wait for a condition."""
 
     def __init__(self, cfg: MqttConfig, topics: Iterable[str], timeout_s: float = 3.0):
+        self.cfg = cfg
         self.messages: dict[str, bytes] = {}
         self._cond = threading.Condition()
         self.client = make_client(cfg, f"{cfg.client_id}-cli-{time.time_ns() % 1_000_000}")
@@ -124,8 +153,8 @@ class OneShot:
         self.client.reconnect_delay_set(1, 1)
         try:
             self.client.connect(cfg.host, cfg.port, keepalive=30)
-        except OSError as exc:
-            raise BrokerUnavailable(f"MQTT broker {cfg.host}:{cfg.port}: {exc}") from exc
+        except PAHO_ERRORS as exc:
+            raise BrokerUnavailable(f"{broker(cfg)}: {exc}") from exc
         self.client.loop_start()
         for topic in topics:
             self.client.subscribe(topic, qos=1)
@@ -137,7 +166,11 @@ class OneShot:
             self._cond.notify_all()
 
     def publish(self, topic: str, payload: str, qos: int = 1) -> None:
-        self.client.publish(topic, payload, qos=qos).wait_for_publish(self.timeout_s)
+        """Send and wait up to `timeout_s`; `BrokerUnavailable` when it cannot be sent."""
+        try:
+            self.client.publish(topic, payload, qos=qos).wait_for_publish(self.timeout_s)
+        except PAHO_ERRORS as exc:
+            raise BrokerUnavailable(f"{broker(self.cfg)}: {topic} not sent: {exc}") from exc
 
     def wait_for(self, predicate: Callable[[dict[str, bytes]], bool], timeout_s: float) -> bool:
         """Block until `predicate(messages)` holds or the deadline passes."""

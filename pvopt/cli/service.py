@@ -8,16 +8,16 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
 
 from machines.controller import Controller, UnknownLoad
+from machines.errors import BrokerError, StoreError, StoreMissing
 from machines.loads import CommandError
 from pvopt import config as cfgmod
-from pvopt.adapters.mqtt import BrokerUnavailable, OneShot
+from pvopt.adapters.mqtt import OneShot
 from pvopt.cli.common import (
     config_option,
     console,
@@ -35,17 +35,19 @@ from pvopt.topics import (
     ONLINE_TOPIC,
     STATUS_TOPIC,
 )
-from state.store import SqliteStore, StoreError
+from state.store import SqliteStore
 
 COMMAND_WAIT_S = 10.0
 LIVE_STATUS_WAIT_S = 2.0
 
 
 def _open_store(cfg: cfgmod.Config) -> SqliteStore | None:
-    if not Path(cfg.state.path).exists():
-        return None
+    """The store, read-only (these commands never create, migrate nor write it), or None when
+    there is none yet; exit 1 saying why when it cannot be read (an older schema among them)."""
     try:
-        return SqliteStore(cfg.state.path)
+        return SqliteStore(cfg.state.path, read_only=True)
+    except StoreMissing:
+        return None
     except StoreError as exc:
         fail(str(exc))
     return None
@@ -87,13 +89,12 @@ def run(config_path: str | None, dry_run: bool, log_level: str) -> None:
         logging.getLogger(noisy).setLevel(quiet)
     try:
         service = Service(cfg, dry_run=dry_run)
-    except StoreError as exc:
-        fail(str(exc))
-        return
-    from pvopt.adapters.tic.bridge import HistoricWatch
+        from pvopt.adapters.tic.bridge import HistoricWatch
 
-    HistoricWatch(cfg).start()  # says it once if the TIC bridge reads a historic-mode meter
-    service.run_forever()
+        HistoricWatch(cfg).start()  # says it once if the TIC bridge reads a historic-mode meter
+        service.run_forever()
+    except (StoreError, BrokerError) as exc:
+        fail(str(exc))
 
 
 @dataclass
@@ -122,12 +123,14 @@ def read_retained(cfg: cfgmod.Config, timeout_s: float = LIVE_STATUS_WAIT_S) -> 
     topics = [STATUS_TOPIC, ONLINE_TOPIC, DRY_RUN_STATUS_TOPIC, DRY_RUN_ONLINE_TOPIC, marker]
     try:
         shot = OneShot(cfg.mqtt, topics)
-    except BrokerUnavailable:
+    except BrokerError:
         return Retained(reachable=False)
     try:
         shot.publish(marker, "sync")
         shot.wait_for(lambda msgs: marker in msgs, timeout_s)
         msgs = dict(shot.messages)
+    except BrokerError:  # connected, then refused or lost
+        return Retained(reachable=False)
     finally:
         shot.close()
 
@@ -290,7 +293,7 @@ def send_command(cfg: cfgmod.Config, cmd: Command, shows: Any) -> None:
     name = str(cmd.load)
     try:
         shot = OneShot(cfg.mqtt, [STATUS_TOPIC])
-    except BrokerUnavailable as exc:
+    except BrokerError as exc:
         fail(str(exc))
         return
     try:

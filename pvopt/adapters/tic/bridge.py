@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pvopt.adapters.mqtt import BrokerUnavailable, MqttBus, OneShot
+from machines.errors import BrokerError
+from pvopt.adapters.mqtt import MqttBus, OneShot
 from pvopt.adapters.tic.frames import Counters, Frame
 from pvopt.adapters.tic.labels import TopicMap, decode_stge, frame_topics, identity
 from pvopt.config import Config
@@ -171,7 +172,7 @@ def read_summary(cfg: Config, timeout_s: float = 1.5) -> dict[str, Any] | None:
     topic = topic_map(cfg).summary
     try:
         shot = OneShot(cfg.mqtt, [topic], timeout_s=timeout_s)
-    except (BrokerUnavailable, OSError, ValueError):
+    except BrokerError:  # no broker, or a client paho cannot set up
         return None
     try:
         if not shot.wait_for(lambda m: topic in m, timeout_s):

@@ -118,7 +118,7 @@ class WebServer:
         with self._store_lock:
             if self._store is None and Path(self.state_path).exists():
                 try:
-                    self._store = SqliteStore(self.state_path)
+                    self._store = SqliteStore(self.state_path, read_only=True)
                 except StoreError as exc:
                     log.warning("web page: %s", exc)
             return self._store
