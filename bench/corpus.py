@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from pvopt.config import Config, ConfigError, RegulationConfig, load
-from pvsim.examples import config_path
+from pvopt.examples import config_path
 from pvsim.simulator import simulate
 from pvsim.tracegen import HELD_OUT, DaySpec, write
 from pvsim.traces import load_trace

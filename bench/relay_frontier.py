@@ -21,7 +21,7 @@ from machines import policy
 from machines.model import LoadView, PolicyMemo, RelayTimer
 from machines.policy import PolicyParams
 from pvopt.config import ConfigError, load
-from pvsim.examples import config_path, trace_path
+from pvopt.examples import config_path, trace_path
 from pvsim.hindsight import BLOCK_S, best_schedule, relay_blocks, relay_index
 from pvsim.simulator import simulate
 from pvsim.traces import load_trace

@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from machines.wiring import ONLINE_TOPIC
 from pvopt import config as cfgmod
-from pvopt.topics import ONLINE_TOPIC
 from pvsim.bench_service import Watch, proc_stat
 from pvsim.live import site_config, spawn_service, stop_service
 from pvsim.servers.loopback import free_port

@@ -18,7 +18,7 @@ from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
-from pvopt.ports import Clock, Point, Sink, SinkRejected, SinkUnavailable
+from jobs.ports import Clock, Point, Sink, SinkRejected, SinkUnavailable
 from state.store import StateStore
 
 log = logging.getLogger("pvopt.jobs.influx")

@@ -19,15 +19,15 @@ from typing import Any
 
 from jobs.errors import JobErrors
 from jobs.influx import Outbox
+from jobs.meter_cache import MeterCache
 from jobs.persist import Persister
+from jobs.ports import Clock, Publisher
+from machines.commands import Command, Outcome, apply
 from machines.controller import Controller, UnknownLoad
 from machines.loads import CommandError
+from machines.status import build_status, event_json
 from machines.totals import annotate
-from pvopt.commands import Command, Outcome, apply
-from pvopt.meter_cache import MeterCache
-from pvopt.ports import Clock, Publisher
-from pvopt.status import build_status, event_json
-from pvopt.topics import LoadWiring, status_topic
+from machines.wiring import LoadWiring, status_topic
 
 log = logging.getLogger("pvopt.regulator")
 

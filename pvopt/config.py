@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 from machines.model import LoadSpec
 from machines.policy import POLICIES, PolicyParams
 from machines.schedules import DAY_NAMES, Schedule
+from machines.wiring import OWN_TOPICS, LoadWiring
 from pvopt.kinds import (
     LOAD_KINDS,
     MAX_POWER_W,
@@ -377,6 +378,16 @@ class Config(Strict):
         )
         return [load_spec(self.equipment[i], self.load_id(i)) for i in ranked]
 
+    def wiring(self) -> list[LoadWiring]:
+        """Each load's topics and payload codec, in priority order."""
+        by_name = {eq.name: (eq, self.load_id(i)) for i, eq in enumerate(self.equipment)}
+        out = []
+        for spec in self.specs():
+            eq, load_id = by_name[spec.name]
+            topics = load_kind(eq.type_name()).topics(eq, load_id)
+            out.append(LoadWiring(spec, topics, retain=eq.retain, codec=eq.codec()))
+        return out
+
     def schedule_list(self) -> list[Schedule]:
         """The `schedules:` entries for the planner, each load resolved to its name."""
         names: dict[str, str] = {}
@@ -559,9 +570,6 @@ def _semantic(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
     return out
 
 
-OWN_TOPICS = "regulation/"  # pvopt's control, status and online topics (pvopt.topics)
-
-
 def _topic_clashes(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
     """One topic, one role: a topic read as two values, or both read and written by pvopt,
     mixes them up silently (a command would come back as a meter value)."""
@@ -576,16 +584,14 @@ def _topic_clashes(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
     if m.pv_topic:
         roles.append((m.pv_topic, ("meter", "pv_topic"), "meter.pv_topic"))
     roles.append((m.tariff_topic, ("meter", "tariff_topic"), "meter.tariff_topic"))
-    for i, eq in enumerate(cfg.equipment):  # as pvopt.topics.wiring derives them
-        kind, load_id = load_kind(eq.type_name()), cfg.load_id(i)
-        if kind.temperature_topic is not None:
-            probe = eq.probe_topic() or kind.temperature_topic.format(id=load_id)
-            roles.append((probe, ("equipment", i, "temperature_topic"), f"equipment[{i}]'s probe"))
-        command = eq.command_topic or kind.command_topic.format(id=load_id)
-        roles.append((command, ("equipment", i, "command_topic"), f"equipment[{i}]'s commands"))
-        roles.append(
-            (f"scr/{load_id}/control", ("equipment", i, "id"), f"equipment[{i}]'s control")
-        )
+    for i, eq in enumerate(cfg.equipment):
+        topics = load_kind(eq.type_name()).topics(eq, cfg.load_id(i))
+        if topics.temperature is not None:
+            probe: tuple[str | int, ...] = ("equipment", i, "temperature_topic")
+            roles.append((topics.temperature, probe, f"equipment[{i}]'s probe"))
+        command: tuple[str | int, ...] = ("equipment", i, "command_topic")
+        roles.append((topics.command, command, f"equipment[{i}]'s commands"))
+        roles.append((topics.control, ("equipment", i, "id"), f"equipment[{i}]'s control"))
     out: list[tuple[tuple[str | int, ...], str]] = []
     first: dict[str, str] = {}
     for topic, where, what in roles:

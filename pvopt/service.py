@@ -18,13 +18,16 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from jobs import regulation as jobs
+from jobs import scheduling as jobs
 from jobs.errors import JobErrors
 from jobs.influx import FlushJob, Outbox, add_influx_job
+from jobs.meter_cache import MeterCache
 from jobs.persist import Persister
-from jobs.regulation import EXECUTORS, add_regulation_jobs, make_scheduler
+from jobs.ports import Clock
 from jobs.regulator import Control, Reconnected, Regulator, Temperature
 from jobs.schedules import add_schedule_job
+from jobs.scheduling import EXECUTORS, add_regulation_jobs, make_scheduler
+from machines.commands import Command, Outcome, parse_control_json, parse_seed_control
 from machines.controller import Controller
 from machines.energy import Ledger, restore_ledger
 from machines.errors import BrokerError, BrokerUnavailable, StoreMissing
@@ -32,16 +35,14 @@ from machines.loads import CommandError, check_temperature
 from machines.meter import MeterValueError, parse_number
 from machines.policy import get_policy
 from machines.schedules import Planner
+from machines.status import local_iso
 from machines.totals import DurableTotals
+from machines.wiring import CONTROL_TOPIC, LoadWiring, online_topic
 from pvopt.adapters.homeassistant import DiscoveryLink
 from pvopt.adapters.influx import InfluxSink
 from pvopt.adapters.mqtt import MqttBus
-from pvopt.commands import Command, Outcome, parse_control_json, parse_seed_control
 from pvopt.config import Config
-from pvopt.meter_cache import MeterCache
-from pvopt.ports import Clock
-from pvopt.status import local_iso
-from pvopt.topics import CONTROL_TOPIC, LoadWiring, online_topic, wiring
+from pvopt.kinds import meter_source
 from state.store import MemoryStore, SqliteStore, StateStore
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class Service:
         self.monotonic = monotonic
         self.tz = cfg.site.tz
         self.policy = cfg.regulation.policy
-        self.wires: dict[str, LoadWiring] = {w.spec.name: w for w in wiring(cfg)}
+        self.wires: dict[str, LoadWiring] = {w.spec.name: w for w in cfg.wiring()}
         # the core, as the store left it
         self.store, saved, docs = _open_store(cfg.state.path, dry_run)
         now = clock()
@@ -93,7 +94,7 @@ class Service:
         self.flush_job = self._flush_job()
         self._log_restored(saved)
         # the inputs, the bus and the regulator's worker
-        self.meter = MeterCache(cfg.meter, started_at=now, monotonic=monotonic)
+        self.meter = MeterCache(meter_source(cfg.meter), started_at=now, monotonic=monotonic)
         self.stopping = threading.Event()
         self.routes = self._routes()
         self.ha = DiscoveryLink(  # Home Assistant MQTT discovery, when the config enables it

@@ -17,7 +17,7 @@ from machines.controller import Controller
 from machines.model import Kind, LoadSpec, MeterSnapshot, Thresholds
 from machines.policy import PolicyParams
 from pvopt import config as cfgmod
-from pvsim.examples import TRACES
+from pvopt.examples import TRACES
 from pvsim.simulator import simulate
 from pvsim.traces import load_trace
 

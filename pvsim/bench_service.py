@@ -18,9 +18,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from machines.wiring import ONLINE_TOPIC, STATUS_TOPIC
 from pvopt import config as cfgmod
 from pvopt.adapters.mqtt import MqttBus
-from pvopt.topics import ONLINE_TOPIC, STATUS_TOPIC
 from pvsim.live import Background, site_config, spawn_service, stop_service
 from pvsim.servers.mosquitto import Mosquitto
 from pvsim.simulator import simulate

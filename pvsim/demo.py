@@ -11,9 +11,9 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress import Progress
 
+from machines.wiring import STATUS_TOPIC
 from pvopt import config as cfgmod
 from pvopt.adapters.mqtt import MqttBus
-from pvopt.topics import STATUS_TOPIC
 from pvsim.live import Background, site_config, spawn_service, stop_service
 from pvsim.servers.mosquitto import Mosquitto
 from pvsim.simulator import simulate

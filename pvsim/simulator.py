@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from jobs.meter_cache import MeterCache
 from machines.controller import Controller
 from machines.model import FORCED_STATES
 from machines.policy import get_policy
 from machines.schedules import Planner, ScheduleEvent
+from machines.status import event_json
 from pvopt.config import Config
-from pvopt.meter_cache import MeterCache
-from pvopt.status import event_json
+from pvopt.kinds import meter_source
 from pvsim.physics import PROBE_PERIOD_S, House, SimResult
 from pvsim.traces import Trace
 
@@ -46,7 +47,8 @@ def simulate(
     machines = [ctl.machines[s.name] for s in house.specs]
     meter_period = max(1, round(cfg.sim.meter.period_s))
     tick_s = reg.tick_s
-    meter = MeterCache(cfg.meter, started_at=start)  # the service's own, fed over the "wire"
+    source = meter_source(cfg.meter)  # what the virtual meter publishes, and how it is read
+    meter = MeterCache(source, started_at=start)  # the service's own, fed over the "wire"
     last_tick = -math.inf
     total = trace.seconds
     for i in range(total):
@@ -57,7 +59,7 @@ def simulate(
                 machines[k].set_temperature(temp, now)
         fresh = i % meter_period == 0
         if fresh:
-            for topic, payload in meter.source.publish(house.reading()):
+            for topic, payload in source.publish(house.reading()):
                 meter.feed(topic, payload.encode(), now)
         # -- the regulator: on every fresh sample, else every tick_s
         if fresh or now - last_tick >= tick_s:

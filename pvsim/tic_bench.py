@@ -41,7 +41,7 @@ def spawn_tic(cfg_path: Path, *extra: str) -> subprocess.Popen[bytes]:
     log = open(cfg_path.parent / "tic.log", "ab")  # noqa: SIM115 - the child owns it
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "pvopt.tic_cli", "--config", str(cfg_path), *extra],
+            [sys.executable, "-m", "pvopt.tic_script", "--config", str(cfg_path), *extra],
             env=hermetic_env(),
             stdout=subprocess.DEVNULL,
             stderr=log,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pvsim.examples import TRACES
+from pvopt.examples import TRACES
 
 LAT, LON = 43.6, 1.44
 TILT = 35.0  # degrees; the panels face due south (`clear_sky_pv` takes azimuth from south)

@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from machines.wiring import STATUS_TOPIC
 from pvopt.adapters.mqtt import MqttBus
 from pvopt.config import Config
 from pvopt.kinds import meter_source
-from pvopt.topics import STATUS_TOPIC, wiring
 from pvsim.physics import PROBE_PERIOD_S, House, SimResult
 from pvsim.traces import Trace
 
@@ -42,7 +42,7 @@ class VirtualHouse:
         self.on_change = on_change
         self.last_sent: dict[str, tuple[str, float]] = {}
         self.house = House(cfg, trace)
-        self.wires = wiring(cfg)
+        self.wires = cfg.wiring()
         self.index = {w.command_topic: k for k, w in enumerate(self.wires)}
         self.lock = threading.Lock()
         self.meter = meter_source(cfg.meter)  # only its `publish`: what the meter sends

@@ -1,4 +1,4 @@
-"""A virtual clock for the code that takes one (`pvopt.ports.Clock`), which only the test
+"""A virtual clock for the code that takes one (`jobs.ports.Clock`), which only the test
 moves; and the one way tests wait on the real clock, a poll with a deadline."""
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ def _modules_after(code: str, tmp_path: Path) -> set[str]:
 
 
 def test_service_commands_load_no_simulator_library(tmp_path: Path) -> None:
-    """`pvopt run --help`, `pvopt status` and a started service never import numpy/matplotlib."""
+    """`pvopt config check`, `status`, `run --help`, `tic --help` and a started service import
+    no simulator module and none of its libraries: the Pi's install is slim."""
     cfg = tmp_path / "pvopt.yml"
     cfg.write_text(
         textwrap.dedent(
@@ -54,6 +55,9 @@ def test_service_commands_load_no_simulator_library(tmp_path: Path) -> None:
         from pvopt.service import Service
         r = CliRunner()
         assert r.invoke(main, ["run", "--help"]).exit_code == 0
+        assert r.invoke(main, ["tic", "--help"]).exit_code == 0
+        assert r.invoke(main, ["config", "check", {str(cfg)!r}]).exit_code == 0
+        assert r.invoke(main, ["config", "check", "house"]).exit_code == 0
         r.invoke(main, ["status", "--config", {str(cfg)!r}])
         svc = Service(config.load({str(cfg)!r}, environ={{}}), dry_run=True)
         svc.scheduler.start()

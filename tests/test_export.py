@@ -15,9 +15,9 @@ from machines.energy import Ledger
 from machines.export import EXPORT_REASONS, NOTHING_LEFT, Room, attribute_export
 from machines.model import Kind, LoadSpec, MeterSnapshot
 from machines.policy import PolicyParams
+from machines.status import build_status
 from pvopt.config import Config
 from pvopt.energy_report import summarize
-from pvopt.status import build_status
 from pvsim.simulator import simulate
 from pvsim.traces import Trace
 

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pvopt.meter_cache import MeterCache
-from pvopt.topics import CONTROL_TOPIC, wiring
+from jobs.meter_cache import MeterCache
+from machines.wiring import CONTROL_TOPIC
+from pvopt.kinds import meter_source
 from pvsim.live import spawn_service, stop_service
 from pvsim.servers.mosquitto import Mosquitto
 from tests.mqtt_probe import Probe
@@ -114,12 +115,14 @@ def test_ten_thousand_invalid_payloads_change_nothing(broker: Mosquitto, tmp_pat
     cfg = make_config(
         tmp_path, broker.port, regulation={"tick_s": 1, "settle_s": 0}, meter={"stale_after_s": 600}
     )
-    generators: dict[str, Gen] = {t: bad_number for t in MeterCache(cfg.meter, 0).topics}
+    generators: dict[str, Gen] = {
+        t: bad_number for t in MeterCache(meter_source(cfg.meter), 0).topics
+    }
     generators.update(
         {cfg.meter.topics.sinsts: bad_apparent, cfg.meter.topics.sinsti: bad_apparent}
     )
     generators.update({cfg.meter.topics.erqt: bad_index, cfg.meter.tariff_topic: bad_tariff})
-    for w in wiring(cfg):
+    for w in cfg.wiring():
         if w.temperature_topic:
             generators[w.temperature_topic] = bad_temperature
         generators[w.control_topic] = bad_seed_control

@@ -14,8 +14,10 @@ import jinja2
 import pytest
 import yaml
 
+from machines.commands import THRESHOLD_KEYS, parse_control_json
 from machines.model import State
 from machines.totals import DurableTotals, Peak, Totals, annotate
+from machines.wiring import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC
 from pvopt import config
 from pvopt.adapters.homeassistant import (
     MODE_COMMANDS,
@@ -24,9 +26,7 @@ from pvopt.adapters.homeassistant import (
     discovery,
     site_identifier,
 )
-from pvopt.commands import THRESHOLD_KEYS, parse_control_json
 from pvopt.service import Service
-from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC
 from pvsim.servers.mosquitto import Mosquitto
 from tests.conftest import EXAMPLES
 from tests.mqtt_probe import Probe

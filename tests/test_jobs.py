@@ -15,7 +15,7 @@ import yaml
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 
 from jobs.errors import JobErrors
-from jobs.regulation import EXECUTORS, make_scheduler
+from jobs.scheduling import EXECUTORS, make_scheduler
 from pvopt import config
 from tests.clock import T0, FakeClock
 
@@ -235,7 +235,7 @@ def test_realign_puts_the_jobs_back_on_the_wall_clock_after_a_step_back() -> Non
     back within one period of the new time."""
     from datetime import datetime, timedelta
 
-    from jobs.regulation import CHECKPOINT_JOB, TICK_JOB, add_regulation_jobs, realign
+    from jobs.scheduling import CHECKPOINT_JOB, TICK_JOB, add_regulation_jobs, realign
 
     tz = ZoneInfo("Europe/Paris")
     scheduler = make_scheduler(tz)

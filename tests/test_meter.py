@@ -118,10 +118,13 @@ def test_an_on_change_bridge_gives_snapshots_as_fresh_as_an_every_frame_one() ->
     policy waited for a settled sample that never came and the loads froze in `settling`.
     A Linky sends both labels and only one is non-zero: a fresh non-zero value of one says
     the other is 0 now."""
-    from pvopt.kinds import MeterConfig
-    from pvopt.meter_cache import MeterCache
+    from jobs.meter_cache import MeterCache
+    from pvopt.kinds import MeterConfig, meter_source
 
-    on_change, every_frame = MeterCache(MeterConfig(), 0.0), MeterCache(MeterConfig(), 0.0)
+    on_change, every_frame = (
+        MeterCache(meter_source(MeterConfig()), 0.0),
+        MeterCache(meter_source(MeterConfig()), 0.0),
+    )
     on_change.feed("tic/SINSTI", b"0", 1.0)  # its last message, then silence: still 0
     for t in range(2, 120):
         drawn = str(500 + t % 7).encode()  # the import moves every second

@@ -32,10 +32,10 @@ from pvopt.kinds import (
     SpecFields,
     UnknownLoadKind,
     load_kind,
+    meter_source,
     register_load_kind,
     register_meter_source,
 )
-from pvopt.topics import wiring
 from pvsim.physics import PHYSICS, LoadPhysics, register_physics
 from pvsim.simulator import simulate
 from pvsim.traces import Trace
@@ -118,7 +118,7 @@ def sunny_hour() -> Trace:
 @pytest.mark.usefixtures("toys")
 def test_toy_load_and_meter_run_in_the_simulator() -> None:
     cfg = config.parse(TOY_CONFIG, "toy.yml", environ={})
-    radiator = next(w for w in wiring(cfg) if w.spec.name == "radiator")
+    radiator = next(w for w in cfg.wiring() if w.spec.name == "radiator")
     assert radiator.command_topic == "toy/0/set" and radiator.temperature_topic is None
     assert radiator.payload(750) == "50.0" and radiator.spec.kind is Kind.DIMMER
     PHYSICS_USED.clear()
@@ -131,10 +131,10 @@ def test_toy_load_and_meter_run_in_the_simulator() -> None:
 
 @pytest.mark.usefixtures("toys")
 def test_toy_meter_feeds_the_service_cache() -> None:
-    from pvopt.meter_cache import MeterCache
+    from jobs.meter_cache import MeterCache
 
     cfg = config.parse(TOY_CONFIG, "toy.yml", environ={})
-    cache = MeterCache(cfg.meter, started_at=T0)
+    cache = MeterCache(meter_source(cfg.meter), started_at=T0)
     assert isinstance(cache.source, KilowattMeter) and cache.kick_delay_s == 0.0
     assert "toy/grid_kw" in cache.topics
     assert cache.feed("toy/grid_kw", b"-1.250", T0 + 1)

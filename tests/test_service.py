@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from jobs.regulation import REGULATOR_THREAD
 from jobs.regulator import Control, Temperature
+from jobs.scheduling import REGULATOR_THREAD
+from machines.commands import parse_control_json
+from machines.wiring import DRY_RUN_STATUS_TOPIC, STATUS_TOPIC
 from pvopt import config
-from pvopt.commands import parse_control_json
 from pvopt.service import Service
-from pvopt.topics import DRY_RUN_STATUS_TOPIC, STATUS_TOPIC, wiring
 from pvsim.live import spawn_service
 from pvsim.servers.mosquitto import Mosquitto
 from state.store import SqliteStore
@@ -67,7 +67,7 @@ def publish_grid(probe: Probe, grid_w: float) -> None:
 def commanded_w(probe: Probe, cfg: config.Config) -> dict[str, float]:
     """The power each load was last told to draw, as the actuator reads its payload."""
     out = {}
-    for w in wiring(cfg):
+    for w in cfg.wiring():
         payload = probe.last(w.command_topic)
         out[w.spec.name] = 0.0 if payload is None else w.power_of(payload.decode())
     return out
@@ -370,7 +370,7 @@ def test_kill_9_and_restart_resume_every_machine(broker: Mosquitto, tmp_path: Pa
             assert (e["state"], e["mode"]) == (dump["state"], dump["mode"])
             assert e["energy_today_wh"] == round(dump["energy_today_wh"], 1)
             if dump["forced_until"] is not None:
-                from pvopt.status import local_iso
+                from machines.status import local_iso
 
                 assert e["forced_until"] == local_iso(dump["forced_until"], tz)
             if dump["thresholds"] is not None:

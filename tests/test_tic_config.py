@@ -37,7 +37,7 @@ def test_pvopt_tic_script_stays_lean() -> None:
     import sys
 
     code = (
-        "import sys, pvopt.tic_cli, pvopt.adapters.tic.bridge, pvopt.adapters.tic.reader\n"
+        "import sys, pvopt.tic_script, pvopt.adapters.tic.bridge, pvopt.adapters.tic.reader\n"
         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -12,12 +12,12 @@ import yaml
 from pydantic import ValidationError
 from starlette.testclient import TestClient
 
+from machines.commands import Command, Outcome
 from pvopt import config
 from pvopt.adapters.web import views
 from pvopt.adapters.web.app import build_app
 from pvopt.adapters.web.auth import COOKIE, FAILURES_PER_MIN, SESSION_S, Guard
 from pvopt.adapters.web.hub import Hub
-from pvopt.commands import Command, Outcome
 from state.store import MemoryStore
 from tests.clock import FakeClock
 from tests.conftest import EXAMPLES, PARIS, T0

@@ -9,13 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from machines.controller import Controller, UnknownLoad
-from machines.loads import CommandError
-from machines.meter import MeterValueError, parse_grid_payload
-from machines.model import MeterSnapshot, Mode
-from machines.policy import PolicyParams
-from pvopt import config
-from pvopt.commands import (
+from machines.commands import (
     Action,
     Command,
     apply,
@@ -23,8 +17,14 @@ from pvopt.commands import (
     parse_duration,
     parse_seed_control,
 )
-from pvopt.status import build_status
-from pvopt.topics import dimmer_percent, dimmer_power, wiring
+from machines.controller import Controller, UnknownLoad
+from machines.loads import CommandError
+from machines.meter import MeterValueError, parse_grid_payload
+from machines.model import MeterSnapshot, Mode
+from machines.policy import PolicyParams
+from machines.status import build_status
+from pvopt import config
+from pvopt.kinds import dimmer_percent, dimmer_power
 from tests.conftest import PARIS, T0
 
 
@@ -44,11 +44,11 @@ def test_dimmer_percent_round_trips(power: float, lin: str) -> None:
 
 
 def test_seed_topics_and_payloads(seed_house: config.Config, house: config.Config) -> None:
-    heater, rail = wiring(seed_house)
+    heater, rail = seed_house.wiring()
     assert (heater.command_topic, heater.temperature_topic) == ("scr/0/in", "scr/0/temperature")
     assert (rail.command_topic, rail.temperature_topic) == ("scr/1/in", None)
     assert heater.payload(1200) == "50.0" and heater.payload(0) == "0.0"
-    relays = [w for w in wiring(house) if w.spec.kind.value == "relay"]
+    relays = [w for w in house.wiring() if w.spec.kind.value == "relay"]
     assert relays and all(w.command_topic.startswith("wifi_plug/") for w in relays)
     assert [w.payload(p) for w in relays[:1] for p in (0, 1000)] == ["0", "1"]
     assert not any(w.retain for w in relays)  # a rebooted plug must not find a stale `1`

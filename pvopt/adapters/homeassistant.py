@@ -14,11 +14,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, get_args
 
+from machines.commands import MAX_DURATION_S
 from machines.model import State
-from pvopt.commands import MAX_DURATION_S
+from machines.wiring import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC
 from pvopt.config import Config, HomeAssistantConfig
 from pvopt.kinds.base import Celsius
-from pvopt.topics import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from jobs.ports import Point, SinkRejected, SinkUnavailable
 from pvopt.config import InfluxConfig
-from pvopt.ports import Point, SinkRejected, SinkUnavailable
 
 log = logging.getLogger("pvopt.adapters.influx")
 

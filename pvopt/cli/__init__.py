@@ -69,7 +69,7 @@ def _yaml(data: Any) -> str:
 def config_check(file: str) -> None:
     """Validate FILE; print what it sets and the defaults in force (secrets masked), or every
     problem (exit 1). The shipped examples `house` and `seed_house` can be named."""
-    from pvsim.examples import config_path
+    from pvopt.examples import config_path
 
     file = str(config_path(file))  # a shipped example by name (`house`) works too
     if not Path(file).is_file():
@@ -89,16 +89,18 @@ def config_check(file: str) -> None:
         ]
     console.print("\n".join(show), highlight=False, markup=False)
     console.print(f"[green]ok[/green] {file}: {len(cfg.equipment)} load(s)", highlight=False)
-    from pvopt.cli.tic import historic_note
+    from pvopt.tic_script import historic_note
 
     historic_note(cfg)
 
 
 from pvopt.cli import service as _service  # noqa: E402
 from pvopt.cli import sim as _sim  # noqa: E402
-from pvopt.cli import tic as _tic  # noqa: E402
+from pvopt.cli import tic_bench as _tic_bench  # noqa: E402
+from pvopt.tic_script import tic  # noqa: E402
 
-for _module in (_service, _sim, _tic):
+main.add_command(tic)
+for _module in (_service, _sim, _tic_bench):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

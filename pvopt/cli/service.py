@@ -13,9 +13,18 @@ from typing import Any
 import click
 from rich.table import Table
 
+from machines.commands import Action, Command, parse_duration
 from machines.controller import Controller, UnknownLoad
 from machines.errors import BrokerError, StoreError, StoreMissing
 from machines.loads import CommandError
+from machines.status import build_status
+from machines.wiring import (
+    CONTROL_TOPIC,
+    DRY_RUN_ONLINE_TOPIC,
+    DRY_RUN_STATUS_TOPIC,
+    ONLINE_TOPIC,
+    STATUS_TOPIC,
+)
 from pvopt import config as cfgmod
 from pvopt.adapters.mqtt import OneShot
 from pvopt.cli.common import (
@@ -25,16 +34,7 @@ from pvopt.cli.common import (
     load_config,
     require_sim,
 )
-from pvopt.commands import Action, Command, parse_duration
-from pvopt.status import build_status
 from pvopt.tables import dry_run_table, energy_table, fmt_age, status_table
-from pvopt.topics import (
-    CONTROL_TOPIC,
-    DRY_RUN_ONLINE_TOPIC,
-    DRY_RUN_STATUS_TOPIC,
-    ONLINE_TOPIC,
-    STATUS_TOPIC,
-)
 from state.store import SqliteStore
 
 COMMAND_WAIT_S = 10.0

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from machines.commands import parse_duration
 from machines.loads import CommandError
 from machines.policy import POLICIES
 from pvopt import config as cfgmod
@@ -27,7 +28,6 @@ from pvopt.cli.common import (
     progress_bar,
     require_sim,
 )
-from pvopt.commands import parse_duration
 
 
 def run_simulation(
@@ -57,14 +57,14 @@ SHIPPED_HELP += "overcast_winter, week_spring; configs house, seed_house."
 
 def sim_config(path: str | None) -> cfgmod.Config:
     """--config FILE, or a shipped example house by name (`house`, `seed_house`)."""
-    from pvsim.examples import config_path
+    from pvopt.examples import config_path
 
     return load_config(None if path is None else str(config_path(path)))
 
 
 def sim_trace(path: str) -> str:
     """TRACE, or a shipped trace by name; exit 1 naming the shipped ones when neither exists."""
-    from pvsim.examples import shipped_traces, trace_path
+    from pvopt.examples import shipped_traces, trace_path
 
     found = trace_path(path)
     if not found.is_file():
@@ -130,8 +130,8 @@ def simulate(
 )
 def bench(traces_dir: str | None, houses: str, json_path: str | None) -> None:
     """KPIs of both policies on every trace, simulator speed and regulator tick cost."""
+    from pvopt.examples import config_path
     from pvsim.bench import run_bench
-    from pvsim.examples import config_path
 
     paths = [str(config_path(h)) for h in houses.split(",")]
     run_bench(traces_dir, paths, json_path, console, progress_bar)
@@ -156,8 +156,8 @@ def demo(
 ) -> None:
     """A private Mosquitto, `pvopt run` and a virtual house playing a cloudy window in real
     time; shows the live status, then the KPIs."""
+    from pvopt.examples import config_path as resolve
     from pvsim.demo import run_demo
-    from pvsim.examples import config_path as resolve
     from pvsim.servers.loopback import ServerMissing
 
     config_file = resolve(config_path)
@@ -197,8 +197,8 @@ def bench_service(
 ) -> None:
     """Latency, RSS, CPU and SQLite writes of `pvopt run`, and live replays of both policies
     (about 4 min + MINUTES)."""
+    from pvopt.examples import config_path as resolve
     from pvsim.bench_service import live_quality, measure_service, report
-    from pvsim.examples import config_path as resolve
 
     config_file, trace_file = resolve(config_path), Path(sim_trace(trace_path))
     service = measure_service(config_file, Path(workdir) / "service", console)

@@ -8,11 +8,11 @@ Add a meter kind: a module with a `MeterSource` subclass, registered below.
 
 from __future__ import annotations
 
+from machines.wiring import Codec
 from pvopt.kinds import constant, grid, linky, temp_driven, unknown, variable
 from pvopt.kinds.base import (
     MAX_POWER_W,
     Celsius,
-    Codec,
     DimmerEquipment,
     EquipmentModel,
     LoadSimConfig,

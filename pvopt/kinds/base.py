@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, Protocol, TypedDict, get_args
+from typing import Annotated, ClassVar, Literal, TypedDict, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from machines.model import Thresholds
+from machines.wiring import Codec
 
 MAX_POWER_W = 100_000.0
 Power = Annotated[float, Field(gt=0, le=MAX_POWER_W)]
@@ -72,14 +73,6 @@ class SpecFields(TypedDict, total=False):
     period_s: int
     min_on_s: float
     min_off_s: float
-
-
-class Codec(Protocol):
-    """How a command power is written on the wire, and read back by the virtual house."""
-
-    def encode(self, power_w: float, max_w: float) -> str: ...
-
-    def decode(self, payload: str, max_w: float) -> float: ...
 
 
 def dimmer_percent(power_w: float, max_w: float, linearisation: str) -> float:

@@ -107,6 +107,10 @@ class MeterSource(ABC):
 
     # -- shared by every kind ----------------------------------------------------------------
     @property
+    def stale_after_s(self) -> float:
+        return self.cfg.stale_after_s
+
+    @property
     def topics(self) -> frozenset[str]:
         """Everything to subscribe to."""
         extra = {x for x in (self.cfg.pv_topic, self.cfg.tariff_topic) if x}

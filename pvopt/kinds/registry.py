@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from machines.model import Kind, LoadSpec
 from machines.registry import Registry, UnknownName
+from machines.wiring import LoadTopics
 from pvopt.kinds.base import EquipmentModel
 
 
@@ -40,6 +41,17 @@ class LoadKind:
             kind=self.actuation,
             learns_power=self.learns_power,
             **eq.spec_fields(),
+        )
+
+    def topics(self, eq: EquipmentModel, load_id: int) -> LoadTopics:
+        """The entry's topics: what it sets, else this kind's defaults for `load_id`."""
+        probe = None
+        if self.temperature_topic is not None:
+            probe = eq.probe_topic() or self.temperature_topic.format(id=load_id)
+        return LoadTopics(
+            command=eq.command_topic or self.command_topic.format(id=load_id),
+            control=f"scr/{load_id}/control",
+            temperature=probe,
         )
 
 

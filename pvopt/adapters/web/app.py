@@ -19,12 +19,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from machines.commands import parse_control_json
 from machines.loads import CommandError
 from pvopt.adapters.web import views
 from pvopt.adapters.web.auth import COOKIE, SESSION_S, Guard
 from pvopt.adapters.web.hub import Hub
 from pvopt.adapters.web.port import Site
-from pvopt.commands import parse_control_json
 from pvopt.config import Config
 from state.store import StateStore
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pvopt.commands import Command, Outcome
+from machines.commands import Command, Outcome
 
 
 class Site(Protocol):

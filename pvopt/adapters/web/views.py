@@ -8,8 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from machines.schedules import Schedule, next_events
+from machines.status import local_iso
 from pvopt.energy_report import day_bounds, summarize
-from pvopt.status import local_iso
 from state.store import StateStore
 
 TRANSITIONS_SHOWN = 50

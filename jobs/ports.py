@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from machines.model import MeterSnapshot
+
 Clock = Callable[[], float]  # seconds since the epoch (time.time, or a test's virtual clock)
 Point = dict[str, Any]  # {"measurement", "tags", "time" (s), "fields"}: one time-series point
 
@@ -33,4 +35,39 @@ class Sink(Protocol):
     def write(self, points: list[Point]) -> None:
         """Write every point or raise `SinkUnavailable` (then none counts as written), or
         `SinkRejected` when no retry of these points can succeed."""
+        ...
+
+
+class MeterFeed(Protocol):
+    """One meter kind's reader (`pvopt.kinds.MeterSource`): the payloads in, a snapshot out."""
+
+    @property
+    def kick_delay_s(self) -> float:
+        """How long to wait after a fresh value before deciding (a Linky's pair)."""
+        ...
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """Everything to subscribe to."""
+        ...
+
+    @property
+    def stale_after_s(self) -> float:
+        """How old a value may be and still count (`meter.stale_after_s`)."""
+        ...
+
+    def feed(self, topic: str, payload: bytes, now: float) -> bool:
+        """Take one message; True for a fresh power value; `MeterValueError` when bad."""
+        ...
+
+    def snapshot(self, now: float) -> MeterSnapshot:
+        """The latest reading, stale when too old."""
+        ...
+
+    def offpeak(self, now: float) -> bool | None:
+        """Whether the tariff says off-peak; None when unknown or stale."""
+        ...
+
+    def newest_at(self) -> float | None:
+        """Arrival of the newest power value, None before the first."""
         ...

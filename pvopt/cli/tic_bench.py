@@ -1,5 +1,4 @@
-"""`pvopt tic` (defined in `pvopt.tic_cli`, for the lean `pvopt-tic` script), the historic-mode
-note of `config check`, and the TIC benchmarks."""
+"""The TIC benchmarks, `pvopt bench-tic` and `bench-tic-e2e`: simulator commands (`sim` extra)."""
 
 from __future__ import annotations
 
@@ -8,21 +7,7 @@ from pathlib import Path
 
 import click
 
-from pvopt import config as cfgmod
-from pvopt.cli.common import console, err_console, require_sim
-from pvopt.tic_cli import tic
-
-
-def historic_note(cfg: cfgmod.Config) -> None:
-    """`config check`: one warning line if the running TIC bridge reads a historic meter."""
-    from pvopt.adapters.tic.bridge import historic_warning, read_summary, reads_tic
-
-    if not reads_tic(cfg):
-        return
-
-    line = historic_warning(cfg, read_summary(cfg))
-    if line is not None:
-        err_console.print(f"[yellow]warning[/yellow] {line}", highlight=False)
+from pvopt.cli.common import console, require_sim
 
 
 @click.command("bench-tic")
@@ -56,8 +41,8 @@ def bench_tic_e2e(
     """House → TIC frames → `pvopt tic` → `pvopt run` against the direct-MQTT house, side by
     side: capture, and the frame-written → command latency (median, p99)."""
     require_sim("`pvopt bench-tic-e2e`")
-    from pvsim.examples import config_path as shipped_config
-    from pvsim.examples import trace_path as shipped_trace
+    from pvopt.examples import config_path as shipped_config
+    from pvopt.examples import trace_path as shipped_trace
     from pvsim.tic_bench import measure_chain
 
     figures = measure_chain(
@@ -72,4 +57,4 @@ def bench_tic_e2e(
         Path(json_path).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
 
-COMMANDS = (tic, bench_tic, bench_tic_e2e)
+COMMANDS = (bench_tic, bench_tic_e2e)

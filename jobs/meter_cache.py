@@ -8,37 +8,36 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
+from jobs.ports import MeterFeed
 from machines.meter import MeterValueError
 from machines.model import MeterSnapshot
-from pvopt.kinds import MeterConfig, MeterSource, meter_source
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pvopt.meter_cache")  # the name users filter on, as before the move
 
 
 class MeterCache:
     """Validates each meter payload (DESIGN §2) and keeps the newest good value of each topic.
 
-    The meter's own kind (`meter.kind`, a registered `MeterSource`) reads the payloads; this
-    class adds the lock, the count of rejected payloads and the start-up grace. A rejected
-    payload is logged and changes nothing. Until the first power value arrives the meter counts
-    as fresh from `started_at`, so a restart does not shed loads before the meter had a chance
-    to speak.
+    The meter's own kind (`meter.kind`, a registered source the service builds) reads the
+    payloads; this class adds the lock, the count of rejected payloads and the start-up grace.
+    A rejected payload is logged and changes nothing. Until the first power value arrives the
+    meter counts as fresh from `started_at`, so a restart does not shed loads before the meter
+    had a chance to speak.
     """
 
     def __init__(
         self,
-        cfg: MeterConfig,
+        source: MeterFeed,
         started_at: float,
         monotonic: Callable[[], float] | None = None,
     ):
-        self.cfg = cfg
         # With `monotonic`, arrival times live on it, so a wall-clock step (NTP on a Pi
         # without RTC) neither ages a fresh value into `stale` nor keeps a dead meter fresh;
         # snapshots still give `sampled_at` on the wall clock, as the policy compares it.
         self.monotonic = monotonic
         self.started_at = self._base(started_at)
         self._lock = threading.Lock()
-        self.source: MeterSource = meter_source(cfg)
+        self.source = source
         self.rejected = 0
         self.topics = sorted(self.source.topics)
 
@@ -65,7 +64,7 @@ class MeterCache:
         base = self._base(now)
         with self._lock:
             snap = self.source.snapshot(base)
-        if snap.sampled_at is None and base - self.started_at <= self.cfg.stale_after_s:
+        if snap.sampled_at is None and base - self.started_at <= self.source.stale_after_s:
             return MeterSnapshot(None, None, stale=False)  # still waiting for the first value
         if snap.sampled_at is not None and base != now:
             snap = replace(snap, sampled_at=snap.sampled_at + (now - base))  # on the wall clock

@@ -1,26 +1,17 @@
-"""MQTT topics and payloads of DESIGN §2, §3, §7, §8: the wire contract the seed's users rely on."""
+"""The MQTT wire contract the seed's users rely on (docs/topics.md): pvopt's own topics, and
+where each load listens and reports. Plain data: the config derives it, the jobs use it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from machines.model import LoadSpec
-from pvopt.config import Config
-from pvopt.kinds import Codec, dimmer_percent, dimmer_power, load_kind
-
-__all__ = [
-    "CONTROL_TOPIC",
-    "ONLINE_TOPIC",
-    "STATUS_TOPIC",
-    "LoadWiring",
-    "dimmer_percent",
-    "dimmer_power",
-    "wiring",
-]
 
 STATUS_TOPIC = "regulation/status"
 ONLINE_TOPIC = "regulation/online"
 CONTROL_TOPIC = "regulation/control"
+OWN_TOPICS = "regulation/"  # no load or meter topic may live under pvopt's own
 # A dry run reports apart, so what it would have done is never read as what happened.
 DRY_RUN_STATUS_TOPIC = "regulation/dry_run/status"
 DRY_RUN_ONLINE_TOPIC = "regulation/dry_run/online"
@@ -36,16 +27,44 @@ def online_topic(dry_run: bool) -> str:
     return DRY_RUN_ONLINE_TOPIC if dry_run else ONLINE_TOPIC
 
 
+class Codec(Protocol):
+    """How a command power is written on the wire, and read back by the virtual house."""
+
+    def encode(self, power_w: float, max_w: float) -> str: ...
+
+    def decode(self, payload: str, max_w: float) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTopics:
+    """The topics of one load, derived once from its entry and kind (the seed's `scr/{id}/…`
+    and `wifi_plug/{id}/…` by default): the config checks them, the service subscribes."""
+
+    command: str
+    control: str  # the seed's scr/{id}/control
+    temperature: str | None  # a temperature-driven load's probe
+
+
 @dataclass(frozen=True, slots=True)
 class LoadWiring:
     """Where one load listens and reports, and how its command is written."""
 
     spec: LoadSpec
-    command_topic: str
-    control_topic: str  # the seed's scr/{id}/control
-    temperature_topic: str | None
+    topics: LoadTopics
     retain: bool
     codec: Codec  # the kind's payload encoding (dimmer percent, plug 1/0)
+
+    @property
+    def command_topic(self) -> str:
+        return self.topics.command
+
+    @property
+    def control_topic(self) -> str:
+        return self.topics.control
+
+    @property
+    def temperature_topic(self) -> str | None:
+        return self.topics.temperature
 
     def payload(self, power_w: float) -> str:
         """The command for `power_w`: a dimmer percent with one decimal, or a relay's 1/0."""
@@ -54,27 +73,3 @@ class LoadWiring:
     def power_of(self, payload: str) -> float:
         """The power a command payload asks for (the virtual house's end of the wire)."""
         return self.codec.decode(payload, self.spec.max_w)
-
-
-def wiring(cfg: Config) -> list[LoadWiring]:
-    """Each load's topics, in priority order, defaults from its kind (the seed's `scr/{id}/…`
-    and `wifi_plug/{id}/…`)."""
-    by_name = {eq.name: eq for eq in cfg.equipment}
-    out = []
-    for spec in cfg.specs():
-        eq = by_name[spec.name]
-        kind = load_kind(eq.type_name())
-        temp_topic = None
-        if kind.temperature_topic is not None:
-            temp_topic = eq.probe_topic() or kind.temperature_topic.format(id=spec.id)
-        out.append(
-            LoadWiring(
-                spec=spec,
-                command_topic=eq.command_topic or kind.command_topic.format(id=spec.id),
-                control_topic=f"scr/{spec.id}/control",
-                temperature_topic=temp_topic,
-                retain=eq.retain,
-                codec=eq.codec(),
-            )
-        )
-    return out

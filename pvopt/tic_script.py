@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from machines.errors import BrokerError
 from pvopt import config as cfgmod
 
 log = logging.getLogger("pvopt.tic")
@@ -78,10 +79,26 @@ def tic(config_path: str | None, port: str | None, mode: str | None, log_level: 
         cfg.mqtt.host,
         cfg.mqtt.port,
     )
-    bridge.start()
+    try:
+        bridge.start()
+    except BrokerError as exc:  # bad TLS files, a host that does not resolve: say it, exit 1
+        click.echo(f"error mqtt: {exc}", err=True)
+        sys.exit(1)
     reader.run()
     bridge.stop()
     log.info("pvopt tic stopped")
+
+
+def historic_note(cfg: cfgmod.Config) -> None:
+    """`config check`: one warning line if the running TIC bridge reads a historic meter."""
+    from pvopt.adapters.tic.bridge import historic_warning, read_summary, reads_tic
+
+    if not reads_tic(cfg):
+        return
+
+    line = historic_warning(cfg, read_summary(cfg))
+    if line is not None:
+        click.echo(f"{click.style('warning', fg='yellow')} {line}", err=True)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,22 @@
-"""The example houses and day traces shipped inside the package (`pvsim/data/`), so `pvopt demo`
-and `pvopt simulate broken_clouds --config house` work from a pip install, from any folder.
-`examples/` in the repository links to the same files."""
+"""The example houses and day traces shipped inside the package (`pvsim/data/`), so `pvopt demo`,
+`pvopt config check house` and `pvopt simulate broken_clouds --config house` work from a pip
+install, from any folder. `examples/` in the repository links to the same files.
+
+Found without importing `pvsim`: `config check` stays as lean as the service."""
 
 from __future__ import annotations
 
-from importlib.resources import files
+from importlib.util import find_spec
 from pathlib import Path
 
-DATA = Path(str(files("pvsim") / "data"))
+
+def _data() -> Path:
+    spec = find_spec("pvsim")  # finds the package without running it
+    assert spec is not None and spec.submodule_search_locations, "pvopt is installed with pvsim"
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+DATA = _data()
 TRACES = DATA / "traces"
 
 
