@@ -18,8 +18,8 @@ from unittest import mock
 import numpy as np
 
 from machines import policy
-from machines.model import LoadView, PolicyMemo, RelayTimer
-from machines.policy import PolicyParams
+from machines.model import LoadView, PolicyMemo
+from machines.policy import RelayParams, RelayPlan
 from pvopt.config import ConfigError, load
 from pvopt.examples import config_path, trace_path
 from pvsim.hindsight import BLOCK_S, best_schedule, relay_blocks, relay_index
@@ -28,21 +28,18 @@ from pvsim.traces import load_trace
 
 LAMBDAS = (1.0, 2.0, 4.0, 8.0, 16.0)
 
-RelayPass = Callable[
-    [Sequence[LoadView], float, PolicyParams, float, PolicyMemo],
-    tuple[set[str], dict[str, RelayTimer], dict[str, str]],
-]
+RelayPass = Callable[[Sequence[LoadView], float, RelayParams, float, PolicyMemo], RelayPlan]
 
 
 def scheduled_pass(schedule: np.ndarray, start: float, relay: str) -> RelayPass:
-    """Stands in for the rule's `_relay_pass`: the relay follows the schedule."""
+    """Stands in for the rule's `decide_relays`: the relay follows the schedule."""
 
     def relay_pass(
-        order: Sequence[LoadView], budget: float, params: PolicyParams, now: float, memo: PolicyMemo
-    ) -> tuple[set[str], dict[str, RelayTimer], dict[str, str]]:
+        order: Sequence[LoadView], budget: float, params: RelayParams, now: float, memo: PolicyMemo
+    ) -> RelayPlan:
         del order, budget, params, memo
         b = min(int((now - start) // BLOCK_S), len(schedule) - 1)
-        return ({relay} if schedule[b] else set()), {}, {}
+        return RelayPlan({relay} if schedule[b] else set(), {}, {})
 
     return relay_pass
 
@@ -77,7 +74,7 @@ def main() -> None:
     for lam in LAMBDAS:
         schedule = best_schedule(gain - lam * imp, hold, args.switches * days)
         with mock.patch.object(
-            policy, "_relay_pass", scheduled_pass(schedule, trace.start, spec.name)
+            policy, "decide_relays", scheduled_pass(schedule, trace.start, spec.name)
         ):
             k = simulate(trace, cfg).kpis
         print(line(f"hindsight, λ = {lam:g}", k), flush=True)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from machines.export import FULL
 from machines.meter import active_power_bounded
@@ -38,13 +39,12 @@ CHANGE_EPS_W = 0.5  # setpoint changes smaller than this are not commands
 
 
 @dataclass(frozen=True, slots=True)
-class PolicyParams:
-    """Tuning of the regulator; defaults are the shipped ones (tuned on the traces)."""
+class MarginParams:
+    """How far below the balance to aim. The margin and the dead band adapt (docs/regulation.md):
+    each is the larger of a gain × the observed noise and a share of the surplus, kept within
+    [*_min_w, its maximum]. A quiet meter and a small surplus (a grey day) get a fine
+    regulation; a noisy one or a large surplus the old margin."""
 
-    name: str = "default"
-    # Dead band and margin adapt (DESIGN §5): each is the larger of a gain × the observed noise
-    # and a share of the surplus, kept within [*_min_w, its maximum]. A quiet meter and a small
-    # surplus (a grey day) get a fine regulation; a noisy one or a large surplus the old margin.
     balance_band_w: float = 50.0  # the band's maximum
     margin_w: float = 100.0  # the margin's maximum
     band_min_w: float = 8.0
@@ -58,9 +58,25 @@ class PolicyParams:
     noise_share: float = 0.1  # the noise mean moves by this share of a surprise per sample ...
     noise_clip: float = 3.0  # ... a surprise counted up to this × the mean (+ band_min_w): a
     # kettle's step is one event, not noise; many surprises in a row raise the mean fast
+
+
+@dataclass(frozen=True, slots=True)
+class DampingParams:
+    """How fast to move: wait for the command to settle, halve a rise that overshot, move by a
+    share of the error inside the band."""
+
+    settle_s: float = 1.5
+    min_rise_gain: float = 0.125
     band_gain: float = 0.3  # inside the band, move by this share of the error (0: hold)
     band_min_step_w: float = 2.0  # ... when that is at least this much
     creep_w: float = 5.0  # exporting, but S ≤ Q hides how much: rise by this much
+
+
+@dataclass(frozen=True, slots=True)
+class LinkyParams:
+    """A Linky gives S and Q, not P: how Q is found, and how to step by the sign of P near the
+    balance where its size is hidden."""
+
     q_id_min_step_w: float = 30.0  # a step this large identifies Q from S before and after it
     q_id_ttl_s: float = 90.0  # ... and that Q is trusted this long
     q_id_import_tol_var: float = 3.0  # how far an identified Q may be above the truth ...
@@ -72,14 +88,64 @@ class PolicyParams:
     q_cross_max_rise_w: float = 10.0  # a crossing on a rise this small gives Q ...
     q_cross_ttl_s: float = 60.0  # ... trusted this long
     sign_hold_s: float = 12.0  # ... and once back from an import, rise no further this long
-    settle_s: float = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class RelayParams:
+    """When an all-or-nothing load starts and stops."""
+
     relay_on_delay_s: float = 60.0  # budget must cover a relay this long before it starts
     relay_stop_deficit_wh: float = 7.5  # ... and stops once it ran this short of it
     relay_start_headroom_w: float = 300.0  # budget beyond nominal needed to start a relay
     relay_stop_tolerance_w: float = 0.0  # shortfall a running relay may have without counting
-    min_rise_gain: float = 0.125
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyParams:
+    """The seed's `evaluate()`."""
+
     legacy_threshold_w: float = 50.0
     legacy_min_dimmer_w: float = 50.0
+
+
+GROUPS: dict[str, Any] = {  # group name -> its frozen dataclass
+    "margin": MarginParams,
+    "damping": DampingParams,
+    "linky": LinkyParams,
+    "relay": RelayParams,
+    "legacy": LegacyParams,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyParams:
+    """Tuning of the regulator, by concern; defaults are the shipped ones (tuned on the traces).
+    Each tunable has one name, the same in every group and in the `regulation:` config."""
+
+    name: str = "default"
+    margin: MarginParams = MarginParams()
+    damping: DampingParams = DampingParams()
+    linky: LinkyParams = LinkyParams()
+    relay: RelayParams = RelayParams()
+    legacy: LegacyParams = LegacyParams()
+
+    @classmethod
+    def from_flat(cls, name: str = "default", **values: float) -> PolicyParams:
+        """The params with `values` (flat names, as in the config) put in their groups; a name
+        no group has is a TypeError, as a misspelt keyword is."""
+        unknown = set(values) - set(flat_names())
+        if unknown:
+            raise TypeError(f"unknown policy parameter(s): {', '.join(sorted(unknown))}")
+        groups = {
+            group: kind(**{f.name: values[f.name] for f in fields(kind) if f.name in values})
+            for group, kind in GROUPS.items()
+        }
+        return cls(name, **groups)
+
+
+def flat_names() -> list[str]:
+    """Every tunable's name, group by group."""
+    return [f.name for kind in GROUPS.values() for f in fields(kind)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,125 +244,236 @@ def _dimmer_limit(view: LoadView, p: float, why: str) -> str:
 
 def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: PolicyMemo) -> Decision:
     """Aim at the measured imbalance less a margin, once the last command has settled."""
-    snapshot, loads, flexible = frame.snapshot, frame.loads, frame.flexible
-    power, reasons = frame.power, frame.reasons
-    assert snapshot.sampled_at is not None and snapshot.grid_w is not None
-    memo = _learn(snapshot, loads, params, memo)
-    settled = memo.last_command_at is None or (
-        snapshot.sampled_at >= memo.last_command_at + params.settle_s
-    )
-    if not settled:
-        # No sample since the command: the loads follow the last one (export beyond it is the
-        # sampling's); a sample inside settle_s: the command is still settling.
-        assert memo.last_command_at is not None
-        waiting = "margin" if snapshot.sampled_at <= memo.last_command_at else "settling"
-        for view in flexible:
-            power[view.spec.name] = view.setpoint_w
-            reasons[view.spec.name] = "settling"
-            full = view.setpoint_w >= view.spec.max_w - CHANGE_EPS_W
-            if view.spec.kind is Kind.RELAY:
-                frame.limits[view.spec.name] = FULL if view.setpoint_w > 0 else "relay_start"
-            else:
-                frame.limits[view.spec.name] = FULL if full else waiting
-        return _finish(loads, power, reasons, memo, now, limits=frame.limits)
-
-    memo = _identify_q(snapshot, params, memo)
-    q, tol = _reactive(snapshot, memo, params, now)
-    grid = _grid_estimate(snapshot, q, tol)
-    near = _near_balance(snapshot, q, tol, params)
-    # the noise is learnt where P is resolved: near the balance the estimate's error is not
-    # the house's noise
-    noise = memo.noise_w if near else _noise(memo, grid, params)
-    if noise is None:  # nothing observed yet: the fixed margin and band
-        margin, band, noise = params.margin_start_w, params.balance_band_w, params.noise_start_w
-    else:
-        # What the surplus loads could have now: a small surplus is precious, a large one noisy.
-        surplus = max(sum(v.setpoint_w for v in flexible) - grid, 0.0)
-        margin = max(params.noise_margin_gain * noise, params.surplus_margin_share * surplus)
-        margin = min(max(margin, params.margin_min_w), params.margin_w)
-        band = max(params.noise_band_gain * noise, params.surplus_band_share * surplus)
-        band = min(max(band, params.band_min_w), params.balance_band_w)
-    error = -grid - margin
-    hidden = snapshot.apparent_va is not None and snapshot.apparent_va < 0 and grid > -margin
-    if hidden:  # the sign says export, Q hides its size: creep towards the balance
-        error = max(error, params.creep_w)
-    sign_step = None
-    if near:
-        assert q is not None and tol is not None
-        sign_step = _sign_step(snapshot, grid, q, tol, memo, params, now, margin)
-    if sign_step is not None:
-        error, hidden = sign_step, True
-    # Cut imports at once; take surplus at once too, unless the last rise overshot into an
-    # import (a lagging Q estimate after a reactive step does that): then rise by halves.
-    # This rise takes the share in force; the next one twice that (doubling first, as before,
-    # undid every halving before it was ever applied).
-    gain = memo.rise_gain
-    rise_share = gain
-    if sign_step is not None:
-        rise_share = 1.0  # steps by the sign are small already: no damping, no learning
-    elif error < 0 and grid > 0 and memo.last_move > 0:
-        gain = max(gain / 2, params.min_rise_gain)
-    elif error > 0:
-        gain = min(gain * 2, 1.0)
+    snapshot = frame.snapshot
+    memo = _learn(snapshot, frame.loads, params.damping, memo)
+    if not settled(snapshot, memo, params.damping):
+        return hold_while_settling(frame, memo, now)
+    memo = _identify_q(snapshot, params.linky, memo)
+    imbalance = measure_imbalance(snapshot, memo, params.linky, now)
+    margin = choose_margin(imbalance, frame.flexible, memo, params.margin)
+    aim = aim_below_balance(snapshot, imbalance, margin, memo, params, now)
+    rise_share, gain = damp_rise(aim, imbalance.grid_w, memo, params.damping)
+    power = frame.power
     fixed_now = sum(power.values())
-    drawn_now = sum(v.setpoint_w for v in loads)
+    drawn_now = sum(v.setpoint_w for v in frame.loads)
+    error = aim.error_w
     budget = drawn_now + (error * rise_share if error > 0 else error) - fixed_now
-    order = [v for v in flexible if not v.tops_up] + [v for v in flexible if v.tops_up]
-    relays_on, timers, relay_reasons = _relay_pass(order, budget, params, now, memo)
+    order = [v for v in frame.flexible if not v.tops_up] + [v for v in frame.flexible if v.tops_up]
+    relays = decide_relays(order, budget, params.relay, now, memo)
     relays_changed = any(
-        (v.spec.name in relays_on) != (v.setpoint_w > 0) for v in order if v.spec.kind is Kind.RELAY
+        (v.spec.name in relays.on) != (v.setpoint_w > 0) for v in order if v.spec.kind is Kind.RELAY
     )
     # Dead band on the export side only: a small export is the aim, any import is corrected.
-    in_band = grid <= 0.0 and error < band and not relays_changed and not hidden
+    in_band = (
+        imbalance.grid_w <= 0.0 and error < margin.band_w and not relays_changed and not aim.hidden
+    )
     if in_band:  # inside the band, a fraction of the error: noise averages out, no churn
-        budget = drawn_now + error * params.band_gain - fixed_now
-    remaining = budget - sum(_nominal(v, memo) for v in order if v.spec.name in relays_on)
-    limits = frame.limits
+        budget = drawn_now + error * params.damping.band_gain - fixed_now
+    remaining = budget - sum(_nominal(v, memo) for v in order if v.spec.name in relays.on)
     held = "damping" if rise_share < 1.0 and error > 0 else "margin"
     for view in order:
         name = view.spec.name
         if view.spec.kind is Kind.RELAY:
-            on = name in relays_on
+            on = name in relays.on
             power[name] = _nominal(view, memo) if on else 0.0
-            reasons[name] = relay_reasons.get(name) or _running_reason(view, on)
-            min_off = relay_reasons.get(name) == "min_off_hold"
-            limits[name] = FULL if on else ("min_off" if min_off else "relay_start")
+            frame.reasons[name], frame.limits[name] = explain_relay(view, on, relays.reasons)
             continue
-        why = held
-        if in_band and params.band_gain == 0:
-            p = view.setpoint_w
-            why = "margin"
-        else:
-            p = min(max(remaining, 0.0), view.spec.max_w)
-            if in_band and abs(p - view.setpoint_w) < params.band_min_step_w:
-                p = view.setpoint_w  # not worth a command
-            why = "margin" if in_band else why
-            if p < view.spec.min_power_w <= p + margin and p > 0:
-                p = view.spec.min_power_w  # the margin may pay for the step to min_power
-            if p < view.spec.min_power_w:
-                why = "min_power" if p > 0 else held
-                p = 0.0
+        p, why = spread_over_dimmer(view, remaining, in_band, held, margin.margin_w, params)
         remaining -= p
         power[name] = p
-        reasons[name] = _running_reason(view, p > 0)
-        limits[name] = _dimmer_limit(view, p, why)
+        frame.reasons[name] = _running_reason(view, p > 0)
+        frame.limits[name] = _dimmer_limit(view, p, why)
+    memo = _crossing(snapshot, memo, params.linky, now, aim.sign_step_w)  # reads the last S, step
+    memo = remember(snapshot, frame.loads, order, power, imbalance, margin, aim, gain, relays, memo)
+    return _finish(
+        frame.loads, power, frame.reasons, memo, now, snapshot.grid_w, limits=frame.limits
+    )
+
+
+def settled(snapshot: MeterSnapshot, memo: PolicyMemo, params: DampingParams) -> bool:
+    """Decide only on a sample taken `settle_s` after the last command: an earlier one shows
+    the loads before they followed it."""
+    assert snapshot.sampled_at is not None
+    return memo.last_command_at is None or (
+        snapshot.sampled_at >= memo.last_command_at + params.settle_s
+    )
+
+
+def hold_while_settling(frame: Frame, memo: PolicyMemo, now: float) -> Decision:
+    """The surplus loads keep their setpoint until a settled sample comes. No sample since the
+    command: the export beyond it is the sampling's (`margin`); one inside `settle_s`: the
+    command is still settling."""
+    assert memo.last_command_at is not None and frame.snapshot.sampled_at is not None
+    waiting = "margin" if frame.snapshot.sampled_at <= memo.last_command_at else "settling"
+    for view in frame.flexible:
+        name = view.spec.name
+        frame.power[name] = view.setpoint_w
+        frame.reasons[name] = "settling"
+        full = view.setpoint_w >= view.spec.max_w - CHANGE_EPS_W
+        if view.spec.kind is Kind.RELAY:
+            frame.limits[name] = FULL if view.setpoint_w > 0 else "relay_start"
+        else:
+            frame.limits[name] = FULL if full else waiting
+    return _finish(frame.loads, frame.power, frame.reasons, memo, now, limits=frame.limits)
+
+
+@dataclass(frozen=True, slots=True)
+class Imbalance:
+    """What the house exchanges with the grid, as far as the meter lets us know."""
+
+    grid_w: float  # the active power to regulate on (+ import)
+    q_var: float | None  # a Linky's reactive power the estimate took P from
+    q_tol_var: float | None  # ... and how far it is trusted (None: not at all)
+    near: bool  # near the balance: the meter gives the sign of P, hardly its size
+
+
+def measure_imbalance(
+    snapshot: MeterSnapshot, memo: PolicyMemo, params: LinkyParams, now: float
+) -> Imbalance:
+    """The grid power from the freshest Q we trust (a crossing, our own steps, ERQT)."""
+    q, tol = _reactive(snapshot, memo, params, now)
+    grid = _grid_estimate(snapshot, q, tol)
+    return Imbalance(grid, q, tol, _near_balance(snapshot, q, tol, params))
+
+
+@dataclass(frozen=True, slots=True)
+class Margin:
+    """How far below the balance to aim, the dead band around it, and the noise they read."""
+
+    margin_w: float
+    band_w: float
+    noise_w: float
+
+
+def choose_margin(
+    imbalance: Imbalance, flexible: Sequence[LoadView], memo: PolicyMemo, params: MarginParams
+) -> Margin:
+    """Margin and band from the meter's noise and the surplus: a small surplus is precious, a
+    large one noisy. The noise is learnt where P is resolved: near the balance the estimate's
+    error is not the house's noise."""
+    grid = imbalance.grid_w
+    noise = memo.noise_w if imbalance.near else _noise(memo, grid, params)
+    if noise is None:  # nothing observed yet: the fixed margin and band
+        return Margin(params.margin_start_w, params.balance_band_w, params.noise_start_w)
+    surplus = max(sum(v.setpoint_w for v in flexible) - grid, 0.0)
+    margin = max(params.noise_margin_gain * noise, params.surplus_margin_share * surplus)
+    margin = min(max(margin, params.margin_min_w), params.margin_w)
+    band = max(params.noise_band_gain * noise, params.surplus_band_share * surplus)
+    band = min(max(band, params.band_min_w), params.balance_band_w)
+    return Margin(margin, band, noise)
+
+
+@dataclass(frozen=True, slots=True)
+class Aim:
+    """How much more (+) or less (−) the loads should draw, and whether the export's size is
+    hidden (a Linky's S ≤ Q): then the move is a creep or a step by the sign."""
+
+    error_w: float
+    hidden: bool
+    sign_step_w: float | None  # near the balance, the step by the sign (None: on the estimate)
+
+
+def aim_below_balance(
+    snapshot: MeterSnapshot,
+    imbalance: Imbalance,
+    margin: Margin,
+    memo: PolicyMemo,
+    params: PolicyParams,
+    now: float,
+) -> Aim:
+    """The error to the aim (the balance less the margin); creep when the sign says export but
+    Q hides how much; near the balance, step by the sign instead."""
+    grid, m = imbalance.grid_w, margin.margin_w
+    error = -grid - m
+    hidden = snapshot.apparent_va is not None and snapshot.apparent_va < 0 and grid > -m
+    if hidden:
+        error = max(error, params.damping.creep_w)
+    if imbalance.near:
+        assert imbalance.q_var is not None and imbalance.q_tol_var is not None
+        q, tol = imbalance.q_var, imbalance.q_tol_var
+        step = _sign_step(snapshot, grid, q, tol, memo, params.linky, now, m)
+        if step is not None:
+            return Aim(step, True, step)
+    return Aim(error, hidden, None)
+
+
+def damp_rise(
+    aim: Aim, grid_w: float, memo: PolicyMemo, params: DampingParams
+) -> tuple[float, float]:
+    """(share of the error this rise takes, the gain for the next rise). Cut imports at once;
+    take surplus at once too, unless the last rise overshot into an import (a lagging Q after
+    a reactive step does that): then rise by halves. This rise takes the share in force, the
+    next one twice that (doubling first undid every halving before it was applied)."""
+    gain = memo.rise_gain
+    if aim.sign_step_w is not None:
+        return 1.0, gain  # steps by the sign are small already: no damping, no learning
+    if aim.error_w < 0 and grid_w > 0 and memo.last_move > 0:
+        return gain, max(gain / 2, params.min_rise_gain)
+    if aim.error_w > 0:
+        return gain, min(gain * 2, 1.0)
+    return gain, gain
+
+
+def spread_over_dimmer(
+    view: LoadView,
+    remaining: float,
+    in_band: bool,
+    held: str,
+    margin_w: float,
+    params: PolicyParams,
+) -> tuple[float, str]:
+    """(power, why not more) for one dimmer from what is left of the budget: inside the band a
+    step too small is not worth a command, the margin may pay for the step up to min_power,
+    and below min_power a dimmer is off."""
+    if in_band and params.damping.band_gain == 0:
+        return view.setpoint_w, "margin"
+    p = min(max(remaining, 0.0), view.spec.max_w)
+    if in_band and abs(p - view.setpoint_w) < params.damping.band_min_step_w:
+        p = view.setpoint_w
+    why = "margin" if in_band else held
+    min_w = view.spec.min_power_w
+    if p < min_w <= p + margin_w and p > 0:
+        p = min_w
+    if p < min_w:
+        return 0.0, ("min_power" if p > 0 else held)
+    return p, why
+
+
+def explain_relay(view: LoadView, on: bool, held: dict[str, str]) -> tuple[str, str]:
+    """(reason, limit) of a relay: a min on/off hold says so, else whether it runs."""
+    hold = held.get(view.spec.name)
+    limit = FULL if on else ("min_off" if hold == "min_off_hold" else "relay_start")
+    return hold or _running_reason(view, on), limit
+
+
+def remember(
+    snapshot: MeterSnapshot,
+    loads: Sequence[LoadView],
+    order: Sequence[LoadView],
+    power: dict[str, float],
+    imbalance: Imbalance,
+    margin: Margin,
+    aim: Aim,
+    gain: float,
+    relays: RelayPlan,
+    memo: PolicyMemo,
+) -> PolicyMemo:
+    """What the next tick needs of this one: the move's sign, the grid it aims at (to measure
+    the noise), S and the step taken (to identify Q), the relays' timers."""
     move = sum(power[v.spec.name] - v.setpoint_w for v in order)
-    last_move = memo.last_move if abs(move) < CHANGE_EPS_W else math.copysign(1.0, move)
-    memo = _crossing(snapshot, memo, params, now, sign_step)  # before s_prev_va moves on
-    memo = replace(
+    return replace(
         memo,
-        relay_timers=timers,
+        relay_timers=relays.timers,
         rise_gain=gain,
-        last_move=last_move,
-        noise_w=noise,
-        expected_grid_w=grid + move if sign_step is None else None,
+        last_move=memo.last_move if abs(move) < CHANGE_EPS_W else math.copysign(1.0, move),
+        noise_w=margin.noise_w,
+        expected_grid_w=imbalance.grid_w + move if aim.sign_step_w is None else None,
         s_prev_va=snapshot.apparent_va,
         step_prev_w=sum(power[v.spec.name] - v.setpoint_w for v in loads),
     )
-    return _finish(loads, power, reasons, memo, now, snapshot.grid_w, limits=limits)
 
 
-def _noise(memo: PolicyMemo, grid: float, params: PolicyParams) -> float | None:
+def _noise(memo: PolicyMemo, grid: float, params: MarginParams) -> float | None:
     """Fold the surprise of this sample (the grid less what the last decision aimed at) into
     the noise mean; outliers count only so much. None before any decision; unchanged when the
     last decision aimed at no estimate (a step by the sign)."""
@@ -307,7 +484,7 @@ def _noise(memo: PolicyMemo, grid: float, params: PolicyParams) -> float | None:
     return memo.noise_w + params.noise_share * (surprise - memo.noise_w)
 
 
-def _identify_q(snapshot: MeterSnapshot, params: PolicyParams, memo: PolicyMemo) -> PolicyMemo:
+def _identify_q(snapshot: MeterSnapshot, params: LinkyParams, memo: PolicyMemo) -> PolicyMemo:
     """Q from the last step of the loads: with S₁ before and S₂ after a known change ΔL of the
     active power, P₁ = (S₂² − S₁² − ΔL²) / 2ΔL and Q² = S₁² − P₁². Near the balance, where
     P = √(S² − Q²) is most sensitive to Q, the other flows' drift hardly matters (it enters
@@ -329,7 +506,7 @@ def _identify_q(snapshot: MeterSnapshot, params: PolicyParams, memo: PolicyMemo)
 
 
 def _reactive(
-    snapshot: MeterSnapshot, memo: PolicyMemo, params: PolicyParams, now: float
+    snapshot: MeterSnapshot, memo: PolicyMemo, params: LinkyParams, now: float
 ) -> tuple[float | None, float | None]:
     """The Q to take P from, and how far we trust it (var; None: not at all): from a crossing
     when fresh, else identified from our own steps when fresh, else timed on the ERQT steps,
@@ -362,7 +539,7 @@ def _grid_estimate(snapshot: MeterSnapshot, q: float | None, tol: float | None) 
 
 
 def _near_balance(
-    snapshot: MeterSnapshot, q: float | None, tol: float | None, params: PolicyParams
+    snapshot: MeterSnapshot, q: float | None, tol: float | None, params: LinkyParams
 ) -> bool:
     """Near the balance a Linky shows the sign of P, hardly its size: S ≈ Q, so 1 VA of S or
     1 var of Q is tens of watts of P."""
@@ -378,7 +555,7 @@ def _sign_step(
     q: float,
     tol: float,
     memo: PolicyMemo,
-    params: PolicyParams,
+    params: LinkyParams,
     now: float,
     margin: float,
 ) -> float | None:
@@ -402,7 +579,7 @@ def _sign_step(
 def _crossing(
     snapshot: MeterSnapshot,
     memo: PolicyMemo,
-    params: PolicyParams,
+    params: LinkyParams,
     now: float,
     sign_step: float | None,
 ) -> PolicyMemo:
@@ -426,9 +603,18 @@ def _nominal(view: LoadView, memo: PolicyMemo) -> float:
     return memo.learned_w.get(view.spec.name, view.spec.max_w)
 
 
-def _relay_pass(
-    order: Sequence[LoadView], budget: float, params: PolicyParams, now: float, memo: PolicyMemo
-) -> tuple[set[str], dict[str, RelayTimer], dict[str, str]]:
+@dataclass(frozen=True, slots=True)
+class RelayPlan:
+    """Which relays run, their start/stop timers, and the min on/off holds (the reason)."""
+
+    on: set[str]
+    timers: dict[str, RelayTimer]
+    reasons: dict[str, str]
+
+
+def decide_relays(
+    order: Sequence[LoadView], budget: float, params: RelayParams, now: float, memo: PolicyMemo
+) -> RelayPlan:
     """Which relays run: walk in priority order, dimmers tentatively taking what they can,
     so a relay starts on what is left once the loads above it are served; a running one
     stops only when the whole budget (less the relays above) falls short of it."""
@@ -476,11 +662,11 @@ def _relay_pass(
             on.add(spec.name)
             left -= nominal
             whole -= nominal
-    return on, timers, reasons
+    return RelayPlan(on, timers, reasons)
 
 
 def _learn(
-    snapshot: MeterSnapshot, loads: Sequence[LoadView], params: PolicyParams, memo: PolicyMemo
+    snapshot: MeterSnapshot, loads: Sequence[LoadView], params: DampingParams, memo: PolicyMemo
 ) -> PolicyMemo:
     """Learn an unknown-power relay's real power from the meter step that followed its switch."""
     if not memo.pending_learn or snapshot.grid_w is None or snapshot.sampled_at is None:
@@ -531,9 +717,9 @@ def _finish(
 def _spread_legacy(frame: Frame, params: PolicyParams, now: float, memo: PolicyMemo) -> Decision:
     """The seed's evaluate(), then the shared bookkeeping (no power learning)."""
     assert frame.snapshot.grid_w is not None
-    _legacy(frame.snapshot.grid_w, frame.flexible, params, frame.power, frame.reasons)
+    _legacy(frame.snapshot.grid_w, frame.flexible, params.legacy, frame.power, frame.reasons)
     grid = frame.snapshot.grid_w
-    why = "margin" if abs(grid) <= params.legacy_threshold_w else "damping"
+    why = "margin" if abs(grid) <= params.legacy.legacy_threshold_w else "damping"
     blocked = False
     for view in frame.flexible:
         name = view.spec.name
@@ -542,14 +728,14 @@ def _spread_legacy(frame: Frame, params: PolicyParams, now: float, memo: PolicyM
             frame.limits[name] = FULL if p > 0 else "relay_start"
         else:
             frame.limits[name] = _dimmer_limit(view, p, "blocked" if blocked else why)
-        blocked = blocked or (view.is_temp_driven and grid < -params.legacy_threshold_w)
+        blocked = blocked or (view.is_temp_driven and grid < -params.legacy.legacy_threshold_w)
     return _finish(frame.loads, frame.power, frame.reasons, memo, now, limits=frame.limits)
 
 
 def _legacy(
     grid_w: float,
     flexible: Sequence[LoadView],
-    params: PolicyParams,
+    params: LegacyParams,
     power: dict[str, float],
     reasons: dict[str, str],
 ) -> None:

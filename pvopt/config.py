@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from machines.model import LoadSpec
-from machines.policy import POLICIES, PolicyParams
+from machines.policy import POLICIES, PolicyParams, flat_names
 from machines.schedules import DAY_NAMES, Schedule
 from machines.wiring import OWN_TOPICS, LoadWiring
 from pvopt.kinds import (
@@ -140,18 +140,9 @@ class RegulationConfig(Strict):
         return self
 
     def params(self) -> PolicyParams:
-        return PolicyParams(
-            name=self.policy,
-            balance_band_w=self.balance_band_w,
-            margin_w=self.margin_w,
-            band_min_w=self.band_min_w,
-            margin_min_w=self.margin_min_w,
-            settle_s=self.settle_s,
-            relay_on_delay_s=self.relay_on_delay_s,
-            relay_stop_deficit_wh=self.relay_stop_deficit_wh,
-            relay_start_headroom_w=self.relay_start_headroom_w,
-            relay_stop_tolerance_w=self.relay_stop_tolerance_w,
-        )
+        """The policy's tuning: the keys set here, in their groups; the rest at their defaults."""
+        tunables = set(flat_names()) & set(type(self).model_fields)
+        return PolicyParams.from_flat(self.policy, **self.model_dump(include=tunables))
 
 
 class StateConfig(Strict):

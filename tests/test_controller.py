@@ -14,7 +14,7 @@ from tests.conftest import PARIS, T0
 
 
 def test_tick_counts_energy_and_logs_transitions(house) -> None:
-    fixed = PolicyParams(margin_w=20.0, margin_min_w=20.0)  # a steady 20 W margin: it holds
+    fixed = PolicyParams.from_flat(margin_w=20.0, margin_min_w=20.0)  # a steady 20 W margin holds
     ctl = Controller(house.specs(), PARIS, fixed, T0)
     ctl.machines["water_heater"].set_temperature(50.0, T0)
     r = ctl.tick(T0, MeterSnapshot(-2020.0, T0, False))

@@ -23,8 +23,8 @@ from machines.policy import PolicyParams, decide
 
 NOW = 1_781_510_400.0
 DEFAULT = PolicyParams()
-FIXED = PolicyParams(margin_w=20.0, margin_min_w=20.0)  # the margin before it adapted
-LEGACY = PolicyParams(name="legacy")
+FIXED = PolicyParams.from_flat(margin_w=20.0, margin_min_w=20.0)  # the margin before it adapted
+LEGACY = PolicyParams.from_flat("legacy")
 
 
 def dimmer(name: str, max_w: float, setpoint: float = 0.0, **kw) -> LoadView:
@@ -79,7 +79,7 @@ def test_never_above_max_and_never_more_than_available(loads, grid, params) -> N
     )
     rest = sum(d.power_w.values()) - held
     if params.name == "default":
-        assert rest <= max(available - held, 0.0) + params.balance_band_w + 1e-6
+        assert rest <= max(available - held, 0.0) + params.margin.balance_band_w + 1e-6
     elif grid > 0:  # the seed's quarter steps cut slowly, but never add while importing
         assert sum(d.power_w.values()) <= sum(v.setpoint_w for v in loads)
 
@@ -112,13 +112,13 @@ def test_an_unknown_power_relay_learns_its_real_power_from_the_meter_step() -> N
     is counted at 700 W once the meter shows the step its switch made."""
     spec = LoadSpec("u", 0, Kind.RELAY, 1000, learns_power=True)
     off = LoadView(spec, State.SOLAR, Mode.AUTO, "surplus", 0.0)
-    params = replace(DEFAULT, relay_on_delay_s=0)
+    params = PolicyParams.from_flat(relay_on_delay_s=0)
     d = decide(snap(-2000), [off], params, NOW, PolicyMemo())
     assert d.power_w["u"] == 1000 and "u" in d.memo.pending_learn
     on = replace(off, setpoint_w=1000.0, switched_at=NOW)
     early = decide(snap(-1300, at=NOW + 1), [on], params, NOW + 1, d.memo)
     assert "u" not in early.memo.learned_w  # before settle_s the step may be half done
-    later = NOW + params.settle_s
+    later = NOW + params.damping.settle_s
     d = decide(snap(-1300, at=later), [on], params, later, d.memo)
     assert d.memo.learned_w == {"u": pytest.approx(700)} and not d.memo.pending_learn
     # what it is now known to draw is what the budget pays for it
@@ -184,7 +184,7 @@ def test_cuts_imports_in_reverse_order() -> None:
 
 def test_dead_band_on_the_export_side_only() -> None:
     loads = [dimmer("h", 2400, 1000)]
-    hold = replace(DEFAULT, band_gain=0.0)
+    hold = PolicyParams.from_flat(band_gain=0.0)
     assert decide(snap(-60), loads, hold, NOW, PolicyMemo()).power_w["h"] == 1000  # in band
     # by default a fraction of the error inside the band: 0.3 × (60 − 20)
     assert decide(snap(-60), loads, DEFAULT, NOW, PolicyMemo()).power_w["h"] == 1012
@@ -214,16 +214,16 @@ def test_stale_meter_sheds_surplus_loads_but_not_forced_ones() -> None:
 
 def test_dimmer_below_min_power_goes_to_zero() -> None:
     d = decide(
-        snap(-60), [dimmer("h", 2400)], replace(DEFAULT, balance_band_w=0), NOW, PolicyMemo()
+        snap(-60), [dimmer("h", 2400)], PolicyParams.from_flat(balance_band_w=0), NOW, PolicyMemo()
     )
     assert d.power_w["h"] == 50  # 40 W < min_power_w 50, but the 20 W margin pays the step
     d = decide(
-        snap(-40), [dimmer("h", 2400)], replace(DEFAULT, balance_band_w=0), NOW, PolicyMemo()
+        snap(-40), [dimmer("h", 2400)], PolicyParams.from_flat(balance_band_w=0), NOW, PolicyMemo()
     )
     assert d.power_w["h"] == 0  # 20 W, and 20 W of margin do not reach min_power_w
 
 
-START_DELAY = DEFAULT.relay_on_delay_s
+START_DELAY = DEFAULT.relay.relay_on_delay_s
 
 
 def test_relay_starts_after_its_delay_and_respects_min_times() -> None:
@@ -316,7 +316,7 @@ def test_creeps_when_s_hides_the_export() -> None:
     memo = PolicyMemo(noise_w=5.0, expected_grid_w=0.0)
     snap_ = MeterSnapshot(0.0, NOW, apparent_va=-99, reactive_var=100, reactive_timed_var=100)
     d = decide(snap_, [dimmer("h", 2400, 500)], DEFAULT, NOW, memo)
-    assert 500 < d.power_w["h"] <= 500 + DEFAULT.creep_w
+    assert 500 < d.power_w["h"] <= 500 + DEFAULT.damping.creep_w
 
 
 def test_near_the_balance_an_import_after_our_rise_is_cut_by_that_rise() -> None:
@@ -327,7 +327,7 @@ def test_near_the_balance_an_import_after_our_rise_is_cut_by_that_rise() -> None
     snap_ = MeterSnapshot(2.0, NOW, apparent_va=98, reactive_var=100, reactive_timed_var=100)
     d = decide(snap_, [dimmer("h", 2400, 500)], DEFAULT, NOW, memo)
     cut = 500 - d.power_w["h"]
-    assert DEFAULT.sign_step_w < cut <= 3.0 + DEFAULT.surplus_margin_share * 500 + 0.5
+    assert DEFAULT.linky.sign_step_w < cut <= 3.0 + DEFAULT.margin.surplus_margin_share * 500 + 0.5
     # without the rise behind it, the same import is cut by the worst case S and Q allow
     d = decide(snap_, [dimmer("h", 2400, 500)], DEFAULT, NOW, replace(memo, s_prev_va=98.0))
     assert 500 - d.power_w["h"] > 20
@@ -343,14 +343,14 @@ def test_a_crossing_gives_q_and_a_hold() -> None:
     assert d.memo.sign_crossed_at == NOW
     held = replace(d.memo, last_command_at=None)
     after = dimmer("h", 2400, d.power_w["h"])
-    soon = NOW + DEFAULT.sign_hold_s / 2
+    soon = NOW + DEFAULT.linky.sign_hold_s / 2
     export = MeterSnapshot(-3.0, soon, apparent_va=-99, reactive_var=94, reactive_timed_var=94)
     d2 = decide(export, [after], DEFAULT, soon, held)
     assert d2.power_w["h"] == pytest.approx(after.setpoint_w)  # held
-    later = NOW + DEFAULT.sign_hold_s + 2
+    later = NOW + DEFAULT.linky.sign_hold_s + 2
     export = replace(export, sampled_at=later)
     d3 = decide(export, [after], DEFAULT, later, held)
-    assert d3.power_w["h"] == pytest.approx(after.setpoint_w + DEFAULT.sign_step_w)  # climbs
+    assert d3.power_w["h"] == pytest.approx(after.setpoint_w + DEFAULT.linky.sign_step_w)  # climbs
 
 
 def test_a_running_relay_keeps_running_while_the_whole_budget_covers_it() -> None:
