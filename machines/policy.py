@@ -461,15 +461,23 @@ def remember(
     """What the next tick needs of this one: the move's sign, the grid it aims at (to measure
     the noise), S and the step taken (to identify Q), the relays' timers."""
     move = sum(power[v.spec.name] - v.setpoint_w for v in order)
-    return replace(
-        memo,
-        relay_timers=relays.timers,
-        rise_gain=gain,
+    # Built whole, not by `replace` (a fifth of the policy's time): every field is named here.
+    return PolicyMemo(
+        last_command_at=memo.last_command_at,
         last_move=memo.last_move if abs(move) < CHANGE_EPS_W else math.copysign(1.0, move),
+        rise_gain=gain,
         noise_w=margin.noise_w,
         expected_grid_w=imbalance.grid_w + move if aim.sign_step_w is None else None,
         s_prev_va=snapshot.apparent_va,
         step_prev_w=sum(power[v.spec.name] - v.setpoint_w for v in loads),
+        q_id_var=memo.q_id_var,
+        q_id_at=memo.q_id_at,
+        sign_crossed_at=memo.sign_crossed_at,
+        q_cross_var=memo.q_cross_var,
+        q_cross_at=memo.q_cross_at,
+        relay_timers=relays.timers,
+        learned_w=memo.learned_w,
+        pending_learn=memo.pending_learn,
     )
 
 

@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -35,7 +35,9 @@ from pvopt.cli.common import (
     require_sim,
 )
 from pvopt.tables import dry_run_table, energy_table, fmt_age, status_table
-from state.store import SqliteStore
+
+if TYPE_CHECKING:
+    from state.store import SqliteStore
 
 COMMAND_WAIT_S = 10.0
 LIVE_STATUS_WAIT_S = 2.0
@@ -43,7 +45,10 @@ LIVE_STATUS_WAIT_S = 2.0
 
 def _open_store(cfg: cfgmod.Config) -> SqliteStore | None:
     """The store, read-only (these commands never create, migrate nor write it), or None when
-    there is none yet; exit 1 saying why when it cannot be read (an older schema among them)."""
+    there is none yet; exit 1 saying why when it cannot be read (an older schema among them).
+    SQLAlchemy is imported here: the simulator's commands, `config check` and `--help` skip it."""
+    from state.store import SqliteStore
+
     try:
         return SqliteStore(cfg.state.path, read_only=True)
     except StoreMissing:
