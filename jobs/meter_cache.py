@@ -16,7 +16,7 @@ log = logging.getLogger("pvopt.meter_cache")  # the name users filter on, as bef
 
 
 class MeterCache:
-    """Validates each meter payload (DESIGN §2) and keeps the newest good value of each topic.
+    """Validates each meter payload (docs/meter.md) and keeps the newest good value of each topic.
 
     The meter's own kind (`meter.kind`, a registered source the service builds) reads the
     payloads; this class adds the lock, the count of rejected payloads and the start-up grace.

@@ -1,4 +1,4 @@
-"""What the store has not committed yet, and the one place that commits it (DESIGN §8):
+"""What the store has not committed yet, and the one place that commits it (docs/topics.md):
 transitions, commands and schedule events at once, energy with each checkpoint."""
 
 from __future__ import annotations

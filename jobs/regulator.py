@@ -260,7 +260,7 @@ class Regulator:
                 self.publisher.publish(w.command_topic, payload, retain=w.retain)
 
     def status(self, now: float) -> dict[str, Any]:
-        """DESIGN §8's document plus the store, outbox, meter and job counters."""
+        """The document of docs/topics.md plus the store, outbox, meter and job counters."""
         doc = build_status(
             self.ctl,
             self.ctl.last_snapshot,

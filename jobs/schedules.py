@@ -1,5 +1,5 @@
 """The schedules' APScheduler job: wake the regulator exactly at every window boundary and daily
-check (DESIGN §6), in the site's time zone.
+check (docs/schedules.md), in the site's time zone.
 
 APScheduler's own CronTrigger fires a 02:05 start at 03:05 on the spring-forward night and twice
 on the fall-back night; this trigger asks the planner's pure `next_events` instead, so the

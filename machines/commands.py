@@ -1,4 +1,4 @@
-"""Manual commands (DESIGN §7): the seed's `scr/{id}/control` words and the original's
+"""Manual commands (docs/commands.md): the seed's `scr/{id}/control` words and the original's
 `regulation/control` JSON, parsed into one `Command` and applied to the controller. Pure."""
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 def parse_duration(text: str) -> float:
-    """`90s`, `15m`, `2h`, `1h30m` → seconds (DESIGN §9)."""
+    """`90s`, `15m`, `2h`, `1h30m` → seconds (docs/cli.md)."""
     match = _DURATION.match(text.strip())
     if not text.strip() or match is None or not any(match.groups()):
         raise CommandError(f"not a duration: {text!r} (like 90s, 15m, 2h, 1h30m)")

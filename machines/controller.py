@@ -70,7 +70,7 @@ class Controller:
             self.reasons[spec.name] = m.reason
 
     def load(self, key: str | int) -> LoadMachine:
-        """A load by name, or by id when `key` is a number (DESIGN §9)."""
+        """A load by name, or by id when `key` is a number (docs/cli.md)."""
         if isinstance(key, str) and key in self.machines:
             return self.machines[key]
         text = str(key)

@@ -1,4 +1,4 @@
-"""Energy per interval (DESIGN §8), pure: what the loads and the meter did in each interval of
+"""Energy per interval (docs/topics.md), pure: what the loads and the meter did in each interval of
 `interval_s` seconds aligned to UTC multiples, from the values held between two ticks.
 
 Loads count their commanded power (the same figure as their energy counters); the grid counts

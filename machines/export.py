@@ -1,5 +1,6 @@
-"""Why the house exports (DESIGN §5, §11): each watt of export is charged to the load that could
-still have taken it and the reason that load's last decision gave for not taking more.
+"""Why the house exports (docs/regulation.md, docs/kpis.md): each watt of export is charged to
+the load that could still have taken it and the reason that load's last decision gave for not
+taking more.
 
 Pure and shared: the simulator charges true per-second flows, the ledger the meter's held value,
 the status the current sample — one rule, so the three agree.

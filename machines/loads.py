@@ -386,7 +386,7 @@ class LoadMachine:
         return goal is not None and self.prev_period_wh < goal and self.period_wh < goal
 
     def tops_up(self, now: float) -> bool:
-        """Satisfied but able to take surplus nobody else takes (DESIGN §4)."""
+        """Satisfied but able to take surplus nobody else takes (docs/states.md)."""
         if not self.satisfied or self.mode is Mode.MANUAL or not self.spec.enabled:
             return False
         if self.thresholds is None:
@@ -586,7 +586,7 @@ class LoadMachine:
         temp_stale_s: float = TEMP_STALE_S,
     ) -> LoadMachine:
         """Rebuild a machine from `dump()`; a threshold set by command survives unless the
-        config file's own value changed since (DESIGN §7)."""
+        config file's own value changed since (docs/commands.md)."""
         m = cls(spec, tz, now, temp_stale_s)
         m.machine.set_state(State(data["state"]))
         m.mode = Mode(data["mode"])

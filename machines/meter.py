@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from machines.model import MeterSnapshot
 
-MAX_ABS_W = 100_000.0  # anything beyond is a corrupt payload, not a house (DESIGN §2)
+MAX_ABS_W = 100_000.0  # anything beyond is a corrupt payload, not a house (docs/meter.md)
 Q_MIN_STEP_VARH = 5.0  # a new Q once the index moved this much ...
 Q_SLOW_STEP_VARH = 2.0  # ... or this much once Q_SLOW_AFTER_S passed
 Q_SLOW_AFTER_S = 60.0
@@ -27,7 +27,7 @@ class MeterValueError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ReactiveTracker:
-    """What Q derivation remembers of the ERQT index (the seed's rule, DESIGN §2)."""
+    """What Q derivation remembers of the ERQT index (the seed's rule, docs/meter.md)."""
 
     ref_index: float | None = None  # index at the last Q update
     ref_at: float | None = None

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 
 class State(enum.Enum):
-    """What a load is doing (DESIGN §4)."""
+    """What a load is doing (docs/states.md)."""
 
     OFF = "off"
     ECO = "eco"
@@ -65,7 +65,7 @@ class LoadSpec:
 class MeterSnapshot:
     """The latest meter reading the regulator decides on.
 
-    `grid_w` is active power, positive = import (DESIGN §1) — for a Linky, the seed's formula;
+    `grid_w` is active power, positive = import (docs/meter.md) — for a Linky, the seed's formula;
     `sampled_at` is when the older half of the latest reading arrived (epoch s); `stale` is
     judged by the shell against `stale_after_s` on the newest power value.
     """

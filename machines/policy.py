@@ -1,4 +1,4 @@
-"""The regulator: given the meter, the loads and the time, a power per load (DESIGN §5).
+"""The regulator: given the meter, the loads and the time, a power per load (docs/regulation.md).
 
 Pure and deterministic: same inputs, same decision. Two policies share the framing (forced
 loads, shedding on a stale meter) and differ in how they spread the surplus:
@@ -172,7 +172,7 @@ class Policy:
     name: str
     spread: Spread
     tops_up: bool = True  # satisfied heaters below temp_max may take leftover surplus
-    seed_rule: bool = False  # the planner applies the seed's schedule rule (DESIGN §6)
+    seed_rule: bool = False  # the planner applies the seed's schedule rule (docs/schedules.md)
 
 
 class UnknownPolicy(UnknownName):

@@ -1,5 +1,5 @@
-"""Forced-heating schedules (DESIGN §6), pure: when a window is open, when a daily check is due,
-and what each load must do about it. The controller calls `Planner.update` before every tick
+"""Forced-heating schedules (docs/schedules.md), pure: when a window is open, when a daily check
+is due, and what each load must do about it. The controller calls `Planner.update` before every tick
 with a read-only view of each load and applies the requests it returns (eco until, boost until,
 release) to the machines; APScheduler only wakes the service at the boundaries `next_events` gives.
 
@@ -189,7 +189,7 @@ class LoadMemory:
 
 class Planner:
     """Opens and closes windows, runs daily checks and asks for each load's eco/boost
-    (DESIGN §6); it never moves a machine itself."""
+    (docs/schedules.md); it never moves a machine itself."""
 
     def __init__(
         self,

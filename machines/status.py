@@ -1,4 +1,4 @@
-"""The status document of DESIGN §8: `regulation/status` and `pvopt status --json` share it."""
+"""The status document of docs/topics.md: `regulation/status` and `pvopt status --json` share it."""
 
 from __future__ import annotations
 

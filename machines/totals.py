@@ -94,7 +94,7 @@ class DurableTotals:
 
 
 def annotate(doc: dict[str, Any], figures: Mapping[str, float]) -> None:
-    """Add the totals and the instant surplus/diverted power to a status document (DESIGN §8):
+    """Add the totals and the instant surplus/diverted power to a status document (docs/topics.md):
     `energy_total` for the site, `energy_total_wh` per load. Grid totals stay null until the
     meter has been counted once: a total of 0 would be a lie that Home Assistant records."""
     known = figures.get("meter_s", 0.0) > 0

@@ -1,4 +1,4 @@
-"""`pvopt run`: wiring of the imperative shell around the pure core (DESIGN §2–8).
+"""`pvopt run`: wiring of the imperative shell around the pure core (docs/, meter to topics).
 
 paho's network thread only validates: meter values go to the meter cache, temperatures and
 commands to the regulator's inbox. APScheduler runs the jobs of `jobs/` — the regulator tick

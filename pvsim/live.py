@@ -68,7 +68,7 @@ def spawn_service(cfg_path: Path, *extra: str) -> subprocess.Popen[bytes]:
 
 
 def stop_service(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> int:
-    """SIGTERM (the clean shutdown of DESIGN §8), SIGKILL if it hangs."""
+    """SIGTERM (the clean shutdown of docs/topics.md), SIGKILL if it hangs."""
     if proc.poll() is None:
         proc.terminate()
         try:

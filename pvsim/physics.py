@@ -1,4 +1,4 @@
-"""The physical house of DESIGN §11, second by second: actuators, water heaters, hot-water draws,
+"""The physical house of docs/kpis.md, second by second: actuators, water heaters, hot-water draws,
 the true grid flows, the meter's samples, the oracle's bound and the KPIs.
 
 The simulator drives it on a virtual clock; `pvopt house` drives it in real time over MQTT.
@@ -31,7 +31,7 @@ H = 1.0 / 3600.0
 
 @dataclass
 class Heater:
-    """A water heater as one mixed node (DESIGN §11)."""
+    """A water heater as one mixed node (docs/kpis.md)."""
 
     litres: float
     loss_w_per_k: float

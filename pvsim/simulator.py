@@ -1,4 +1,5 @@
-"""Replay a trace through the real controller on a virtual clock, with physical models (DESIGN §11).
+"""Replay a trace through the real controller on a virtual clock, with physical models
+(docs/kpis.md).
 
 Each simulated second the `House` applies its physics; every `sim.meter.period_s` the meter
 source of `meter.kind` publishes what the real meter would and the service's `MeterCache` reads

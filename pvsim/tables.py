@@ -1,4 +1,4 @@
-"""Rich tables of simulation KPIs (DESIGN §11)."""
+"""Rich tables of simulation KPIs (docs/kpis.md)."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def export_summary(by_reason: dict[str, float]) -> str:
 
 
 def kpi_table(results: list[dict[str, Any]], title: str) -> Table:
-    """One row per simulation: the headline KPIs of DESIGN §11."""
+    """One row per simulation: the headline KPIs of docs/kpis.md."""
     table = Table(title=title)
     for col in (
         "trace",

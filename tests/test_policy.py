@@ -1,4 +1,5 @@
-"""The regulator: properties that must hold for any input, and the behaviours of DESIGN §5."""
+"""The regulator: properties that must hold for any input, and the behaviours of
+docs/regulation.md."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def test_never_above_max_and_never_more_than_available(loads, grid, params) -> N
     d = decide(snap(grid), loads, params, NOW, PolicyMemo())
     for v in loads:
         assert 0 <= d.power_w[v.spec.name] <= v.spec.max_w
-    available = sum(v.setpoint_w for v in loads) - grid  # DESIGN §1: what they draw + surplus
+    available = sum(v.setpoint_w for v in loads) - grid  # docs/meter.md: what they draw + surplus
     # Relays already running may be kept on a while (hysteresis); everything else must fit in
     # what is left once they are paid for.
     held = sum(

@@ -229,7 +229,8 @@ def test_broken_clouds_targets(results) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("trace", ["overcast_winter", "week_spring"])
 def test_schedules_keep_the_guarantee(results, trace: str) -> None:
-    """examples/house.yml carries DESIGN §6's two schedules; legacy applies the seed's rule."""
+    """examples/house.yml carries the two schedules of docs/schedules.md; legacy applies the seed's
+    rule."""
     new, seed = results[(trace, "house", "default")], results[(trace, "house", "legacy")]
     temp_eco = config.load(EXAMPLES / "house.yml").equipment[0].temp_eco
     closes = [e for e in new["schedule_events"] if e["event"] == "close"]

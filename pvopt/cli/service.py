@@ -1,5 +1,5 @@
 """The service's subcommands: `run`, and `status`, `history`, `force`, `auto`, `off` that work
-beside it (DESIGN §9)."""
+beside it (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -231,7 +231,7 @@ def dry_run_origin(dry: dict[str, Any]) -> str:
 
 @click.command()
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="Print the status document (DESIGN §8).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status document (docs/topics.md).")
 def status(config_path: str | None, as_json: bool) -> None:
     """Each load's state, mode, reason, power, energy and deadline; whether the service runs;
     a dry run's would-be figures apart."""
@@ -294,7 +294,7 @@ def _resolve(cfg: cfgmod.Config, key: str) -> str:
 
 
 def send_command(cfg: cfgmod.Config, cmd: Command, shows: Any) -> None:
-    """Publish `cmd` on regulation/control and wait until the status shows it (DESIGN §7)."""
+    """Publish `cmd` on regulation/control and wait until the status shows it (docs/commands.md)."""
     name = str(cmd.load)
     try:
         shot = OneShot(cfg.mqtt, [STATUS_TOPIC])

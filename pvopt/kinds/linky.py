@@ -1,4 +1,4 @@
-"""The Linky meter kind: SINSTS/SINSTI apparent power and the ERQT reactive index (DESIGN §2),
+"""The Linky meter kind: SINSTS/SINSTI apparent power and the ERQT reactive index (docs/meter.md),
 as teleinfo bridges (and a future TIC serial reader) publish them."""
 
 from __future__ import annotations
