@@ -499,7 +499,9 @@ def _identify_q(snapshot: MeterSnapshot, params: LinkyParams, memo: PolicyMemo) 
     as P₂·drift/ΔL). Kept only when it agrees with the ERQT estimate."""
     s2, s1, step = snapshot.apparent_va, memo.s_prev_va, memo.step_prev_w
     if s2 is None or s1 is None or abs(step) < params.q_id_min_step_w:
-        return memo if s2 is not None else replace(memo, s_prev_va=None)
+        if s2 is None and s1 is not None:
+            return replace(memo, s_prev_va=None)  # no S now: the last one is no reference
+        return memo
     p1 = (s2 * s2 - s1 * s1 - step * step) / (2.0 * step)
     q2 = s1 * s1 - p1 * p1
     ref = snapshot.reactive_timed_var
