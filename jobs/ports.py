@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from machines.errors import PvoptError
 from machines.model import MeterSnapshot
 
 Clock = Callable[[], float]  # seconds since the epoch (time.time, or a test's virtual clock)
@@ -20,7 +21,7 @@ class Publisher(Protocol):
         ...
 
 
-class SinkUnavailable(RuntimeError):
+class SinkUnavailable(PvoptError):
     """The sink refused or could not be reached; the message says why and what to do."""
 
 
