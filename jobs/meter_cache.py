@@ -49,8 +49,9 @@ class MeterCache:
     def feed(self, topic: str, payload: bytes, now: float) -> bool:
         """Take one message; True when it was a fresh power value (worth a tick now)."""
         try:
+            at = now if self.monotonic is None else self.monotonic()  # as `_base`, inline
             with self._lock:
-                return self.source.feed(topic, payload, self._base(now))
+                return self.source.feed(topic, payload, at)
         except MeterValueError as exc:
             self.rejected += 1
             log.warning("ignored %s payload %r: %s", topic, payload[:60], exc)

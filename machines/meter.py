@@ -44,6 +44,10 @@ class ReactiveTracker:
 def parse_number(payload: bytes | str) -> float:
     """Parse a bare ASCII decimal payload; refuse NaN, infinities, digit separators, other
     scripts' digits and text (all of which float() would take or half-take)."""
+    if isinstance(payload, bytes) and payload.isdigit():  # ASCII digits only: most payloads
+        value = float(payload)
+        if math.isfinite(value):
+            return value
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
     number = text.strip()
     if not _DECIMAL.fullmatch(number):
