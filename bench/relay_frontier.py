@@ -17,7 +17,7 @@ from unittest import mock
 
 import numpy as np
 
-from machines import policy
+import machines.policy.default
 from machines.model import LoadView, PolicyMemo
 from machines.policy import RelayParams, RelayPlan
 from pvopt.config import ConfigError, load
@@ -73,9 +73,8 @@ def main() -> None:
     hold = max(1, math.ceil(max(spec.min_on_s, spec.min_off_s) / BLOCK_S))
     for lam in LAMBDAS:
         schedule = best_schedule(gain - lam * imp, hold, args.switches * days)
-        with mock.patch.object(
-            policy, "decide_relays", scheduled_pass(schedule, trace.start, spec.name)
-        ):
+        hindsight = scheduled_pass(schedule, trace.start, spec.name)
+        with mock.patch.object(machines.policy.default, "decide_relays", hindsight):
             k = simulate(trace, cfg).kpis
         print(line(f"hindsight, λ = {lam:g}", k), flush=True)
 
