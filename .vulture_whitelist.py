@@ -32,7 +32,3 @@ _.EOT
 # a field of the planner's saved state (machines/schedules.py WindowRun): state files carry
 # it and WindowRun(**saved) restores it, so it stays though no decision reads it
 _.opened_at
-
-# DEAD, in a file the config rework is rewriting (pvopt/config.py): remove it there, then
-# this line
-_.DAYS

@@ -451,3 +451,27 @@ def test_two_schedules_with_one_name_are_refused_naming_both() -> None:
     (problem,) = info.value.problems
     assert (problem.line, problem.key) == (5, "schedules[1].name")
     assert "'night'" in problem.message and "schedules[0]" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "key"),
+    [
+        (("max_power: 2400", "max_power: true"), 4, "equipment[0].max_power"),
+        (("temp_min: 45", "temp_min: yes"), 5, "equipment[0].temp_min"),
+        (("nominal_power: 1000", "nominal_power: false"), 11, "equipment[1].nominal_power"),
+        (("equipment:", "mqtt: {port: true}\nequipment:"), 1, "mqtt.port"),
+        (("equipment:", "regulation: {margin_w: on}\nequipment:"), 1, "regulation.margin_w"),
+    ],
+)
+def test_a_boolean_where_a_number_is_expected_is_refused(
+    edit: tuple[str, str], line: int, key: str
+) -> None:
+    """YAML's true/yes/on is not 1 W (nor 1 °C, nor port 1): refused, with file, line and key."""
+    (problem,) = problems(GOOD.replace(*edit))
+    assert (problem.file, problem.line, problem.key) == ("house.yml", line, key)
+    assert "a number" in problem.message and "true/false" in problem.message
+
+
+def test_numbers_from_env_vars_still_arrive_as_text() -> None:
+    cfg = config.parse(GOOD, "house.yml", environ={"MQTT_BROKER_PORT": "1884"})
+    assert cfg.mqtt.port == 1884

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, TypedDict, get_args
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, TypedDict, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from machines.model import Thresholds
 from machines.wiring import Codec
@@ -46,10 +54,29 @@ Text = Annotated[str, AfterValidator(not_blank)]
 Topic = Annotated[str, AfterValidator(mqtt_topic)]
 
 
+def _takes_number(annotation: Any) -> bool:
+    """A field typed int or float (optional or not): where YAML's true/false is a mistake."""
+    if annotation in (int, float):
+        return True
+    return get_origin(annotation) in (Union, UnionType) and any(
+        _takes_number(a) for a in get_args(annotation)
+    )
+
+
 class Strict(BaseModel):
     # NaN and infinities pass `gt`/`le` bounds in surprising ways (an infinite outbox bound
     # overflowed the InfluxDB job): a number in the config is finite
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic takes `max_power: true` as 1 W; a number field refuses YAML's booleans
+        (the seed's env vars still arrive as text and are parsed as before)."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _takes_number(field.annotation):
+            raise ValueError(f"a number is expected, not true/false (got {value})")
+        return value
 
 
 class LoadSimConfig(Strict):

@@ -1,0 +1,139 @@
+"""The checks across sections, in one place: what pydantic cannot see one field at a time,
+and the files the service will open."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from machines.wiring import OWN_TOPICS
+from pvopt.config.model import Config
+from pvopt.kinds import MeterTopics, load_kind, meter_source
+
+Located = list[tuple[tuple[str | int, ...], str]]  # (where, what is wrong)
+
+
+def cross_section_problems(cfg: Config) -> Located:
+    """Cross-entry rules pydantic cannot see one field at a time."""
+    out: Located = []
+    seen_names: dict[str, int] = {}
+    seen_ids: dict[int, int] = {}
+    for i, eq in enumerate(cfg.equipment):
+        if eq.name in seen_names:
+            out.append(
+                (
+                    ("equipment", i, "name"),
+                    f"duplicate name {eq.name!r} (also equipment[{seen_names[eq.name]}])",
+                )
+            )
+        seen_names.setdefault(eq.name, i)
+        load_id = cfg.load_id(i)
+        if load_id in seen_ids:
+            out.append(
+                (
+                    ("equipment", i, "id"),
+                    f"duplicate id {load_id} (also equipment[{seen_ids[load_id]}])",
+                )
+            )
+        seen_ids.setdefault(load_id, i)
+    if cfg.mqtt.tls.key_file is not None and cfg.mqtt.tls.cert_file is None:
+        out.append(
+            (("mqtt", "tls", "key_file"), "key_file without cert_file: give the certificate too")
+        )
+    out += _topic_clashes(cfg)
+    ids = {cfg.load_id(i) for i in range(len(cfg.equipment))}
+    schedule_names: dict[str, int] = {}
+    for i, sched in enumerate(cfg.schedules):
+        if sched.name in schedule_names:
+            out.append(
+                (
+                    ("schedules", i, "name"),
+                    f"duplicate name {sched.name!r} (also schedules[{schedule_names[sched.name]}])"
+                    ": the status and the planner tell schedules apart by name",
+                )
+            )
+        schedule_names.setdefault(sched.name, i)
+        if sched.load not in seen_names and not (
+            str(sched.load).isdigit() and int(sched.load) in ids
+        ):
+            close = difflib.get_close_matches(str(sched.load), list(seen_names), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            out.append((("schedules", i, "load"), f"unknown load {sched.load!r}{hint}"))
+    return out
+
+
+def _topic_clashes(cfg: Config) -> Located:
+    """One topic, one role: a topic read as two values, or both read and written by pvopt,
+    mixes them up silently (a command would come back as a meter value)."""
+    roles: list[tuple[str, tuple[str | int, ...], str]] = []  # (topic, where, what)
+    m = cfg.meter
+    read = meter_source(m).meter_topics()  # the topics this meter kind subscribes to
+    for key in MeterTopics.model_fields:
+        if getattr(m.topics, key) in read:
+            roles.append((getattr(m.topics, key), ("meter", "topics", key), f"meter.topics.{key}"))
+    if m.grid_topic and m.grid_topic in read:
+        roles.append((m.grid_topic, ("meter", "grid_topic"), "meter.grid_topic"))
+    if m.pv_topic:
+        roles.append((m.pv_topic, ("meter", "pv_topic"), "meter.pv_topic"))
+    roles.append((m.tariff_topic, ("meter", "tariff_topic"), "meter.tariff_topic"))
+    for i, eq in enumerate(cfg.equipment):
+        topics = load_kind(eq.type_name()).topics(eq, cfg.load_id(i))
+        if topics.temperature is not None:
+            probe: tuple[str | int, ...] = ("equipment", i, "temperature_topic")
+            roles.append((topics.temperature, probe, f"equipment[{i}]'s probe"))
+        command: tuple[str | int, ...] = ("equipment", i, "command_topic")
+        roles.append((topics.command, command, f"equipment[{i}]'s commands"))
+        roles.append((topics.control, ("equipment", i, "id"), f"equipment[{i}]'s control"))
+    out: Located = []
+    first: dict[str, str] = {}
+    for topic, where, what in roles:
+        if topic.startswith(OWN_TOPICS):
+            out.append((where, f"topic {topic!r} is under {OWN_TOPICS}, pvopt's own topics"))
+        elif topic in first:
+            out.append((where, f"topic {topic!r} is also {first[topic]}: one topic, one role"))
+        else:
+            first[topic] = what
+    return out
+
+
+def check_files(cfg: Config) -> Located:
+    """What the service will open: TLS files that exist, can be read and hold what they
+    should; a state store in a folder that exists."""
+    import ssl
+
+    out: Located = []
+    tls = cfg.mqtt.tls
+    readable = {}
+    for key in ("ca_file", "cert_file", "key_file"):
+        name = getattr(tls, key)
+        if name is None:
+            continue
+        try:
+            with open(name, "rb") as f:
+                f.read(1)
+            readable[key] = name
+        except FileNotFoundError:
+            out.append((("mqtt", "tls", key), f"{name}: no such file"))
+        except IsADirectoryError:
+            out.append((("mqtt", "tls", key), f"{name}: a folder, not a file"))
+        except OSError as exc:
+            out.append((("mqtt", "tls", key), f"{name}: cannot read: {exc.strerror or exc}"))
+    if "ca_file" in readable:
+        try:
+            ssl.create_default_context(cafile=readable["ca_file"])
+        except (ssl.SSLError, ValueError):
+            out.append((("mqtt", "tls", "ca_file"), f"{tls.ca_file}: not a PEM certificate"))
+    if "cert_file" in readable and (tls.key_file is None or "key_file" in readable):
+        try:
+            ssl.create_default_context().load_cert_chain(tls.cert_file or "", tls.key_file)
+        except (ssl.SSLError, ValueError):
+            key = "cert_file" if tls.key_file is None else "key_file"
+            out.append(
+                (("mqtt", "tls", key), "the certificate and key are not a PEM pair that matches")
+            )
+    store = Path(cfg.state.path)
+    if store.is_dir():
+        out.append((("state", "path"), f"{store} is a folder, not a file: name the store file"))
+    elif not store.parent.is_dir():
+        out.append((("state", "path"), f"{store.parent}: no such folder for the state store"))
+    return out

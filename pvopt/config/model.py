@@ -1,0 +1,103 @@
+"""The whole config: one field per section, and what the service derives from it."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from pydantic import Field
+
+from machines.model import LoadSpec
+from machines.schedules import DAY_NAMES, Schedule
+from machines.wiring import LoadWiring
+from pvopt.config.equipment import Equipment, load_spec
+from pvopt.config.homeassistant import HomeAssistantConfig
+from pvopt.config.influx import InfluxConfig
+from pvopt.config.mqtt import MqttConfig
+from pvopt.config.regulation import RegulationConfig
+from pvopt.config.schedules import ScheduleConfig
+from pvopt.config.sim import SimConfig
+from pvopt.config.site import SiteConfig
+from pvopt.config.state import StateConfig
+from pvopt.config.tic import TicConfig
+from pvopt.config.web import WebConfig
+from pvopt.kinds import MeterConfig, Strict, load_kind
+
+
+class Config(Strict):
+    site: SiteConfig = SiteConfig()
+    mqtt: MqttConfig = MqttConfig()
+    meter: MeterConfig = MeterConfig()
+    tic: TicConfig = TicConfig()
+    regulation: RegulationConfig = RegulationConfig()
+    state: StateConfig = StateConfig()
+    influxdb: InfluxConfig | None = None
+    web: WebConfig | None = None  # the local page (pvopt/adapters/web)
+    equipment: list[Equipment] = Field(min_length=1)
+    schedules: list[ScheduleConfig] = []
+    sim: SimConfig = SimConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
+    source: str | None = Field(None, exclude=True)  # the file it came from, for messages
+
+    def load_id(self, index: int) -> int:
+        eq = self.equipment[index]
+        return eq.id if eq.id is not None else index
+
+    def specs(self) -> list[LoadSpec]:
+        """The loads in priority order (lower `priority` first, ties in list order)."""
+        ranked = sorted(
+            range(len(self.equipment)),
+            key=lambda i: (
+                self.equipment[i].priority if self.equipment[i].priority is not None else i,
+                i,
+            ),
+        )
+        return [load_spec(self.equipment[i], self.load_id(i)) for i in ranked]
+
+    def wiring(self) -> list[LoadWiring]:
+        """Each load's topics and payload codec, in priority order."""
+        by_name = {eq.name: (eq, self.load_id(i)) for i, eq in enumerate(self.equipment)}
+        out = []
+        for spec in self.specs():
+            eq, load_id = by_name[spec.name]
+            topics = load_kind(eq.type_name()).topics(eq, load_id)
+            out.append(LoadWiring(spec, topics, retain=eq.retain, codec=eq.codec()))
+        return out
+
+    def schedule_list(self) -> list[Schedule]:
+        """The `schedules:` entries for the planner, each load resolved to its name."""
+        names: dict[str, str] = {}
+        for i, eq in enumerate(self.equipment):
+            names[eq.name] = eq.name
+            names.setdefault(str(self.load_id(i)), eq.name)
+        out = []
+        for sc in self.schedules:
+            start = end = at = None
+            if sc.window is not None:
+                a, b = (p.strip() for p in sc.window.split("-"))
+                start, end = time.fromisoformat(a), time.fromisoformat(b)
+            if sc.at is not None:
+                at = time.fromisoformat(sc.at)
+            out.append(
+                Schedule(
+                    name=sc.name,
+                    load=names[str(sc.load)],
+                    action=sc.action,
+                    start=start,
+                    end=end,
+                    tariff=sc.tariff is not None,
+                    at=at,
+                    days=frozenset(DAY_NAMES.index(d) for d in sc.days),
+                    min_today_wh=sc.min_energy_today_wh,
+                    min_two_days_wh=sc.min_energy_two_days_wh,
+                )
+            )
+        return out
+
+    def tank_litres(self) -> dict[str, float]:
+        """Tank volumes the user gave, for eco planning."""
+        out = {}
+        for eq in self.equipment:
+            litres = eq.planning_tank_litres()
+            if litres is not None:
+                out[eq.name] = litres
+        return out
