@@ -178,7 +178,7 @@ def parse(
 
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:
-    """Relative paths in a config resolve against the config file's folder (DESIGN §9)."""
+    """Relative paths in a config resolve against the config file's folder (docs/cli.md)."""
 
     def fix(p: str | None) -> str | None:
         return p if p is None or Path(p).is_absolute() else str(base / p)
@@ -235,7 +235,7 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
 
 
 def default_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """--config FILE, else $PVOPT_CONFIG, else ./pvopt.yml (DESIGN §9)."""
+    """--config FILE, else $PVOPT_CONFIG, else ./pvopt.yml (docs/cli.md)."""
     env = os.environ if environ is None else environ
     return explicit or env.get("PVOPT_CONFIG") or "pvopt.yml"
 
