@@ -44,7 +44,7 @@ lint: $(BIN)/pvopt
 	$(BIN)/mypy
 	$(BIN)/vulture  # dead code: settings in pyproject.toml, reasons in .vulture_whitelist.py
 
-# Everything CI runs, live replays and the real Home Assistant included (see README for how
+# Everything CI runs, live replays and the real Home Assistant included (docs/layout.md says how
 # long). The Home Assistant test mostly waits (HA makes statistics every 5 minutes), so it runs,
 # with the build of its venv, beside the others; its log is printed after theirs, then their
 # summary line again.
@@ -79,7 +79,7 @@ bench-service: $(BIN)/pvopt packages
 bench-web: $(BIN)/pvopt packages
 	$(BIN)/python bench/web_load.py
 
-# the README's phone screenshot, taken by the browser test
+# the phone screenshot of docs/web.md, taken by the browser test
 screenshot: $(BIN)/pvopt packages
 	PVOPT_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_web_browser.py -k screenshot -q
 

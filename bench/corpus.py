@@ -7,7 +7,7 @@ half (odd days), and print the summed KPIs of each regulation setting on the cho
     .venv/bin/python bench/corpus.py --half val  --set relay_start_headroom_w=300
 
 Tune on one half, then look at the other once. The settings are `regulation:` keys of the
-config (README "Configuration"); several `--set` give every combination.
+config (docs/config.md); several `--set` give every combination.
 """
 
 from __future__ import annotations

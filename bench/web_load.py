@@ -1,6 +1,6 @@
 """What the page costs the regulation: meter→command latency (median, p99) and RSS of a real
 `pvopt run` with the page off, then on with 20 clients holding the live stream open; and the
-page's weight (every asset it loads). Prints the figures README quotes.
+page's weight (every asset it loads). Prints the figures docs/web.md quotes.
 
     .venv/bin/python bench/web_load.py [--samples 40] [--clients 20]
 """

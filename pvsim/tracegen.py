@@ -1,14 +1,13 @@
 """Held-out day traces from a documented stochastic model (numpy only), so the regulator can be
 checked on days its tuning never saw. `python -m pvsim.tracegen [--out DIR]` rewrites them.
 
-Model (README "Held-out traces"): clear-sky PV of the shipped site (Toulouse, 6 kWp south 35°,
-5 kW inverter) from solar geometry, times a clear-sky index kc(t) drawn per minute from a Markov
-chain of sky regimes (clear, broken, overcast), rendered to 1 s (broken: sun/shade spells with
-exponential durations and 2–6 s cloud edges, cloud enhancement up to 1.25; overcast: a slow
-Ornstein–Uhlenbeck kc); base load = 140 W always-on, a fridge cycling, appliance events drawn
-per hour of an activity profile (kettle, hob with thermostat cycling, oven, washing machine,
-dishwasher, TV/IT, lighting) and OU noise. Same name, same seed: byte-identical files.
-"""
+Model (docs/simulator.md, "Held-out traces"): clear-sky PV of the shipped site (Toulouse, 6 kWp
+south 35°, 5 kW inverter) from solar geometry, times a clear-sky index kc(t) drawn per minute from a
+Markov chain of sky regimes (clear, broken, overcast), rendered to 1 s (broken: sun/shade spells
+with exponential durations and 2–6 s cloud edges, cloud enhancement up to 1.25; overcast: a slow
+Ornstein–Uhlenbeck kc); base load = 140 W always-on, a fridge cycling, appliance events drawn per
+hour of an activity profile (kettle, hob with thermostat cycling, oven, washing machine, dishwasher,
+TV/IT, lighting) and OU noise. Same name, same seed: byte-identical files."""
 
 from __future__ import annotations
 

@@ -318,7 +318,7 @@ def test_pvopt_in_a_real_home_assistant(site: dict[str, Any]) -> None:
             15,
         )
 
-        # -- the README's screenshot of the device page, when a Chromium is installed ---------
+        # -- the device page's screenshot (docs/homeassistant.md), when a Chromium is installed
         if chromium() is not None:
             heater = next(d for d in devices if d["name"] == "water_heater")["id"]
             screenshot_home_assistant(

@@ -144,8 +144,9 @@ def test_a_satisfied_heater_tops_up_with_what_the_others_leave() -> None:
 
 def test_after_an_overshoot_the_next_rise_takes_half_the_surplus() -> None:
     """Guards a gap of item 9: the rise damping. A rise that turned into an import halves the
-    share of the next rise (README: a lagging Linky Q would otherwise make it oscillate);
-    each rise after that doubles it back to 1. (A fixed 20 W margin, as before it adapted.)"""
+    share of the next rise (docs/regulation.md: a lagging Linky Q would otherwise make it
+    oscillate); each rise after that doubles it back to 1. (A fixed 20 W margin, as before it
+    adapted.)"""
     rise = decide(snap(-1020), [dimmer("h", 2400, 0)], FIXED, NOW, PolicyMemo())
     assert rise.power_w["h"] == 1000 and rise.memo.last_move > 0
     t = NOW + 5

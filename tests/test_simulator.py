@@ -149,7 +149,7 @@ RELAY_HELD_OUT = pytest.param(
         strict=True,
         reason="the relay house imports more than legacy there (367 Wh vs 268), two thirds of it "
         "while min_on_s holds the pump on: legacy's 86 switches with 81 min on/off violations "
-        "follow the sun closer. README: Results",
+        "follow the sun closer. docs/simulator.md: Results",
     ),
 )
 
@@ -179,7 +179,8 @@ def test_default_beats_legacy(results, trace: str, house: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("house", ["seed_house", "house"])
 def test_grey_day(results, house: str) -> None:
-    """overcast_winter: small surpluses regulated finely (the issue's aim is 0.97; see README)."""
+    """overcast_winter: small surpluses regulated finely (the issue's aim is 0.97; see
+    docs/simulator.md)."""
     k = results[("overcast_winter", house, "default")]
     # 0.899 / 0.908 before any of issue 13, 0.953 / 0.956 before the sign steps
     assert k["capture"] >= 0.96
@@ -191,7 +192,7 @@ def test_grey_day(results, house: str) -> None:
 @pytest.mark.parametrize("house", ["seed_house", "house"])
 def test_grey_day_aim_with_dimmers_down_to_15_w(house: str) -> None:
     """The 0.97 aim holds with today's regulation once the dimmers may fire down to 15 W: the
-    default 50 W `min_power_w` makes the whole gap (README: Results)."""
+    default 50 W `min_power_w` makes the whole gap (docs/simulator.md: Results)."""
     data = config.load(EXAMPLES / f"{house}.yml").model_dump(exclude_unset=True)
     for eq in data["equipment"]:
         if eq["type"] != "ConstantPowerEquipment":

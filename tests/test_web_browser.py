@@ -339,7 +339,7 @@ def test_phone_screenshot_for_the_readme(browser: Any, site: Site, tmp_path: Pat
     assert width <= PHONE["width"], "nothing overflows a phone's width"
     shot = tmp_path / "web-phone.png"
     page.screenshot(path=str(shot), full_page=True)
-    if os.environ.get("PVOPT_SCREENSHOT"):  # `make screenshot`: refresh the README's image
+    if os.environ.get("PVOPT_SCREENSHOT"):  # `make screenshot`: refresh docs/web.md's image
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copy(shot, SCREENSHOT)
     assert errors == []

@@ -163,7 +163,7 @@ def historic_warning(cfg: Config, summary: dict[str, Any] | None) -> str | None:
     return (
         f"the TIC bridge reads the Linky{who} in historic mode, which has no SINSTI: pvopt "
         "cannot see export, so it diverts nothing; ask your supplier for the TIC in standard "
-        "mode (README, 'Reading the Linky')"
+        "mode (docs/tic.md)"
     )
 
 
