@@ -1,0 +1,137 @@
+"""Device presets speak each vendor's documented topics and payloads (docs/devices.md)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from pvopt.cli import main
+from pvopt.devices import DevicePreset, UnknownPreset, json_path, presets, resolve
+
+SHIPPED = ("esphome", "seed", "shelly-gen1", "shelly-gen2", "tasmota", "zigbee2mqtt")
+
+
+def test_every_protocol_of_the_issue_is_shipped() -> None:
+    assert presets().names() == SHIPPED
+
+
+def test_seed_preset_speaks_todays_payloads_on_the_loads_own_topic() -> None:
+    seed = resolve("seed", "scr/0/in")
+    assert seed.level(37.25, 900.0) == ("scr/0/in", "37.2")  # one decimal, as the seed
+    assert resolve("seed", "wifi_plug/1/in").switch(True) == ("wifi_plug/1/in", "1")
+    assert resolve("seed", "wifi_plug/1/in").switch(False) == ("wifi_plug/1/in", "0")
+
+
+def test_tasmota_relay_numbers_power_from_one_and_dimmer_takes_an_integer() -> None:
+    t = resolve("tasmota", "sonoff-boiler", channel=1)
+    assert t.switch(True) == ("cmnd/sonoff-boiler/POWER2", "ON")
+    assert t.level(33.3, 0.0) == ("cmnd/sonoff-boiler/Dimmer", "33")
+    assert t.availability_topic() == "tele/sonoff-boiler/LWT"
+    assert t.read_online("Offline") is False and t.read_online("Online") is True
+    sensor = '{"Time":"2024-01-01T12:00:00","ENERGY":{"Total":1.2,"Power":812,"Voltage":231}}'
+    assert t.read_power(False, sensor) == 812.0
+    assert t.read_on(True, '{"POWER":"ON","Dimmer":40}') is True
+
+
+def test_shelly_gen1_relay_and_light() -> None:
+    s = resolve("shelly-gen1", "shelly1pm-84CCA8A11A2B")
+    assert s.switch(False) == ("shellies/shelly1pm-84CCA8A11A2B/relay/0/command", "off")
+    assert s.state_topic(False) == "shellies/shelly1pm-84CCA8A11A2B/relay/0"
+    assert s.read_on(False, "on") is True
+    assert s.read_power(False, "1723.45") == 1723.45
+    topic, payload = s.level(60.0, 0.0)
+    assert topic == "shellies/shelly1pm-84CCA8A11A2B/light/0/set"
+    assert json.loads(payload) == {"turn": "on", "brightness": 60}
+    assert json.loads(s.level(0.0, 0.0)[1]) == {"turn": "off"}
+    assert s.read_online("false") is False
+
+
+def test_shelly_gen2_rpc_is_json_with_our_source_and_status_is_read_by_path() -> None:
+    s = resolve("shelly-gen2", "shellyplus1pm-a8032ab12345", src="pvopt-home")
+    topic, payload = s.switch(True)
+    assert topic == "shellyplus1pm-a8032ab12345/rpc"
+    rpc = json.loads(payload)
+    assert rpc["src"] == "pvopt-home" and rpc["method"] == "Switch.Set"
+    assert rpc["params"] == {"id": 0, "on": True}
+    light = json.loads(s.level(42.0, 0.0)[1])
+    assert light["method"] == "Light.Set" and light["params"]["brightness"] == 42
+    status = '{"id":0,"source":"MQTT","output":true,"apower":1998.4,"aenergy":{"total":12.3}}'
+    assert s.state_topic(False) == "shellyplus1pm-a8032ab12345/status/switch:0"
+    assert s.read_on(False, status) is True
+    assert s.read_power(False, status) == 1998.4
+    assert s.read_online("true") is True
+
+
+def test_esphome_brightness_is_0_to_255_and_status_is_the_nodes() -> None:
+    e = resolve("esphome", "boiler-node/light/heater")
+    topic, payload = e.level(100.0, 0.0)
+    assert topic == "boiler-node/light/heater/command"
+    assert json.loads(payload) == {"state": "ON", "brightness": 255}
+    assert json.loads(e.level(0.0, 0.0)[1]) == {"state": "OFF"}
+    assert e.availability_topic() == "boiler-node/status"
+    assert e.read_on(True, '{"state":"OFF","brightness":0}') is False
+    assert e.read_level('{"state":"ON","brightness":51}') == pytest.approx(20.0)
+
+
+def test_zigbee2mqtt_brightness_is_0_to_254_and_both_availability_forms_read() -> None:
+    z = resolve("zigbee2mqtt", "garage/plug")
+    assert z.switch(True) == ("zigbee2mqtt/garage/plug/set", '{"state": "ON"}')
+    assert json.loads(z.level(50.0, 0.0)[1])["brightness"] == 127
+    assert z.read_power(False, '{"state":"ON","power":612,"linkquality":120}') == 612.0
+    assert z.read_online('{"state":"offline"}') is False  # 2.0
+    assert z.read_online("online") is True  # before 2.0
+    assert z.read_online("rebooting") is None
+
+
+def test_a_custom_device_is_a_few_lines_of_yaml() -> None:
+    custom = DevicePreset.model_validate(
+        yaml.safe_load(
+            """
+            name: custom
+            title: my router
+            relay:
+              command:
+                topic: "home/{topic}/set"
+                payload_on: '{"on": {on}}'
+                payload_off: '{"on": {on}}'
+
+              power: {topic: "home/{topic}", path: load.watts}
+            """
+        )
+    )
+    d = resolve(custom, "boiler")
+    assert d.switch(True) == ("home/boiler/set", '{"on": true}')
+    assert d.read_power(False, '{"load": {"watts": "15.5"}}') == 15.5
+    assert d.read_power(False, '{"load": {}}') is None
+
+
+def test_a_preset_that_cannot_drive_a_kind_says_so() -> None:
+    custom = DevicePreset(name="custom", title="plug only")
+    with pytest.raises(ValueError, match="cannot drive a dimmer"):
+        resolve(custom, "x").level(10.0, 0.0)
+
+
+def test_json_path_reads_nested_values_and_refuses_objects() -> None:
+    assert json_path('{"a": {"b": false}}', "a.b") == "false"
+    assert json_path('{"a": {"b": 1}}', "a") is None
+    assert json_path("  ON \n", None) == "ON"
+
+
+def test_unknown_preset_names_the_closest() -> None:
+    with pytest.raises(UnknownPreset, match="did you mean 'shelly-gen2'"):
+        resolve("shelly-gen3", "x")
+
+
+def test_devices_command_lists_presets_and_shows_one() -> None:
+    runner = CliRunner()
+    listing = runner.invoke(main, ["devices"])
+    assert listing.exit_code == 0
+    for name in (*SHIPPED, "custom"):
+        assert name in listing.output
+    one = runner.invoke(main, ["devices", "tasmota", "--topic", "boiler"], terminal_width=200)
+    assert one.exit_code == 0 and "cmnd/boiler/POWER1" in one.output
+    bad = runner.invoke(main, ["devices", "shely"])
+    assert bad.exit_code == 1 and "did you mean" in bad.output
