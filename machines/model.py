@@ -80,6 +80,19 @@ class MeterSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceReport:
+    """What one message from a load's device said (docs/devices.md); None: not in it."""
+
+    online: bool | None = None  # its availability / LWT
+    on: bool | None = None  # its output, by its state report
+    level_percent: float | None = None  # a dimmer's level, 0-100
+    power_w: float | None = None  # its measured power
+
+    def is_empty(self) -> bool:
+        return self.online is None and self.on is None and self.power_w is None
+
+
+@dataclass(frozen=True, slots=True)
 class LoadView:
     """One load as the policy sees it at a tick: its machine's verdict and its actuator."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from machines.model import LoadSpec
+from machines.model import DeviceReport, LoadSpec
 
 STATUS_TOPIC = "regulation/status"
 ONLINE_TOPIC = "regulation/online"
@@ -28,11 +28,17 @@ def online_topic(dry_run: bool) -> str:
 
 
 class Codec(Protocol):
-    """How a command power is written on the wire, and read back by the virtual house."""
+    """A load's device (pvopt/devices): how a command power is written on the wire (and read
+    by the virtual house), and what the device's own reports say."""
+
+    @property
+    def preset(self) -> str: ...
 
     def encode(self, power_w: float, max_w: float) -> str: ...
 
     def decode(self, payload: str, max_w: float) -> float: ...
+
+    def read(self, topic: str, payload: str) -> DeviceReport: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,7 @@ class LoadTopics:
     command: str
     control: str  # the seed's scr/{id}/control
     temperature: str | None  # a temperature-driven load's probe
+    reports: tuple[str, ...] = ()  # where its device reports state, power, availability
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +59,7 @@ class LoadWiring:
     spec: LoadSpec
     topics: LoadTopics
     retain: bool
-    codec: Codec  # the kind's payload encoding (dimmer percent, plug 1/0)
+    codec: Codec  # its device's protocol (the seed's: dimmer percent, plug 1/0)
 
     @property
     def command_topic(self) -> str:
@@ -67,9 +74,14 @@ class LoadWiring:
         return self.topics.temperature
 
     def payload(self, power_w: float) -> str:
-        """The command for `power_w`: a dimmer percent with one decimal, or a relay's 1/0."""
+        """The command for `power_w` in the device's protocol (the seed's: a dimmer percent
+        with one decimal, or a relay's 1/0)."""
         return self.codec.encode(power_w, self.spec.max_w)
 
     def power_of(self, payload: str) -> float:
         """The power a command payload asks for (the virtual house's end of the wire)."""
         return self.codec.decode(payload, self.spec.max_w)
+
+    def read(self, topic: str, payload: str) -> DeviceReport:
+        """What the device said on one of `topics.reports`."""
+        return self.codec.read(topic, payload)

@@ -8,8 +8,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from pvopt import config
 from pvopt.cli import main
+from pvopt.config import ConfigError
 from pvopt.devices import DevicePreset, UnknownPreset, json_path, presets, resolve
+from pvopt.kinds import DeviceConfig
 
 SHIPPED = ("esphome", "seed", "shelly-gen1", "shelly-gen2", "tasmota", "zigbee2mqtt")
 
@@ -135,3 +138,121 @@ def test_devices_command_lists_presets_and_shows_one() -> None:
     assert one.exit_code == 0 and "cmnd/boiler/POWER1" in one.output
     bad = runner.invoke(main, ["devices", "shely"])
     assert bad.exit_code == 1 and "did you mean" in bad.output
+
+
+HOUSE = """
+mqtt: {client_id: pvopt-home}
+equipment:
+  - name: boiler
+    type: VariablePowerEquipment
+    max_power: 2400
+    device: {preset: shelly-gen2, topic: shellyplus1pm-a8032ab12345}
+  - name: pump
+    type: ConstantPowerEquipment
+    nominal_power: 800
+    device: {preset: tasmota, topic: sonoff-pump, channel: 1}
+  - name: rail
+    type: VariablePowerEquipment
+    max_power: 1000
+"""
+
+
+def test_a_load_speaks_its_devices_preset_and_the_seed_stays_the_default() -> None:
+    boiler, pump, rail = config.parse(HOUSE, "house.yml", environ={}).wiring()
+    assert boiler.command_topic == "shellyplus1pm-a8032ab12345/rpc"
+    rpc = json.loads(boiler.payload(1200.0))
+    assert rpc["method"] == "Light.Set" and rpc["src"] == "pvopt-home"  # replies come to us
+    assert rpc["params"] == {"id": 0, "on": True, "brightness": 50}  # phase angle: 1/2 P at 50 %
+    assert boiler.power_of(boiler.payload(1200.0)) == pytest.approx(1200.0)
+    assert boiler.topics.reports == (
+        "shellyplus1pm-a8032ab12345/status/light:0",
+        "shellyplus1pm-a8032ab12345/online",
+    )
+    assert (pump.command_topic, pump.payload(800), pump.payload(0)) == (
+        "cmnd/sonoff-pump/POWER2",
+        "ON",
+        "OFF",
+    )
+    assert pump.power_of("ON") == 800 and pump.power_of("OFF") == 0
+    assert (rail.command_topic, rail.payload(500.0)) == ("scr/2/in", "50.0")  # the seed's
+    assert rail.topics.reports == ()
+
+
+def test_reports_are_read_for_the_load_they_belong_to() -> None:
+    boiler, pump, _ = config.parse(HOUSE, "house.yml", environ={}).wiring()
+    status = '{"id": 0, "source": "mqtt", "output": true, "brightness": 50, "apower": 1187.5}'
+    got = boiler.read("shellyplus1pm-a8032ab12345/status/light:0", status)
+    assert (got.on, got.level_percent, got.power_w) == (True, 50.0, 1187.5)
+    assert boiler.read("shellyplus1pm-a8032ab12345/online", "false").online is False
+    sensor = '{"ENERGY": {"Power": -3}}'  # a negative reading is no measurement
+    assert pump.read("tele/sonoff-pump/SENSOR", sensor).power_w is None
+    assert pump.read("stat/sonoff-pump/POWER2", "ON").on is True
+
+
+def test_every_preset_reads_back_what_it_writes() -> None:
+    for name in presets().names():
+        for dimmer, power in ((True, 700.0), (True, 0.0), (False, 1000.0), (False, 0.0)):
+            link = DeviceConfig(preset=name, topic="dev/x").link("scr/0/in", dimmer, "linear", "p")
+            assert link.decode(link.encode(power, 1000.0), 1000.0) == pytest.approx(
+                power, abs=5.0
+            ), (name, dimmer, power)
+
+
+@pytest.mark.parametrize(
+    ("device", "says"),
+    [
+        ("{preset: shely-gen2, topic: a}", "did you mean 'shelly-gen2'"),
+        ("{preset: tasmota}", "preset tasmota needs topic"),
+        ("{preset: custom, topic: a}", "needs a relay: or a dimmer: section"),
+        (
+            "{preset: tasmota, topic: a, relay: {command: {topic: x, payload_on: 1, "
+            "payload_off: 0}}}",
+            "only for preset: custom",
+        ),
+    ],
+)
+def test_a_wrong_device_says_which_load_and_what(device: str, says: str) -> None:
+    text = (
+        "equipment:\n  - name: pump\n    type: ConstantPowerEquipment\n"
+        f"    nominal_power: 800\n    device: {device}\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        config.parse(text, "house.yml", environ={})
+    message = str(exc.value)
+    assert says in message and "house.yml" in message and "equipment[0].device" in message
+
+
+def test_command_topic_belongs_to_the_seed_preset() -> None:
+    text = HOUSE.replace("channel: 1}", "channel: 1}\n    command_topic: my/plug")
+    with pytest.raises(ConfigError, match="command_topic is for the seed"):
+        config.parse(text, "house.yml", environ={})
+
+
+def test_config_check_shows_each_loads_resolved_topics_and_payloads(tmp_path) -> None:
+    path = tmp_path / "house.yml"
+    path.write_text(HOUSE)
+    out = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert out.exit_code == 0, out.output
+    shown = yaml.safe_load(
+        out.output.split("# what pvopt publishes")[1].split("\n", 1)[1].rsplit("ok", 1)[0]
+    )
+    pump = next(e for e in shown if e["load"] == "pump")
+    assert pump == {
+        "load": "pump",
+        "preset": "tasmota",
+        "command": "cmnd/sonoff-pump/POWER2",
+        "full": "ON",
+        "off": "OFF",
+        "reads": ["stat/sonoff-pump/POWER2", "tele/sonoff-pump/SENSOR", "tele/sonoff-pump/LWT"],
+    }
+
+
+def test_a_custom_device_without_the_loads_verb_is_refused() -> None:
+    text = HOUSE.replace(
+        "{preset: tasmota, topic: sonoff-pump, channel: 1}",
+        "{preset: custom, topic: x, dimmer: {command: {topic: 'x/set', payload: '{percent}'}}}",
+    )
+    with pytest.raises(
+        ConfigError, match=r"equipment\[1\]\.device\.preset: preset custom has no relay"
+    ):
+        config.parse(text, "house.yml", environ={})

@@ -28,7 +28,6 @@ from pvopt.kinds import (
     LoadKind,
     MeterConfig,
     MeterSource,
-    PercentCodec,
     SpecFields,
     UnknownLoadKind,
     load_kind,
@@ -50,8 +49,8 @@ class ToyRadiator(DimmerEquipment):
     def spec_fields(self) -> SpecFields:
         return {"max_w": self.max_power, "min_power_w": self.min_power_w}
 
-    def codec(self) -> PercentCodec:
-        return PercentCodec("linear")
+    def curve(self) -> str:
+        return "linear"
 
 
 class KilowattMeter(MeterSource):

@@ -87,6 +87,13 @@ def config_check(file: str) -> None:
             "ignores them",
             _yaml(sim),
         ]
+    from pvopt.cli.devices import wiring_summary
+
+    show += [
+        "",
+        "# what pvopt publishes to each load, and where it reads back",
+        _yaml(wiring_summary(cfg)),
+    ]
     console.print("\n".join(show), highlight=False, markup=False)
     console.print(f"[green]ok[/green] {file}: {len(cfg.equipment)} load(s)", highlight=False)
     from pvopt.tic_script import historic_note

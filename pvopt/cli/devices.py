@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from rich.table import Table
 
 from pvopt.cli.common import console, fail
+from pvopt.config import Config
 from pvopt.devices import UnknownPreset, presets, resolve
 
 
@@ -52,6 +55,26 @@ def _reads(table: Table, what: str, state: str | None, power: str | None) -> Non
         table.add_row(f"reads {what} state", state, "")
     if power is not None:
         table.add_row(f"reads {what} power", power, "")
+
+
+def wiring_summary(cfg: Config) -> list[dict[str, Any]]:
+    """Per load, what `config check` shows of its device: the resolved command topic, the
+    payload at full power and at 0 W, and where it reports."""
+    out = []
+    for w in cfg.wiring():
+        entry: dict[str, Any] = {
+            "load": w.spec.name,
+            "preset": w.codec.preset,
+            "command": w.command_topic,
+            "full": w.payload(w.spec.max_w),
+            "off": w.payload(0.0),
+        }
+        if w.spec.kind.value == "dimmer":
+            entry["half"] = w.payload(w.spec.max_w / 2)
+        if w.topics.reports:
+            entry["reads"] = list(w.topics.reports)
+        out.append(entry)
+    return out
 
 
 COMMANDS = [devices]

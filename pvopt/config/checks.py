@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from machines.model import Kind
 from machines.wiring import OWN_TOPICS
 from pvopt.config.model import Config
 from pvopt.kinds import MeterTopics, load_kind, meter_source
@@ -36,10 +37,21 @@ def cross_section_problems(cfg: Config) -> Located:
                 )
             )
         seen_ids.setdefault(load_id, i)
+        verbs = "dimmer" if load_kind(eq.type_name()).actuation is Kind.DIMMER else "relay"
+        if getattr(eq.device.model(), verbs) is None:
+            out.append(
+                (
+                    ("equipment", i, "device", "preset"),
+                    f"preset {eq.device.preset} has no {verbs}: section, and "
+                    f"{eq.type_name()} is driven as a {verbs}",
+                )
+            )
     if cfg.mqtt.tls.key_file is not None and cfg.mqtt.tls.cert_file is None:
         out.append(
             (("mqtt", "tls", "key_file"), "key_file without cert_file: give the certificate too")
         )
+    if out:  # a device that cannot drive its load has no topics to compare
+        return out
     out += _topic_clashes(cfg)
     ids = {cfg.load_id(i) for i in range(len(cfg.equipment))}
     schedule_names: dict[str, int] = {}

@@ -54,13 +54,15 @@ class Config(Strict):
         return [load_spec(self.equipment[i], self.load_id(i)) for i in ranked]
 
     def wiring(self) -> list[LoadWiring]:
-        """Each load's topics and payload codec, in priority order."""
+        """Each load's topics and device link, in priority order."""
         by_name = {eq.name: (eq, self.load_id(i)) for i, eq in enumerate(self.equipment)}
         out = []
         for spec in self.specs():
             eq, load_id = by_name[spec.name]
-            topics = load_kind(eq.type_name()).topics(eq, load_id)
-            out.append(LoadWiring(spec, topics, retain=eq.retain, codec=eq.codec()))
+            kind = load_kind(eq.type_name())
+            link = kind.link(eq, load_id, src=self.mqtt.client_id)
+            topics = kind.topics(eq, load_id, link)
+            out.append(LoadWiring(spec, topics, retain=eq.retain, codec=link))
         return out
 
     def schedule_list(self) -> list[Schedule]:

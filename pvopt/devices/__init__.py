@@ -16,7 +16,10 @@ from pydantic import ValidationError
 from machines.registry import Registry, UnknownName
 from pvopt.devices.preset import DevicePreset, DeviceWiring, json_path, render
 
+CUSTOM = "custom"  # a preset written in the load's own `device:` entry
+
 __all__ = [
+    "CUSTOM",
     "DevicePreset",
     "DeviceWiring",
     "UnknownPreset",

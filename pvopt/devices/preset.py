@@ -25,6 +25,27 @@ def render(template: str, values: dict[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
+NUMBER = r"-?\d+(?:\.\d+)?"
+
+
+def matcher(template: str, values: dict[str, str]) -> re.Pattern[str]:
+    """A pattern that reads a rendered `template` back: `{level}`, `{percent}` and `{power_w}`
+    captured as numbers, `{on}` as true/false, the other placeholders as their values."""
+    out, pos = [], 0
+    for m in PLACEHOLDER.finditer(template):
+        out.append(re.escape(template[pos : m.start()]))
+        name = m.group(1)
+        if name in ("level", "percent", "power_w"):
+            out.append(f"(?P<{name}>{NUMBER})")
+        elif name == "on":
+            out.append("(?P<on>true|false)")
+        else:
+            out.append(re.escape(values[name]))
+        pos = m.end()
+    out.append(re.escape(template[pos:]))
+    return re.compile("".join(out))
+
+
 def json_path(payload: str, path: str | None) -> str | None:
     """The value at dotted `path` of a JSON payload, as text (`true`/`false` for booleans);
     the bare payload without a path, or when it is not JSON (zigbee2mqtt's legacy plain
@@ -51,7 +72,7 @@ class _Section(BaseModel):
     """Keys follow Home Assistant's MQTT names (`payload_on`…): YAML reads a bare `on:` as
     true."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class SwitchCommand(_Section):
@@ -165,6 +186,34 @@ class DeviceWiring:
         }
         template = cmd.payload_off if level == 0 and cmd.payload_off is not None else cmd.payload
         return render(cmd.topic, values), render(template, values)
+
+    def parse_switch(self, payload: str) -> bool | None:
+        """Whether a relay command says on (the device's end of the wire); None: not one."""
+        cmd = self._verbs(False).command
+        assert isinstance(cmd, SwitchCommand)
+        text = payload.strip()
+        for on in (True, False):
+            values = {**self.values, "on": "true" if on else "false"}
+            if text == render(cmd.payload_on if on else cmd.payload_off, values):
+                return on
+        return None
+
+    def parse_level(self, payload: str) -> float | None:
+        """The percent (0-100) a dimmer command sets; None: not a command of this preset."""
+        cmd = self._verbs(True).command
+        assert isinstance(cmd, LevelCommand)
+        text = payload.strip()
+        if cmd.payload_off is not None and matcher(cmd.payload_off, self.values).fullmatch(text):
+            return 0.0
+        m = matcher(cmd.payload, self.values).fullmatch(text)
+        if m is None:
+            return None
+        got = m.groupdict()
+        if got.get("percent") is not None:
+            return float(got["percent"])
+        if got.get("level") is not None:
+            return float(got["level"]) * 100.0 / cmd.scale
+        return None
 
     def state_topic(self, dimmer: bool) -> str | None:
         report = self._verbs(dimmer).state

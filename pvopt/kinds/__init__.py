@@ -9,23 +9,21 @@ Add a meter kind: a module with a `MeterSource` subclass, registered below.
 from __future__ import annotations
 
 from machines.wiring import Codec
+from pvopt.devices.curve import dimmer_percent, dimmer_power
 from pvopt.kinds import constant, grid, linky, temp_driven, unknown, variable
 from pvopt.kinds.base import (
     MAX_POWER_W,
     Celsius,
+    DeviceConfig,
     DimmerEquipment,
     EquipmentModel,
     LoadSimConfig,
-    PercentCodec,
     Power,
     RelayEquipment,
     SpecFields,
     Strict,
-    SwitchCodec,
     Text,
     Topic,
-    dimmer_percent,
-    dimmer_power,
 )
 from pvopt.kinds.meters import (
     METER_SOURCES,
@@ -56,6 +54,7 @@ __all__ = [
     "METER_SOURCES",
     "Celsius",
     "Codec",
+    "DeviceConfig",
     "DimmerEquipment",
     "EquipmentModel",
     "HouseReading",
@@ -64,12 +63,10 @@ __all__ = [
     "MeterConfig",
     "MeterSource",
     "MeterTopics",
-    "PercentCodec",
     "Power",
     "RelayEquipment",
     "SpecFields",
     "Strict",
-    "SwitchCodec",
     "Text",
     "Topic",
     "UnknownLoadKind",

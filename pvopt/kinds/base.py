@@ -1,12 +1,10 @@
-"""What every load kind shares: the config models' common fields, the spec fields a kind fills
-in, and the payload codecs of the seed's dimmers and smart plugs."""
+"""What every load kind shares: the config models' common fields (its `device:` among them) and
+the spec fields a kind fills in."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from types import UnionType
-from typing import Annotated, Any, ClassVar, Literal, TypedDict, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, TypedDict, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -15,10 +13,14 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from machines.model import Thresholds
-from machines.wiring import Codec
+from pvopt.devices import CUSTOM, DevicePreset, presets, resolve
+from pvopt.devices.curve import Curve
+from pvopt.devices.link import DeviceLink
+from pvopt.devices.preset import Availability, DimmerVerbs, RelayVerbs
 
 MAX_POWER_W = 100_000.0
 Power = Annotated[float, Field(gt=0, le=MAX_POWER_W)]
@@ -102,45 +104,54 @@ class SpecFields(TypedDict, total=False):
     min_off_s: float
 
 
-def dimmer_percent(power_w: float, max_w: float, linearisation: str) -> float:
-    """Phase-angle firing percent that delivers `power_w` from a resistive load (the fork's
-    acos(1 − 2·P/Pmax)/π·100), or the plain ratio for a `linear` dimmer."""
-    ratio = min(max(power_w / max_w, 0.0), 1.0)
-    if linearisation == "linear":
-        return ratio * 100.0
-    return math.acos(1.0 - 2.0 * ratio) / math.pi * 100.0
+class DeviceConfig(Strict):
+    """`device:` of a load: how it is spoken to and what it reports (docs/devices.md).
 
+    `preset` names a shipped protocol (`pvopt devices`), or `custom` with its own `relay:` /
+    `dimmer:` / `availability:` sections in the preset's shape.
+    """
 
-def dimmer_power(percent: float, max_w: float, linearisation: str) -> float:
-    """Inverse of `dimmer_percent`."""
-    x = min(max(percent / 100.0, 0.0), 1.0)
-    if linearisation == "linear":
-        return x * max_w
-    return (1.0 - math.cos(x * math.pi)) / 2.0 * max_w
+    preset: Text = "seed"
+    topic: Topic | None = None  # the device's name on MQTT (the seed: the load's command topic)
+    channel: int = Field(0, ge=0, le=31)
+    curve: Curve | None = None  # a dimmer's curve (default: the entry's `linearisation`)
+    relay: RelayVerbs | None = None
+    dimmer: DimmerVerbs | None = None
+    availability: Availability | None = None
 
+    @model_validator(mode="after")
+    def _preset_known(self) -> DeviceConfig:
+        own = [k for k in ("relay", "dimmer", "availability") if getattr(self, k) is not None]
+        if self.preset == CUSTOM:
+            if self.relay is None and self.dimmer is None:
+                raise ValueError("a custom device needs a relay: or a dimmer: section")
+        else:
+            registry = presets()
+            if registry.find(self.preset) is None:
+                raise ValueError(registry.unknown_message(self.preset) + ", or custom")
+            if own:
+                raise ValueError(
+                    f"{', '.join(own)}: only for preset: custom ({self.preset} defines them)"
+                )
+        if self.topic is None and self.preset != "seed":
+            raise ValueError(f"preset {self.preset} needs topic: the device's name on MQTT")
+        return self
 
-@dataclass(frozen=True, slots=True)
-class PercentCodec:
-    """The seed's `scr/{id}/in`: a firing percent with one decimal."""
+    def model(self) -> DevicePreset:
+        if self.preset != CUSTOM:
+            return presets().get(self.preset)
+        return DevicePreset(
+            name=CUSTOM,
+            title="custom",
+            relay=self.relay,
+            dimmer=self.dimmer,
+            availability=self.availability,
+        )
 
-    linearisation: str = "phase_angle"
-
-    def encode(self, power_w: float, max_w: float) -> str:
-        return f"{dimmer_percent(power_w, max_w, self.linearisation):.1f}"
-
-    def decode(self, payload: str, max_w: float) -> float:
-        return dimmer_power(float(payload), max_w, self.linearisation)
-
-
-@dataclass(frozen=True, slots=True)
-class SwitchCodec:
-    """A smart plug's `wifi_plug/{id}/in`: 1 or 0."""
-
-    def encode(self, power_w: float, max_w: float) -> str:
-        return "1" if power_w > 0 else "0"
-
-    def decode(self, payload: str, max_w: float) -> float:
-        return max_w if float(payload) > 0 else 0.0
+    def link(self, default_topic: str, dimmer: bool, curve: str, src: str) -> DeviceLink:
+        """The load's link; `default_topic` is the seed's topic for a `seed` device."""
+        wiring = resolve(self.model(), self.topic or default_topic, self.channel, src)
+        return DeviceLink(wiring, dimmer, self.curve or curve)
 
 
 class EquipmentModel(Strict):
@@ -158,6 +169,7 @@ class EquipmentModel(Strict):
     enabled: bool = True
     command_topic: Topic | None = None
     retain: bool = False
+    device: DeviceConfig = DeviceConfig()
     sim: LoadSimConfig = LoadSimConfig()
 
     @field_validator("name")
@@ -180,9 +192,18 @@ class EquipmentModel(Strict):
         """The kind-specific part of the core's `LoadSpec`."""
         raise NotImplementedError(f"{type(self).__name__} must define spec_fields()")
 
-    def codec(self) -> Codec:
-        """How this entry's commands are written."""
-        raise NotImplementedError(f"{type(self).__name__} must define codec()")
+    def curve(self) -> str:
+        """A dimmer's curve when its device does not say (a relay has none)."""
+        return "phase_angle"
+
+    @model_validator(mode="after")
+    def _one_command_topic(self) -> EquipmentModel:
+        if self.command_topic is not None and self.device.preset != "seed":
+            raise ValueError(
+                f"command_topic is for the seed's firmware; preset {self.device.preset} "
+                "derives its topics from device.topic"
+            )
+        return self
 
     def probe_topic(self) -> str | None:
         """A temperature topic the user set on this entry (None: the kind's default)."""
@@ -198,10 +219,10 @@ class DimmerEquipment(EquipmentModel):
 
     max_power: Power
     min_power_w: float = Field(50.0, ge=0, le=MAX_POWER_W)
-    linearisation: Literal["phase_angle", "linear"] = "phase_angle"
+    linearisation: Curve = "phase_angle"
 
-    def codec(self) -> Codec:
-        return PercentCodec(self.linearisation)
+    def curve(self) -> str:
+        return self.linearisation
 
 
 class RelayEquipment(EquipmentModel):
@@ -209,6 +230,3 @@ class RelayEquipment(EquipmentModel):
 
     min_on_s: float = Field(0.0, ge=0, le=86400)
     min_off_s: float = Field(0.0, ge=0, le=86400)
-
-    def codec(self) -> Codec:
-        return SwitchCodec()

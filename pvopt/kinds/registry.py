@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from machines.model import Kind, LoadSpec
 from machines.registry import Registry, UnknownName
 from machines.wiring import LoadTopics
+from pvopt.devices.link import DeviceLink
 from pvopt.kinds.base import EquipmentModel
 
 
@@ -43,15 +44,25 @@ class LoadKind:
             **eq.spec_fields(),
         )
 
-    def topics(self, eq: EquipmentModel, load_id: int) -> LoadTopics:
-        """The entry's topics: what it sets, else this kind's defaults for `load_id`."""
+    def link(self, eq: EquipmentModel, load_id: int, src: str = "pvopt") -> DeviceLink:
+        """How the entry's device is spoken to: its `device:`, the seed's topics by default;
+        `src` names this pvopt to devices that reply (Shelly Gen2's RPC)."""
+        seed_topic = eq.command_topic or self.command_topic.format(id=load_id)
+        return eq.device.link(seed_topic, self.actuation is Kind.DIMMER, eq.curve(), src)
+
+    def topics(
+        self, eq: EquipmentModel, load_id: int, link: DeviceLink | None = None
+    ) -> LoadTopics:
+        """The entry's topics: what it and its device set, else this kind's defaults."""
         probe = None
         if self.temperature_topic is not None:
             probe = eq.probe_topic() or self.temperature_topic.format(id=load_id)
+        link = link or self.link(eq, load_id)
         return LoadTopics(
-            command=eq.command_topic or self.command_topic.format(id=load_id),
+            command=link.command_topic,
             control=f"scr/{load_id}/control",
             temperature=probe,
+            reports=link.report_topics(),
         )
 
 
