@@ -81,13 +81,14 @@ class Controller:
         raise UnknownLoad(key)
 
     def account(self, now: float) -> None:
-        """Count the energy each load drew at its setpoint since the last tick (and, with a
-        ledger, the interval figures: the meter value held since the last tick too)."""
+        """Count the energy each load drew since the last tick: its device's measurement, else
+        its setpoint, nothing while offline (and, with a ledger, the interval figures: the
+        meter value held since the last tick too)."""
         if self.last_tick is not None and now > self.last_tick:
             # a stall or an undetected clock step credits no more than one step's worth
             t0 = max(self.last_tick, now - MAX_ACCOUNT_STEP_S)
             for m in self.machines.values():
-                m.add_power(m.setpoint_w, t0, now)
+                m.add_power(m.device.drawn_w(m.setpoint_w, now), t0, now)
             if self.ledger is not None:
                 self._ledger_add(t0, now)
         self.last_tick = now
@@ -129,7 +130,7 @@ class Controller:
         spans = [
             LoadSpan(
                 name,
-                m.setpoint_w,
+                m.device.drawn_w(m.setpoint_w, t1),
                 m.state.value,
                 m.temperature_c if m.temperature_known(t1) else None,
                 **export_room(m, self.limits, t1),

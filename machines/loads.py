@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from transitions import EventData, Machine
 
+from machines.device import DeviceHealth
 from machines.model import FORCED_STATES, Kind, LoadSpec, Mode, State, Thresholds
 
 OFF, ECO, SOLAR, BOOST = State.OFF, State.ECO, State.SOLAR, State.BOOST
@@ -29,6 +30,11 @@ ANY = frozenset(State)
 def eco_reason(m: LoadMachine) -> str:
     """The reason the planner gave with its eco request (forced_window, deficit)."""
     return m.eco_reason or "eco"
+
+
+def device_reason(m: LoadMachine) -> str:
+    """Why its device cannot be used: offline, or not following its commands."""
+    return "device_offline" if m.device.offline else "device_not_following"
 
 
 # Reason a row gives: a code, a function of the machine, or None to keep the current reason.
@@ -96,6 +102,9 @@ _IDLE = {OFF, SOLAR}  # what is left once eco has decided
 TICK = Table(
     # source  when                         dest   move                       reason
     (ANY,     ("disabled",),               OFF,   "disable",                 "disabled"),
+    # its device said it is offline, or does not do what it is told (machines/device.py)
+    ({BOOST}, ("device_unusable",),        OFF,   "device_lost",             device_reason, True),
+    (_AUTO,   ("device_unusable",),        OFF,   "device_lost",             device_reason),
     # a boost runs to its deadline or temp_max, in auto and manual mode alike
     ({BOOST}, ("expired", "meter_stale"),  OFF,   "force_ended_satisfied",   "deadline", True),
     ({BOOST}, ("expired", "reached_goal"), OFF,   "force_ended_satisfied",   "deadline", True),
@@ -255,6 +264,7 @@ class LoadMachine:
         self.setpoint_w = 0.0
         self.switched_at: float | None = None
         self.records: list[TransitionRecord] = []
+        self.device = DeviceHealth()  # what its device reported (not persisted)
         self.machine = Machine(
             model=self,
             states=State,
@@ -416,6 +426,10 @@ class LoadMachine:
     # -- guards: what the rows' `when` names, each of (now, meter_stale) ------------------------
     def guard_disabled(self, now: float, meter_stale: bool) -> bool:
         return not self.spec.enabled
+
+    def guard_device_unusable(self, now: float, meter_stale: bool) -> bool:
+        """Its device said it is offline, or was left out for not following its commands."""
+        return self.device.offline or self.device.not_following(now)
 
     def guard_manual(self, now: float, meter_stale: bool) -> bool:
         return self.mode is Mode.MANUAL

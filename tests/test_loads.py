@@ -8,7 +8,7 @@ import pytest
 from transitions import MachineError
 
 from machines.loads import RELEASE, TICK, CommandError, LoadMachine, Row, Table, check_temperature
-from machines.model import Kind, LoadSpec, Mode, State, Thresholds
+from machines.model import DeviceReport, Kind, LoadSpec, Mode, State, Thresholds
 from tests.conftest import PARIS, T0
 
 HEATER = LoadSpec("water_heater", 0, Kind.DIMMER, 2400.0, thresholds=Thresholds(45, 50, 55, 60))
@@ -45,6 +45,11 @@ def reached(start: State, act, expect_state: State, expect_reason: str, now: flo
     return m
 
 
+def _offline(m: LoadMachine, now: float) -> None:
+    m.device.observe(DeviceReport(online=False), now)
+    m.update(now, meter_stale=False)
+
+
 def _update(temp: float | None = None, stale: bool = False, eco: str | None = "keep"):
     def act(m: LoadMachine, now: float) -> None:
         if temp is not None:
@@ -77,6 +82,7 @@ CASES = [
     ("switched_off", BOOST, lambda m, now: m.switch_off(now), OFF, "manual"),
     ("switched_off", ECO, lambda m, now: m.switch_off(now), OFF, "manual"),
     ("switched_off", OFF, lambda m, now: m.switch_off(now), OFF, "manual"),
+    *(("device_lost", s, _offline, OFF, "device_offline") for s in (SOLAR, ECO, BOOST)),
 ]
 
 
@@ -366,3 +372,46 @@ def test_restore_prefers_a_changed_config_value() -> None:
     edited = LoadSpec("water_heater", 0, Kind.DIMMER, 2400.0, thresholds=Thresholds(45, 50, 55, 65))
     assert LoadMachine.restore(edited, PARIS, data, T0).thresholds.temp_max == 65
     assert LoadMachine.restore(HEATER, PARIS, data, T0).thresholds.temp_max == 62
+
+
+def test_an_offline_device_is_shed_and_rejoins_on_surplus_counting_nothing_meanwhile() -> None:
+    m = to(heater(), SOLAR)
+    m.set_power(1200.0, T0)
+    _offline(m, T0 + 5)
+    assert (m.state, m.reason, m.device.drawn_w(1200.0, T0 + 5)) == (OFF, "device_offline", 0.0)
+    m.device.observe(DeviceReport(online=True), T0 + 60)
+    m.update(T0 + 60, meter_stale=False)
+    assert (m.state, m.reason) == (SOLAR, "surplus")
+
+
+def test_a_manual_off_stays_manual_through_an_outage() -> None:
+    m = heater()
+    m.switch_off(T0)
+    _offline(m, T0 + 1)
+    assert (m.state, m.mode, m.reason) == (OFF, Mode.MANUAL, "device_offline")
+    m.device.observe(DeviceReport(online=True), T0 + 2)
+    m.update(T0 + 2, meter_stale=False)
+    assert (m.state, m.mode, m.reason) == (OFF, Mode.MANUAL, "manual")
+
+
+def test_a_device_that_disobeys_is_resent_then_left_out_then_retried() -> None:
+    from machines.device import MAX_RESENDS, OBEY_S, RETRY_S
+
+    m = to(heater(), SOLAR)
+    m.device.observe(DeviceReport(on=False), T0)  # commanded on, says off
+    resends = [t for t in range(0, 200) if m.device.resend_due(True, T0 + t)]
+    assert len(resends) == MAX_RESENDS  # one every OBEY_S, then it is left out
+    assert resends == [OBEY_S * k for k in range(1, MAX_RESENDS + 1)]
+    m.update(T0 + 200, meter_stale=False)
+    assert (m.state, m.reason) == (OFF, "device_not_following")
+    m.update(T0 + 200 + RETRY_S, meter_stale=False)  # tried again, its next report decides
+    assert m.state is SOLAR and not m.device.resend_due(True, T0 + 200 + RETRY_S + 1)
+
+
+def test_a_measurement_counts_while_fresh_then_the_command_again() -> None:
+    from machines.device import MEASURED_FRESH_S
+
+    m = heater()
+    m.device.observe(DeviceReport(power_w=19.0), T0)
+    assert m.device.drawn_w(2400.0, T0 + MEASURED_FRESH_S) == 19.0
+    assert m.device.drawn_w(2400.0, T0 + MEASURED_FRESH_S + 1) == 2400.0
