@@ -24,7 +24,9 @@ from jobs.persist import Persister
 from jobs.ports import Clock, Publisher
 from machines.commands import Command, Outcome, apply
 from machines.controller import Controller, UnknownLoad
+from machines.device import MAX_RESENDS, RETRY_S
 from machines.loads import CommandError
+from machines.model import DeviceReport
 from machines.status import build_status, event_json
 from machines.totals import annotate
 from machines.wiring import LoadWiring, status_topic
@@ -44,6 +46,15 @@ class Temperature:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceInput:
+    """What a load's device reported (state, power, availability), with its arrival time."""
+
+    load: str
+    report: DeviceReport
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Control:
     """A well-formed manual command; whether the load exists or accepts it is the
     controller's to say, on the worker."""
@@ -58,7 +69,7 @@ class Reconnected:
     """The broker may have lost the actuators' retained commands: send every one again."""
 
 
-Input = Temperature | Control | Reconnected
+Input = Temperature | DeviceInput | Control | Reconnected
 
 
 class Regulator:
@@ -103,6 +114,7 @@ class Regulator:
         self.inbox: queue.SimpleQueue[Input] = queue.SimpleQueue()
         self.sent: dict[str, tuple[str, float]] = {}  # load -> (payload, when) last published
         self.ticks = 0
+        self.not_following: set[str] = set()  # loads whose device was logged as not following
         # a dry run's energy is what it would have drawn: kept apart from the stored counters
         self.dry_baseline = (
             {n: (m.day_index, m.energy_today_wh) for n, m in ctl.machines.items()}
@@ -224,6 +236,8 @@ class Regulator:
                 break
             if isinstance(item, Temperature):
                 self.ctl.machines[item.load].set_temperature(item.value_c, item.at)
+            elif isinstance(item, DeviceInput):
+                self.ctl.machines[item.load].device.observe(item.report, item.at)
             elif isinstance(item, Control):
                 commanded |= self._command(item, now)
             else:
@@ -248,16 +262,37 @@ class Regulator:
 
     # -- outputs ------------------------------------------------------------------------------
     def send_commands(self, now: float, *, force: bool = False) -> None:
-        """Publish each load's command when it changed, or every `command_refresh_s`."""
+        """Publish each load's command when it changed, every `command_refresh_s`, or when its
+        device's state disagrees with it (machines/device.py)."""
         for name, w in self.wires.items():
-            payload = w.payload(self.ctl.machines[name].setpoint_w)
+            m = self.ctl.machines[name]
+            payload = w.payload(m.setpoint_w)
             last = self.sent.get(name)
             fresh = last is not None and now - last[1] < self.command_refresh_s
-            if not force and last is not None and last[0] == payload and fresh:
+            disobeys = m.device.resend_due(m.setpoint_w > 0, now)
+            self._tell_not_following(name, m.device.not_following_since is not None)
+            if disobeys:
+                log.info("%s: its device reports otherwise, command sent again", name)
+            elif not force and last is not None and last[0] == payload and fresh:
                 continue
             self.sent[name] = (payload, now)
             if not self.dry_run:
                 self.publisher.publish(w.command_topic, payload, retain=w.retain)
+
+    def _tell_not_following(self, name: str, now_not_following: bool) -> None:
+        """Log once when a load is left out for not following, once when it is back."""
+        if now_not_following and name not in self.not_following:
+            self.not_following.add(name)
+            log.warning(
+                "%s: its device does not follow its commands after %d resends: left out "
+                "(tried again in %.0f min; docs/devices.md)",
+                name,
+                MAX_RESENDS,
+                RETRY_S / 60,
+            )
+        elif not now_not_following and name in self.not_following:
+            self.not_following.discard(name)
+            log.info("%s: its device is tried again", name)
 
     def status(self, now: float) -> dict[str, Any]:
         """The document of docs/topics.md plus the store, outbox, meter and job counters."""

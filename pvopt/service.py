@@ -24,7 +24,7 @@ from jobs.influx import FlushJob, Outbox, add_influx_job
 from jobs.meter_cache import MeterCache
 from jobs.persist import Persister
 from jobs.ports import Clock
-from jobs.regulator import Control, Reconnected, Regulator, Temperature
+from jobs.regulator import Control, DeviceInput, Reconnected, Regulator, Temperature
 from jobs.schedules import add_schedule_job
 from jobs.scheduling import EXECUTORS, add_regulation_jobs, make_scheduler
 from machines.commands import Command, Outcome, parse_control_json, parse_seed_control
@@ -171,6 +171,12 @@ class Service:
         for w in self.wires.values():
             if w.temperature_topic:
                 routes[w.temperature_topic] = functools.partial(self._on_temp, w)
+        reporting: dict[str, list[LoadWiring]] = {}  # a topic may report several channels
+        for w in self.wires.values():
+            for topic in w.topics.reports:
+                reporting.setdefault(topic, []).append(w)
+        for topic, wires in reporting.items():
+            routes[topic] = functools.partial(self._on_device, topic, tuple(wires))
         routes[CONTROL_TOPIC] = self._on_control
         return routes
 
@@ -344,6 +350,21 @@ class Service:
             log.warning("ignored %s payload %r: %s", w.temperature_topic, payload[:60], exc)
             return
         self.regulator.post(Temperature(w.spec.name, value, now))
+
+    def _on_device(
+        self, topic: str, wires: tuple[LoadWiring, ...], payload: bytes, now: float
+    ) -> None:
+        """A device's state, power or availability (docs/devices.md); an offline device is
+        shed at once, not at the next tick."""
+        text = payload.decode("utf-8", errors="replace")
+        for w in wires:
+            report = w.read(topic, text)
+            if report.is_empty():
+                log.debug("nothing for %s in %s payload %r", w.spec.name, topic, payload[:60])
+                continue
+            self.regulator.post(DeviceInput(w.spec.name, report, now))
+            if report.online is not None:
+                self.kick(0.0)
 
     def _on_seed_control(self, w: LoadWiring, payload: bytes, now: float) -> None:
         try:
