@@ -19,6 +19,7 @@ def cross_section_problems(cfg: Config) -> Located:
     out: Located = []
     seen_names: dict[str, int] = {}
     seen_ids: dict[int, int] = {}
+    undrivable = False  # a device that cannot drive its load has no topics to compare
     for i, eq in enumerate(cfg.equipment):
         if eq.name in seen_names:
             out.append(
@@ -39,6 +40,7 @@ def cross_section_problems(cfg: Config) -> Located:
         seen_ids.setdefault(load_id, i)
         verbs = "dimmer" if load_kind(eq.type_name()).actuation is Kind.DIMMER else "relay"
         if getattr(eq.device.model(), verbs) is None:
+            undrivable = True
             out.append(
                 (
                     ("equipment", i, "device", "preset"),
@@ -50,9 +52,8 @@ def cross_section_problems(cfg: Config) -> Located:
         out.append(
             (("mqtt", "tls", "key_file"), "key_file without cert_file: give the certificate too")
         )
-    if out:  # a device that cannot drive its load has no topics to compare
-        return out
-    out += _topic_clashes(cfg)
+    if not undrivable:
+        out += _topic_clashes(cfg)
     ids = {cfg.load_id(i) for i in range(len(cfg.equipment))}
     schedule_names: dict[str, int] = {}
     for i, sched in enumerate(cfg.schedules):
