@@ -40,6 +40,8 @@ class Codec(Protocol):
 
     def read(self, topic: str, payload: str) -> DeviceReport: ...
 
+    def availability_topic(self) -> str | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class LoadTopics:

@@ -40,12 +40,20 @@ class Heater:
     ambient_c: float
     cold_c: float
 
+    hysteresis_k: float = 0.0  # a mechanical thermostat closes again a few kelvin below
+    cut: bool = False
+
     def __post_init__(self) -> None:
         self.joules_per_k = self.litres * WH_PER_LITRE_K * 3600.0
 
     def accepts(self) -> bool:
-        """The heater's own thermostat: no power at or above its setting."""
-        return self.temp_c < self.thermostat_c
+        """The heater's own thermostat: open at its setting, closed again `hysteresis_k`
+        below it."""
+        if self.cut:
+            self.cut = self.temp_c >= self.thermostat_c - self.hysteresis_k
+        else:
+            self.cut = self.temp_c >= self.thermostat_c
+        return not self.cut
 
     def step(self, power_w: float) -> None:
         self.temp_c += (
@@ -79,7 +87,13 @@ def water_heater(eq: EquipmentModel, spec: LoadSpec, cfg: Config) -> LoadPhysics
 
     def tank() -> Heater:
         return Heater(
-            s.litres, s.loss_w_per_k, s.thermostat_c, s.t0_c, sim.ambient_c, sim.cold_water_c
+            s.litres,
+            s.loss_w_per_k,
+            s.thermostat_c,
+            s.t0_c,
+            sim.ambient_c,
+            sim.cold_water_c,
+            s.hysteresis_k,
         )
 
     return LoadPhysics(s.power_w or spec.max_w, tank)
@@ -94,7 +108,9 @@ def register_physics(type_name: str, hook: PhysicsHook) -> None:
 
 
 def physics_of(eq: EquipmentModel, spec: LoadSpec, cfg: Config) -> LoadPhysics:
-    return (PHYSICS.find(eq.type_name()) or resistive)(eq, spec, cfg)
+    """The kind's model; `sim.tank` puts a tank behind a load of any kind (no probe)."""
+    hook = water_heater if eq.sim.tank else PHYSICS.find(eq.type_name()) or resistive
+    return hook(eq, spec, cfg)
 
 
 register_physics(TempDrivenVariablePowerEquipment.type_name(), water_heater)
@@ -178,6 +194,12 @@ class House:
         self.relay_on = [False] * n
         self.relay_since: list[float | None] = [None] * n
         self.loads_kpi = [LoadKpi() for _ in specs]
+        # devices off the network (and powered down) in daily windows: `sim.offline`
+        self.windows = [entries[s.name].sim.offline_windows() for s in specs]
+        self.any_windows = any(self.windows)
+        self.online = [True] * n
+        self.availability_changes: list[tuple[int, bool]] = []  # (load, online) to report
+        self.midnight = 0.0
         self.days: dict[date, DayKpi] = {}
         self.day_kpi = DayKpi()
         self.next_day_at = 0
@@ -226,11 +248,14 @@ class House:
         if i >= self.next_day_at:
             local = datetime.fromtimestamp(now, self.tz)
             self.day_kpi = self.days.setdefault(local.date(), DayKpi())
+            self.midnight = datetime.combine(local.date(), time(0), self.tz).timestamp()
             midnight = datetime.combine(
                 local.date() + timedelta(days=1), time(0), self.tz
             ).timestamp()
             self.next_day_at = i + max(1, int(midnight - now))
         day_kpi = self.day_kpi
+        if self.any_windows:
+            self._availability(now - self.midnight)
         pv = self.pv_arr[i]
         base = self.base_arr[i]
         heaters = self.heaters
@@ -400,9 +425,29 @@ class House:
         return HouseReading(self.grid, self.q_ratio * self.base, self.erqt, self.quantum)
 
     # -- actuators --------------------------------------------------------------------------
+    def _availability(self, second_of_day: float) -> None:
+        """Devices going off the network, and back, as their `sim.offline` windows say: one
+        that goes is powered down (draws nothing, and comes back off)."""
+        for k, windows in enumerate(self.windows):
+            if not windows:
+                continue
+            online = not any(
+                a <= second_of_day < b if a <= b else (second_of_day >= a or second_of_day < b)
+                for a, b in windows
+            )
+            if online != self.online[k]:
+                self.online[k] = online
+                self.availability_changes.append((k, online))
+                if not online:
+                    self.setpoint[k] = 0.0
+                    self.relay_on[k] = False
+                    self.relay_since[k] = None
+
     def actuate(self, k: int, power_w: float, forced: bool, now: float) -> None:
         """Load `k` is told to draw `power_w` from the next second; counts relay switches and
-        min on/off violations."""
+        min on/off violations. A device off the network hears nothing."""
+        if not self.online[k]:
+            return
         self.setpoint[k] = power_w
         self.forced[k] = forced
         if not self.is_relay[k]:

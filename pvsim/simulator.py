@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from jobs.meter_cache import MeterCache
 from machines.controller import Controller
-from machines.model import FORCED_STATES
+from machines.model import FORCED_STATES, DeviceReport
 from machines.policy import get_policy
 from machines.schedules import Planner, ScheduleEvent
 from machines.status import event_json
@@ -52,9 +52,21 @@ def simulate(
     meter = MeterCache(source, started_at=start)  # the service's own, fed over the "wire"
     last_tick = -math.inf
     total = trace.seconds
+    # what each load's device reports back (its preset): availability, measured power
+    links = [w.codec for w in cfg.wiring()]
+    tells_online = [link.availability_topic() is not None for link in links]
+    offline_ws = 0.0  # W·s the controller counted for loads whose device was off the network
     for i in range(total):
         now = start + i
         house.step(i)
+        if house.any_windows:
+            for k, online in house.availability_changes:
+                if tells_online[k]:
+                    machines[k].device.observe(DeviceReport(online=online), now)
+            house.availability_changes.clear()
+            for k, m in enumerate(machines):
+                if not house.online[k]:
+                    offline_ws += m.device.drawn_w(m.setpoint_w, now)
         if i % PROBE_PERIOD_S == 0:
             for k, temp in house.probe():
                 machines[k].set_temperature(temp, now)
@@ -75,4 +87,6 @@ def simulate(
             progress(i, total)
     if progress is not None:
         progress(total, total)
-    return house.result(reg.policy, [event_json(e, cfg.site.tz) for e in events])
+    result = house.result(reg.policy, [event_json(e, cfg.site.tz) for e in events])
+    result.kpis["offline_wh"] = round(offline_ws / 3600.0, 1)
+    return result

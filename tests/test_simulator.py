@@ -242,3 +242,35 @@ def test_schedules_keep_the_guarantee(results, trace: str) -> None:
     assert len({e["at"][:10] for e in checks}) == len(checks) >= 1  # once a day at 16:00
     if trace == "overcast_winter":
         assert new["forced_import_wh"] > 0  # a grey day: the 16:00 check boosted from the grid
+
+
+def _house_with(house: config.Config, tmp_path: Path, k: int, **entry: object) -> config.Config:
+    """The example house with equipment `k` given extra keys (device:, sim:)."""
+    data = house.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    data["equipment"][k].update(entry)
+    path = tmp_path / "house.yml"
+    path.write_text(json.dumps(data))
+    return config.load(path)
+
+
+@pytest.mark.parametrize(("preset", "counted"), [("tasmota", False), ("seed", True)])
+def test_offline_device_counts_no_energy_when_it_says_so(
+    lively, house, tmp_path: Path, preset: str, counted: bool
+) -> None:
+    """A plug off the network for half an hour: one that says so (Tasmota's LWT) gets nothing
+    counted; the seed's firmware cannot say, so its commands are counted as drawn."""
+    offline = {"offline": ["13:30-14:00"]}
+    cfg = _house_with(house, tmp_path, 1, device={"preset": preset, "topic": "pump"}, sim=offline)
+    k = simulate(lively, cfg).kpis
+    assert (k["offline_wh"] > 100) is counted
+    if not counted:
+        assert k["offline_wh"] == 0.0
+
+
+def test_thermostat_with_hysteresis() -> None:
+    h = Heater(200, 0.0, 65, 65.0, 20, 15, hysteresis_k=4)
+    assert not h.accepts()  # open at 65 °C
+    h.draw(10)  # 10 L of cold water: −2.5 K, still within the hysteresis
+    assert not h.accepts()
+    h.draw(20)  # −4.7 K more: closed again below 61 °C
+    assert h.accepts()

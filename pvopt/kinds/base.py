@@ -3,6 +3,7 @@ the spec fields a kind fills in."""
 
 from __future__ import annotations
 
+import re
 from types import UnionType
 from typing import Annotated, Any, ClassVar, TypedDict, Union, get_args, get_origin
 
@@ -81,6 +82,15 @@ class Strict(BaseModel):
         return value
 
 
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _window(value: str) -> str:
+    if not _WINDOW.match(value):
+        raise ValueError(f"{value!r} is not a daily window HH:MM-HH:MM")
+    return value
+
+
 class LoadSimConfig(Strict):
     """How the simulator and the virtual house model a load (ignored by the service)."""
 
@@ -89,6 +99,19 @@ class LoadSimConfig(Strict):
     thermostat_c: Celsius = 65.0
     t0_c: Celsius = 50.0
     power_w: Power | None = None  # an UnknownPowerEquipment's real power
+    # a tank with its own thermostat behind a load of any kind (a heater without a probe)
+    tank: bool = False
+    hysteresis_k: float = Field(0.0, ge=0, le=20)  # the thermostat closes again this far below
+    # when the device is off the network (and powered down): local "HH:MM-HH:MM", daily
+    offline: list[Annotated[str, AfterValidator(_window)]] = []
+
+    def offline_windows(self) -> list[tuple[int, int]]:
+        """The offline windows as (start, end) seconds of the local day (end may wrap)."""
+        out = []
+        for w in self.offline:
+            a, b = (int(x[:2]) * 3600 + int(x[3:]) * 60 for x in w.split("-"))
+            out.append((a, b))
+        return out
 
 
 class SpecFields(TypedDict, total=False):
