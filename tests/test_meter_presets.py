@@ -319,3 +319,22 @@ def test_config_check_warns_that_a_zlinky_is_too_slow_for_a_dimmer(tmp_path: Pat
     path.write_text(f"meter: {{preset: shelly-pro3em, topic: {PRO3EM}}}\n" + LOAD)
     out = CliRunner().invoke(main, ["config", "check", str(path)])
     assert out.exit_code == 0 and "warning" not in out.stderr
+
+
+@pytest.mark.parametrize("preset", ["tasmota-teleinfo", "shelly-pro3em"])
+def test_a_preset_meter_runs_the_simulated_house(preset: str) -> None:
+    """The simulator's meter speaks the preset (its `publish`) and the service's cache reads
+    it: one sunny hour diverts the surplus as with the linky kind."""
+    import numpy as np
+
+    from pvsim.simulator import simulate
+    from pvsim.traces import Trace
+
+    text = (
+        f"meter: {{preset: {preset}, topic: dev}}\n"
+        "equipment: [{type: VariablePowerEquipment, name: rail, max_power: 1500}]\n"
+    )
+    cfg = config.parse(text, "house.yml", environ={})
+    n = 3600
+    k = simulate(Trace("sunny", T0, np.full(n, 2500.0), np.full(n, 300.0)), cfg).kpis
+    assert k["loads"]["rail"]["energy_wh"] > 1300 and k["capture"] > 0.5
