@@ -169,6 +169,19 @@ class LinkyState:
     sinsti_at: float | None = None
     reactive: ReactiveTracker = ReactiveTracker()
 
+    def drawn(self, sinsts_va: float, now: float) -> LinkyState:
+        """A fresh SINSTS alone. A Linky sends both labels in every frame and only one is
+        non-zero, so a fresh non-zero value of one says the other is 0 now: a bridge that
+        publishes a label only when it changes (the other silent at 0 for minutes) gives pairs
+        as fresh as a bridge that publishes every frame."""
+        other, other_at = (0.0, now) if sinsts_va > 0 else (self.sinsti, self.sinsti_at)
+        return LinkyState(sinsts_va, now, other, other_at, self.reactive)
+
+    def injected(self, sinsti_va: float, now: float) -> LinkyState:
+        """A fresh SINSTI alone (the rule of `drawn`)."""
+        other, other_at = (0.0, now) if sinsti_va > 0 else (self.sinsts, self.sinsts_at)
+        return LinkyState(other, other_at, sinsti_va, now, self.reactive)
+
     def newest_at(self) -> float | None:
         """Arrival of the newest power value: what staleness is judged on."""
         times = [t for t in (self.sinsts_at, self.sinsti_at) if t is not None]
@@ -220,22 +233,42 @@ class GridState:
         )
 
 
+def json_object(payload: bytes | str) -> dict[str, object]:
+    """A JSON object payload (a device's status message); anything else is refused."""
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    try:
+        node = json.loads(text)
+    except (ValueError, RecursionError):
+        raise MeterValueError(f"not JSON: {text[:40]!r}") from None
+    if not isinstance(node, dict):
+        raise MeterValueError(f"not a JSON object: {text[:40]!r}")
+    return node
+
+
+def json_number(node: object, key: str) -> float:
+    """A JSON value that is a number, or a number in a string ("00450", as TIC bridges send
+    the meter's zero-padded digits); true/false, null and text are refused."""
+    if isinstance(node, bool) or not isinstance(node, int | float | str):
+        raise MeterValueError(f"{key} is not a number: {str(node)[:40]!r}")
+    if isinstance(node, str):
+        return parse_number(node)
+    value = float(node)
+    if not math.isfinite(value):
+        raise MeterValueError(f"{key} is not a finite number: {node!r}")
+    return value
+
+
 def parse_grid_payload(payload: bytes | str, json_key: str | None, invert: bool) -> float:
     """Signed active power (+ import) from a bare number or a JSON object at a dotted key
     (Tasmota `ENERGY.Power`, Shelly `power`)."""
     if json_key is None:
         value = parse_number(payload)
     else:
-        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
-        try:
-            node = json.loads(text)
-        except ValueError:
-            raise MeterValueError(f"not JSON: {text[:40]!r}") from None
+        node: object = json_object(payload)
         for part in json_key.split("."):
             if not isinstance(node, dict) or part not in node:
+                text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
                 raise MeterValueError(f"no key {json_key!r} in {text[:60]!r}")
             node = node[part]
-        if isinstance(node, bool) or not isinstance(node, int | float | str):
-            raise MeterValueError(f"{json_key} is not a number: {node!r}")
-        value = parse_number(str(node))
+        value = json_number(node, json_key)
     return check_active(-value if invert else value, "grid")

@@ -96,8 +96,12 @@ def config_check(file: str) -> None:
     ]
     console.print("\n".join(show), highlight=False, markup=False)
     console.print(f"[green]ok[/green] {file}: {len(cfg.equipment)} load(s)", highlight=False)
+    from pvopt.config.checks import slow_meter_warning
     from pvopt.tic_script import historic_note
 
+    slow = slow_meter_warning(cfg)
+    if slow is not None:
+        click.echo(f"{click.style('warning', fg='yellow')} {slow}", err=True)
     historic_note(cfg)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from machines.model import Kind
 from machines.wiring import OWN_TOPICS
 from pvopt.config.model import Config
-from pvopt.kinds import MeterTopics, load_kind, meter_source
+from pvopt.kinds import MeterTopics, load_kind, meter_preset, meter_source
 
 Located = list[tuple[tuple[str | int, ...], str]]  # (where, what is wrong)
 
@@ -86,6 +86,9 @@ def _topic_clashes(cfg: Config) -> Located:
             roles.append((getattr(m.topics, key), ("meter", "topics", key), f"meter.topics.{key}"))
     if m.grid_topic and m.grid_topic in read:
         roles.append((m.grid_topic, ("meter", "grid_topic"), "meter.grid_topic"))
+    if m.preset is not None:
+        for topic in sorted(read):
+            roles.append((topic, ("meter", "topic"), f"meter preset {m.preset}'s {topic}"))
     if m.pv_topic:
         roles.append((m.pv_topic, ("meter", "pv_topic"), "meter.pv_topic"))
     roles.append((m.tariff_topic, ("meter", "tariff_topic"), "meter.tariff_topic"))
@@ -150,3 +153,24 @@ def check_files(cfg: Config) -> Located:
     elif not store.parent.is_dir():
         out.append((("state", "path"), f"{store.parent}: no such folder for the state store"))
     return out
+
+
+def slow_meter_warning(cfg: Config) -> str | None:
+    """`config check`'s one line when the meter preset reports too seldom to regulate a dimmer
+    well (a ZLinky on zigbee2mqtt: about once a minute); not an error, the config works."""
+    preset = meter_preset(cfg.meter)
+    every = None if preset is None else preset.reports_every_s
+    if preset is None or every is None:
+        return None
+    line = (
+        f"meter preset {preset.name} reports about once every {every:.0f} s: too slow to "
+        "regulate a dimmer well (the surplus changes between reports, so a dimmer lags it and "
+        "the house imports or exports meanwhile); a meter that reports every few seconds is "
+        "better for a dimmer"
+    )
+    if cfg.meter.stale_after_s <= every:
+        line += (
+            f"; meter.stale_after_s ({cfg.meter.stale_after_s:g} s) is shorter than that, so "
+            f"surplus loads are shed between reports: set it above {every:.0f}"
+        )
+    return line

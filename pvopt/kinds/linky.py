@@ -26,20 +26,12 @@ class LinkySource(MeterSource):
 
     def feed_meter(self, topic: str, payload: bytes, now: float) -> bool:
         t = self.cfg.topics
-        # A Linky sends both labels in every frame and only one is non-zero, so a fresh
-        # non-zero value of one says the other is 0 now: a bridge that publishes a label only
-        # when it changes (the other silent at 0 for minutes) gives pairs as fresh as a
-        # bridge that publishes every frame.
         st = self.state
         if topic == t.sinsts:
-            value = check_apparent(parse_number(payload), topic)
-            other, other_at = (0.0, now) if value > 0 else (st.sinsti, st.sinsti_at)
-            self.state = LinkyState(value, now, other, other_at, st.reactive)
+            self.state = st.drawn(check_apparent(parse_number(payload), topic), now)
             return True
         if topic == t.sinsti:
-            value = check_apparent(parse_number(payload), topic)
-            other, other_at = (0.0, now) if value > 0 else (st.sinsts, st.sinsts_at)
-            self.state = LinkyState(other, other_at, value, now, st.reactive)
+            self.state = st.injected(check_apparent(parse_number(payload), topic), now)
             return True
         tracker = track_reactive(st.reactive, parse_number(payload), now)
         self.state = LinkyState(st.sinsts, st.sinsts_at, st.sinsti, st.sinsti_at, tracker)

@@ -1,4 +1,6 @@
-"""The meter-source registry: one `MeterSource` class per `meter.kind`, registered by its module.
+"""The meter-source registry: one `MeterSource` class per `meter.kind`, registered by its module,
+and the meter presets (`meter.preset`): shipped devices whose topics follow from the device's
+name, each resolving to a source (pvopt/kinds/meter_presets.py).
 
 A source knows its MQTT topics, how to read them into a `MeterSnapshot`, how long to wait
 before deciding on a fresh value, and what a virtual house publishes to imitate the meter.
@@ -7,7 +9,7 @@ before deciding on a fresh value, and what a virtual house publishes to imitate 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
@@ -24,8 +26,14 @@ class MeterTopics(Strict):
     erqt: Topic = "tic/ERQT"
 
 
+KIND_KEYS = ("topics", "grid_topic", "json_key", "invert")  # what a preset defines itself
+
+
 class MeterConfig(Strict):
     kind: str = "linky"
+    preset: Text | None = None  # a shipped device instead of a kind (kinds/meter_presets.py)
+    topic: Topic | None = None  # a preset's device name on MQTT
+    channel: int = Field(0, ge=0, le=3)  # a preset's meter channel (Shelly EM1 / Gen1 emeter)
     topics: MeterTopics = MeterTopics()
     grid_topic: Topic | None = None
     json_key: Text | None = None
@@ -42,11 +50,45 @@ class MeterConfig(Strict):
             raise ValueError(METER_SOURCES.unknown_message(value))
         return value
 
+    @field_validator("preset")
+    @classmethod
+    def _preset_registered(cls, value: str | None) -> str | None:
+        if value is not None and METER_PRESETS.find(value) is None:
+            raise ValueError(METER_PRESETS.unknown_message(value))
+        return value
+
     @model_validator(mode="after")
     def _source_needs(self) -> MeterConfig:
-        source = METER_SOURCES.find(self.kind)
-        if source is not None:
-            source.check_config(self)
+        given = self.model_fields_set
+        if self.preset is None:
+            stray = [k for k in ("topic", "channel") if k in given]
+            if stray:
+                raise ValueError(f"{', '.join(stray)}: only with meter.preset")
+            source = METER_SOURCES.find(self.kind)
+            if source is not None:
+                source.check_config(self)
+            return self
+        preset = METER_PRESETS.find(self.preset)
+        if preset is None:
+            return self  # the field's own error says it
+        if "kind" in given:
+            raise ValueError(
+                f"meter.preset and meter.kind together: give one (preset {self.preset} "
+                "is read its own way)"
+            )
+        own = [k for k in KIND_KEYS if k in given]
+        if own:
+            raise ValueError(
+                f"{', '.join(own)}: only for meter.kind (preset {self.preset} defines its topics "
+                "and sign)"
+            )
+        if self.topic is None:
+            raise ValueError(
+                f"preset {self.preset} needs meter.topic: the device's name on MQTT "
+                f"({preset.topic_hint})"
+            )
+        if "channel" in given and not preset.uses_channel:
+            raise ValueError(f"channel: preset {self.preset} has one meter, no channel to choose")
         return self
 
 
@@ -147,7 +189,26 @@ class MeterSource(ABC):
         return tariff in self.cfg.offpeak_values
 
 
+@dataclass(frozen=True, slots=True)
+class MeterPreset(ABC):
+    """A shipped meter on MQTT (`meter.preset`): what it is, where its vendor documents it, and
+    the source that reads it. Subclasses are small data tables (pvopt/kinds/meter_presets.py)."""
+
+    name: str
+    devices: str  # which devices, for docs and messages
+    docs: tuple[str, ...]  # the vendor's documentation or source it was checked against
+    topic_hint: str  # what `meter.topic` is, for the missing-topic message
+    uses_channel: bool = field(default=False, kw_only=True)
+    # how often the device reports at best, when that is too slow to regulate a dimmer well
+    reports_every_s: float | None = field(default=None, kw_only=True)
+
+    @abstractmethod
+    def source(self, cfg: MeterConfig) -> MeterSource:
+        """A fresh source reading this preset for a validated meter config."""
+
+
 METER_SOURCES: Registry[type[MeterSource]] = Registry("meter kind")
+METER_PRESETS: Registry[MeterPreset] = Registry("meter preset")
 
 
 def register_meter_source(source: type[MeterSource], *, replace: bool = False) -> type[MeterSource]:
@@ -155,6 +216,17 @@ def register_meter_source(source: type[MeterSource], *, replace: bool = False) -
     return METER_SOURCES.register(source.kind, source, replace=replace)
 
 
+def register_meter_preset(preset: MeterPreset, *, replace: bool = False) -> MeterPreset:
+    """Make `preset.name` a valid `meter.preset`."""
+    return METER_PRESETS.register(preset.name, preset, replace=replace)
+
+
+def meter_preset(cfg: MeterConfig) -> MeterPreset | None:
+    """The config's preset, None for a `meter.kind`."""
+    return None if cfg.preset is None else METER_PRESETS.get(cfg.preset)
+
+
 def meter_source(cfg: MeterConfig) -> MeterSource:
-    """A fresh source for a validated meter config."""
-    return METER_SOURCES.get(cfg.kind)(cfg)
+    """A fresh source for a validated meter config: its preset's, or its kind's."""
+    preset = meter_preset(cfg)
+    return METER_SOURCES.get(cfg.kind)(cfg) if preset is None else preset.source(cfg)

@@ -150,8 +150,9 @@ class TicBridge:
 
 
 def reads_tic(cfg: Config) -> bool:
-    """Whether the configured meter is fed by the TIC (so a historic-mode bridge matters)."""
-    return METER_SOURCES.get(cfg.meter.kind).reads_tic
+    """Whether the configured meter is fed by the TIC (so a historic-mode bridge matters); a
+    meter preset is its own bridge, never `pvopt tic`."""
+    return cfg.meter.preset is None and METER_SOURCES.get(cfg.meter.kind).reads_tic
 
 
 def historic_warning(cfg: Config, summary: dict[str, Any] | None) -> str | None:
