@@ -15,6 +15,7 @@ _.guard_satisfied
 _.guard_eco_requested
 _.guard_temperature_unknown
 _.guard_device_unusable
+_.guard_thermostat_cut
 
 # attributes read by the library they are set on
 _.on_disconnect  # paho calls the client's on_disconnect (pvopt/adapters/mqtt.py)

@@ -16,6 +16,7 @@ from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
 from machines.model import LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
 from machines.policy import PolicyParams, decide
 from machines.schedules import BoostRequest, EcoRequest, Planner, Release, Request
+from machines.thermostat import DROP_MATCH, NOISE_FACTOR, SETTLE_S, STEP_MIN_W, Steps
 
 MAX_ACCOUNT_STEP_S = 300.0  # the service ticks every few seconds; more is a stall or a jump
 
@@ -54,6 +55,8 @@ class Controller:
         self.ledger = ledger
         self.intervals: list[dict[str, Any]] = []  # completed by the ledger, not yet drained
         self.last_snapshot: MeterSnapshot | None = None
+        self._prev_sample: tuple[float, float] | None = None  # (sampled_at, grid) last seen
+        self._steps: Steps | None = None  # the last command steps, until a sample judges them
         self.params = params
         self.memo = PolicyMemo()
         self.last_tick: float | None = None
@@ -183,17 +186,86 @@ class Controller:
         # The start-up grace (no meter value yet, not stale yet) keeps running loads running
         # but starts nothing: a load shed for a stale meter stays shed until the meter speaks.
         awaiting = snapshot.sampled_at is None and not snapshot.stale
+        fresh = not snapshot.stale and snapshot.grid_w is not None
+        if fresh:
+            self._watch_thermostats(snapshot, now)
         for m in self.machines.values():
             shed = awaiting and m.state is State.OFF and m.reason == "meter_stale"
             m.update(now, meter_stale=snapshot.stale or shed)
         decision = decide(snapshot, self.views(now), self.params, now, self.memo)
         self.memo = decision.memo
+        if fresh:
+            self._watch_steps(decision.power_w, snapshot, now)
         for name, m in self.machines.items():
             m.set_power(decision.power_w[name], now)
         self.reasons = decision.reasons
         self.limits = decision.limits
         records = self.drain_records()
         return TickResult(decision.power_w, decision.reasons, decision.changed, records)
+
+    def _watch_thermostats(self, snapshot: MeterSnapshot, now: float) -> None:
+        """Tell each load's thermostat watch its reading and the meter's answer to the last
+        steps; a grid fall of about one load's command while no command moved is that
+        load's cut (machines/thermostat.py)."""
+        grid, at = snapshot.grid_w, snapshot.sampled_at
+        assert grid is not None
+        if at is None:
+            return
+        for m in self.machines.values():
+            if m.thermostat.enabled:
+                m.thermostat.reading(m.setpoint_w, m.device.measured(now), now)
+        pending = self._steps
+        if pending is not None and at >= pending.at + SETTLE_S:
+            self._steps = None
+            answered, missed = pending.judge(grid)
+            for name in pending.judged:
+                watch = self.machines[name].thermostat
+                if name == missed and (pending.steps[name] > 0 or watch.verifying):
+                    watch.missed(now)  # an unanswered fall: nothing left to cut or confirm
+                elif name in answered or watch.verifying:  # a cut not confirmed is undone
+                    watch.answered()
+        prev, self._prev_sample = self._prev_sample, (at, grid)
+        moved = self.memo.last_command_at
+        if prev is None or at <= prev[0] or (moved is not None and prev[0] < moved + SETTLE_S):
+            return
+        drop = prev[1] - grid
+        if drop < max(STEP_MIN_W, NOISE_FACTOR * (self.memo.noise_w or 0.0)):
+            return
+        for m in self.machines.values():
+            watch = m.thermostat
+            if (
+                m.setpoint_w >= STEP_MIN_W
+                and abs(drop - m.setpoint_w) <= DROP_MATCH * m.setpoint_w
+                and m.judged_by_grid(now)
+            ):
+                watch.dropped(now)
+                return  # one load's cut explains it
+
+    def _watch_steps(
+        self, power_w: Mapping[str, float], snapshot: MeterSnapshot, now: float
+    ) -> None:
+        """Arm the grid's answer to the steps of loads without a power reading: a load its
+        thermostat cut does not move the grid (machines/thermostat.py)."""
+        steps = {name: power_w[name] - m.setpoint_w for name, m in self.machines.items()}
+        # a cut on the grid's word is judged by the fall of its command, whatever the noise
+        verify = []
+        for name, m in self.machines.items():
+            if m.thermostat.verifying:
+                if steps[name] < 0:
+                    verify.append(name)
+                else:
+                    m.thermostat.answered()  # no fall to judge it by: undone
+        if self._steps is not None and not verify:
+            return  # the last steps are not judged yet
+        smallest = max(STEP_MIN_W, NOISE_FACTOR * (self.memo.noise_w or 0.0))
+        judged = tuple(
+            name
+            for name, m in self.machines.items()
+            if name in verify or (abs(steps[name]) >= smallest and m.judged_by_grid(now))
+        )
+        if judged:
+            assert snapshot.grid_w is not None
+            self._steps = Steps(now, snapshot.grid_w, steps, judged)
 
     def stop_surplus_loads(self, now: float) -> None:
         """Loads on surplus to 0 W (the service stops); forced loads keep their power."""

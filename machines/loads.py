@@ -22,6 +22,7 @@ from transitions import EventData, Machine
 
 from machines.device import DeviceHealth
 from machines.model import FORCED_STATES, Kind, LoadSpec, Mode, State, Thresholds
+from machines.thermostat import ThermostatWatch
 
 OFF, ECO, SOLAR, BOOST = State.OFF, State.ECO, State.SOLAR, State.BOOST
 ANY = frozenset(State)
@@ -105,6 +106,9 @@ TICK = Table(
     # its device said it is offline, or does not do what it is told (machines/device.py)
     ({BOOST}, ("device_unusable",),        OFF,   "device_lost",             device_reason, True),
     (_AUTO,   ("device_unusable",),        OFF,   "device_lost",             device_reason),
+    # it draws nothing while commanded: its own thermostat cut (machines/thermostat.py)
+    ({BOOST}, ("thermostat_cut",),         OFF,   "cut_off",                 "thermostat_cut", True),  # noqa: E501
+    (_AUTO,   ("thermostat_cut",),         OFF,   "cut_off",                 "thermostat_cut"),
     # a boost runs to its deadline or temp_max, in auto and manual mode alike
     ({BOOST}, ("expired", "meter_stale"),  OFF,   "force_ended_satisfied",   "deadline", True),
     ({BOOST}, ("expired", "reached_goal"), OFF,   "force_ended_satisfied",   "deadline", True),
@@ -265,6 +269,7 @@ class LoadMachine:
         self.switched_at: float | None = None
         self.records: list[TransitionRecord] = []
         self.device = DeviceHealth()  # what its device reported (not persisted)
+        self.thermostat = ThermostatWatch(spec.probes_per_hour)  # (not persisted either)
         self.machine = Machine(
             model=self,
             states=State,
@@ -431,6 +436,10 @@ class LoadMachine:
         """Its device said it is offline, or was left out for not following its commands."""
         return self.device.offline or self.device.not_following(now)
 
+    def guard_thermostat_cut(self, now: float, meter_stale: bool) -> bool:
+        """It drew nothing while commanded, and is not on a probe."""
+        return self.thermostat.holds(now)
+
     def guard_manual(self, now: float, meter_stale: bool) -> bool:
         return self.mode is Mode.MANUAL
 
@@ -505,6 +514,7 @@ class LoadMachine:
         self.forced_until = until
         self.forced_w = power_w
         self.reason = reason  # who forced it: manual, forced_window, deficit
+        self.thermostat.clear()  # a boost is tried, not refused: a cut is found again if so
         self.trigger("forced", now=now)
 
     def switch_off(self, now: float) -> None:
@@ -551,6 +561,17 @@ class LoadMachine:
     @property
     def is_temp_driven(self) -> bool:
         return self.thresholds is not None
+
+    def judged_by_grid(self, now: float) -> bool:
+        """Whether the grid's answer to its steps says if its thermostat cut: a watched dimmer
+        with neither a power reading nor a known temperature (a relay's false cut would cost
+        its min off time; a probe or a reading says more)."""
+        return (
+            self.thermostat.enabled
+            and self.spec.kind is Kind.DIMMER
+            and not self.temperature_known(now)
+            and self.device.measured(now) is None
+        )
 
     def can_be_forced(self, now: float) -> bool:
         """Grid heating needs a known temperature when the load is temperature-driven."""

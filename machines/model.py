@@ -59,6 +59,7 @@ class LoadSpec:
     min_off_s: float = 0.0
     enabled: bool = True
     learns_power: bool = False  # UnknownPowerEquipment: learn max_w from the meter step
+    probes_per_hour: float = 4.0  # a cut thermostat's probes (machines/thermostat.py), 0: off
 
 
 @dataclass(frozen=True, slots=True)

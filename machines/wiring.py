@@ -42,6 +42,8 @@ class Codec(Protocol):
 
     def availability_topic(self) -> str | None: ...
 
+    def power_topic(self) -> str | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class LoadTopics:

@@ -53,12 +53,19 @@ def simulate(
     last_tick = -math.inf
     total = trace.seconds
     # what each load's device reports back (its preset): availability, measured power
-    links = [w.codec for w in cfg.wiring()]
+    wires = cfg.wiring()
+    links = [w.codec for w in wires]
+    probed = [w.temperature_topic is not None for w in wires]
+    metered = [k for k, link in enumerate(links) if link.power_topic() is not None]
     tells_online = [link.availability_topic() is not None for link in links]
     offline_ws = 0.0  # W·s the controller counted for loads whose device was off the network
+    cut_export_ws = 0.0  # W·s exported while a load stood out as thermostat_cut
+    cut_any = False
     for i in range(total):
         now = start + i
-        house.step(i)
+        grid = house.step(i)
+        if cut_any and grid < 0:
+            cut_export_ws -= grid
         if house.any_windows:
             for k, online in house.availability_changes:
                 if tells_online[k]:
@@ -69,9 +76,13 @@ def simulate(
                     offline_ws += m.device.drawn_w(m.setpoint_w, now)
         if i % PROBE_PERIOD_S == 0:
             for k, temp in house.probe():
-                machines[k].set_temperature(temp, now)
+                if probed[k]:  # a tank behind a load without a probe (`sim.tank`) tells nothing
+                    machines[k].set_temperature(temp, now)
         fresh = i % meter_period == 0
         if fresh:
+            for k in metered:  # a metering device reports what its load really draws
+                if house.online[k]:
+                    machines[k].device.observe(DeviceReport(power_w=house.drawn_w(k)), now)
             for topic, payload in source.publish(house.reading()):
                 meter.feed(topic, payload.encode(), now)
         # -- the regulator: on every fresh sample, else every tick_s
@@ -80,13 +91,21 @@ def simulate(
             ctl.tick(now, meter.snapshot(now))
             if planner.events:
                 events.extend(planner.drain_events())
+            cut_any = False
             for k, m in enumerate(machines):
                 house.actuate(k, m.setpoint_w, m.state in FORCED_STATES, now)
                 house.explain(k, ctl.limits.get(m.spec.name, ""))
+                cut_any = cut_any or m.reason == "thermostat_cut"
         if progress is not None and i % 3600 == 0:
             progress(i, total)
     if progress is not None:
         progress(total, total)
     result = house.result(reg.policy, [event_json(e, cfg.site.tz) for e in events])
-    result.kpis["offline_wh"] = round(offline_ws / 3600.0, 1)
+    kpis = result.kpis
+    kpis["offline_wh"] = round(offline_ws / 3600.0, 1)
+    kpis["thermostat_cut_export_wh"] = round(cut_export_ws / 3600.0, 1)
+    hours = max(total, 1) / 3600.0
+    kpis["probes_per_hour"] = round(sum(m.thermostat.probes for m in machines) / hours, 2)
+    for m in machines:  # what pvopt counted, beside what the load drew (`energy_wh`)
+        kpis["loads"][m.spec.name]["counted_wh"] = round(m.energy_total_wh, 1)
     return result

@@ -52,7 +52,8 @@ def test_dst_days_count_23_and_25_hours_of_energy(day: date, hours: int) -> None
     from pvopt.energy_report import report
     from state.store import MemoryStore
 
-    rail = LoadSpec("rail", 0, Kind.DIMMER, 500.0)
+    # the meter here does not answer the rail's command: no thermostat watch (test_thermostat)
+    rail = LoadSpec("rail", 0, Kind.DIMMER, 500.0, probes_per_hour=0)
     start, end = (int(x) for x in day_bounds(day, PARIS))
     ledger = Ledger(60, ["rail"])
     t = float(start - 600)
@@ -92,7 +93,8 @@ def test_a_tick_spanning_local_midnight_splits_its_energy_there() -> None:
 
     start, _ = (int(x) for x in day_bounds(date(2026, 6, 15), PARIS))
     t = float(start - 3600)
-    ctl = Controller([LoadSpec("rail", 0, Kind.DIMMER, 500.0)], PARIS, PolicyParams(), t)
+    rail = LoadSpec("rail", 0, Kind.DIMMER, 500.0, probes_per_hour=0)  # a meter that never moves
+    ctl = Controller([rail], PARIS, PolicyParams(), t)
     while t < start - 60:
         ctl.tick(t, MeterSnapshot(-2000.0, t, False))  # the rail runs at 500 W throughout
         t += 60

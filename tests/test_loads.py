@@ -50,6 +50,13 @@ def _offline(m: LoadMachine, now: float) -> None:
     m.update(now, meter_stale=False)
 
 
+def _cut(m: LoadMachine, now: float) -> None:
+    """Its reading says nothing drawn on a 1.2 kW command for 30 s: its thermostat cut."""
+    m.thermostat.reading(1200.0, 3.0, now - 30)
+    m.thermostat.reading(1200.0, 3.0, now)
+    m.update(now, meter_stale=False)
+
+
 def _update(temp: float | None = None, stale: bool = False, eco: str | None = "keep"):
     def act(m: LoadMachine, now: float) -> None:
         if temp is not None:
@@ -83,6 +90,7 @@ CASES = [
     ("switched_off", ECO, lambda m, now: m.switch_off(now), OFF, "manual"),
     ("switched_off", OFF, lambda m, now: m.switch_off(now), OFF, "manual"),
     *(("device_lost", s, _offline, OFF, "device_offline") for s in (SOLAR, ECO, BOOST)),
+    *(("cut_off", s, _cut, OFF, "thermostat_cut") for s in (SOLAR, ECO, BOOST)),
 ]
 
 

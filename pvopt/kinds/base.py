@@ -193,6 +193,8 @@ class EquipmentModel(Strict):
     command_topic: Topic | None = None
     retain: bool = False
     device: DeviceConfig = DeviceConfig()
+    # a load its own thermostat cut is probed this often (docs/devices.md); 0: never judged
+    thermostat_probes_per_hour: float = Field(4.0, ge=0, le=60)
     sim: LoadSimConfig = LoadSimConfig()
 
     @field_validator("name")

@@ -41,6 +41,7 @@ class LoadKind:
             enabled=eq.enabled,
             kind=self.actuation,
             learns_power=self.learns_power,
+            probes_per_hour=eq.thermostat_probes_per_hour,
             **eq.spec_fields(),
         )
 
