@@ -20,6 +20,7 @@ from machines.totals import DurableTotals, Peak, Totals, annotate
 from machines.wiring import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC
 from pvopt import config
 from pvopt.adapters.homeassistant import (
+    DEVICE_BOUND,
     MODE_COMMANDS,
     STATE_OPTIONS,
     DiscoveryLink,
@@ -34,9 +35,22 @@ from tests.mqtt_probe import Probe
 ENV = jinja2.Environment()
 
 
+# the example house's loads on three kinds of device: the seed's (reports nothing), a Tasmota
+# plug (availability, state, power) and an ESPHome light (availability and state, no power)
+DEVICES = {
+    "pool_pump": {"preset": "tasmota", "topic": "sonoff-pump"},
+    "towel_rail": {"preset": "esphome", "topic": "bath-node/light/rail"},
+}
+
+
 def site(**ha: Any) -> config.Config:
-    """The example house with an InfluxDB and discovery on (TIC entities too)."""
-    text = (EXAMPLES / "house.yml").read_text(encoding="utf-8")
+    """The example house with an InfluxDB and discovery on (TIC entities too), its pump and
+    towel rail on devices that report."""
+    data = yaml.safe_load((EXAMPLES / "house.yml").read_text(encoding="utf-8"))
+    for eq in data["equipment"]:
+        if eq["name"] in DEVICES:
+            eq["device"] = DEVICES[eq["name"]]
+    text = yaml.safe_dump(data)
     cfg = config.parse(text, str(EXAMPLES / "house.yml"), environ={}, base_dir=EXAMPLES)
     section = config.HomeAssistantConfig(**{"discovery": True, "tic": config.TicEntities(), **ha})
     return cfg.model_copy(update={"homeassistant": section, "influxdb": config.InfluxConfig()})
@@ -67,6 +81,9 @@ def status_doc(**load: Any) -> dict[str, Any]:
         "temp_sol_min": 55,
         "temp_max": 60,
         "enabled": True,
+        "measured_w": 1830.5,
+        "online": True,
+        "energy_from": "measured",
     }
     return {
         "date": 1781516405.0,
@@ -91,13 +108,14 @@ def test_every_payload_has_a_unique_id_a_device_and_availability() -> None:
         component = topic.split("/")[1]
         assert topic == f"homeassistant/{component}/pvopt/{topic.split('/')[3]}/config"
         assert p["device"]["identifiers"], topic
-        assert p["availability"] == [
-            {
-                "topic": ONLINE_TOPIC,
-                "payload_available": "online",
-                "payload_not_available": "offline",
-            }
-        ]
+        assert p["availability"][0] == {
+            "topic": ONLINE_TOPIC,
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        }
+        if len(p["availability"]) > 1:  # and its device's, when it reports availability
+            assert p["availability_mode"] == "all", topic
+            assert [a["topic"] for a in p["availability"]] == [ONLINE_TOPIC, STATUS_TOPIC]
         assert p["name"] and not p["name"].lower().startswith(p["device"]["name"].lower()), topic
         if p["device"]["identifiers"] != [site_id]:
             assert p["device"]["via_device"] == site_id
@@ -136,7 +154,85 @@ def test_every_listed_entity_is_there() -> None:
     for lid in (0, 1, 2):
         expected |= {f"load{lid}_{k}": c for k, c in per_load.items()}
     expected |= {f"load0_{k}": c for k, c in probe.items()}  # only the water heater has a probe
+    # devices that report: the Tasmota pump its power and availability, the ESPHome rail its
+    # availability only; the seed's heater nothing
+    expected |= {"load1_measured_power": "sensor", "load1_device_online": "binary_sensor"}
+    expected |= {"load2_device_online": "binary_sensor"}
     assert keys == expected
+
+
+def payload(key: str) -> dict[str, Any]:
+    return next(p for t, p in discovery(site()) if t.split("/")[3] == key)
+
+
+def available(p: dict[str, Any], retained: dict[str, Any]) -> bool:
+    """Home Assistant's MQTT availability (mqtt/mixins.py) on the last message of each topic:
+    each entry's payload, through its `value_template`, compared with `payload_available`;
+    `all` needs every entry available, a topic never heard counts as not available."""
+    verdicts = []
+    for a in p["availability"]:
+        message = retained.get(a["topic"])
+        if message is None:
+            verdicts.append(False)
+            continue
+        if "value_template" in a:
+            said = render(a["value_template"], value=json.dumps(message), value_json=message)
+        else:
+            said = message
+        verdicts.append(said == a["payload_available"])
+    return all(verdicts) if p.get("availability_mode") == "all" else verdicts[-1]
+
+
+def test_a_loads_entities_go_unavailable_while_its_device_says_it_is_offline() -> None:
+    messages = discovery(site())
+    pump = {t.split("/")[3][len("load1_") :]: p for t, p in messages if "/load1_" in t}
+    heater = {t.split("/")[3][len("load0_") :]: p for t, p in messages if "/load0_" in t}
+    assert {k for k, p in pump.items() if len(p["availability"]) == 2} == set(DEVICE_BOUND)
+    assert all(len(p["availability"]) == 1 for p in heater.values())  # its device cannot tell
+
+    def shown(p: dict[str, Any], online: bool | None, pvopt: str = "online") -> bool:
+        status = status_doc(id=1, name="pool_pump", online=online)
+        return available(p, {ONLINE_TOPIC: pvopt, STATUS_TOPIC: status})
+
+    for sub in DEVICE_BOUND:
+        p = pump[sub]
+        assert shown(p, True) and shown(p, None), sub  # null: it never said, not unavailable
+        assert not shown(p, False), sub
+        assert not shown(p, True, pvopt="offline"), sub  # pvopt's Last Will still counts
+    # what explains the unavailability stays: the device's connectivity and the reason
+    for sub in ("device_online", "reason", "enabled", "boost_duration"):
+        assert shown(pump[sub], False) and not shown(pump[sub], True, pvopt="offline"), sub
+
+
+def test_device_online_is_connectivity_and_unknown_until_the_device_says() -> None:
+    p = payload("load1_device_online")
+    assert (p["device_class"], p["entity_category"]) == ("connectivity", "diagnostic")
+    said = {
+        online: render(p["value_template"], value_json=status_doc(id=1, online=online))
+        for online in (True, False, None)
+    }
+    assert said == {True: "ON", False: "OFF", None: "None"}  # None: Home Assistant's unknown
+
+
+def test_measured_power_is_the_devices_fresh_reading_or_unknown() -> None:
+    p = payload("load1_measured_power")
+    assert (p["unit_of_measurement"], p["device_class"], p["state_class"]) == (
+        "W",
+        "power",
+        "measurement",
+    )
+    assert render(p["value_template"], value_json=status_doc(id=1)) == "1830.5"
+    stale = status_doc(id=1, measured_w=None)
+    assert render(p["value_template"], value_json=stale) == "None"  # never a false 0 W
+    # the commanded power stays its own sensor, beside it
+    assert render(payload("load1_power")["value_template"], value_json=stale) == "1850.0"
+
+
+def test_the_reason_sensor_is_free_text_so_device_reasons_show_as_they_are() -> None:
+    p = payload("load1_reason")
+    assert "options" not in p and p.get("device_class") is None
+    for reason in ("device_offline", "device_not_following", "thermostat_cut"):
+        assert render(p["value_template"], value_json=status_doc(id=1, reason=reason)) == reason
 
 
 def test_without_tic_or_influxdb_their_entities_are_absent() -> None:

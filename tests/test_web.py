@@ -4,6 +4,7 @@ through the `Site` port, the live stream's fan-out, the store views."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pvopt.adapters.web import views
 from pvopt.adapters.web.app import build_app
 from pvopt.adapters.web.auth import COOKIE, FAILURES_PER_MIN, SESSION_S, Guard
 from pvopt.adapters.web.hub import Hub
+from pvopt.adapters.web.server import WebServer
 from state.store import MemoryStore
 from tests.clock import FakeClock
 from tests.conftest import EXAMPLES, PARIS, T0
@@ -298,3 +300,79 @@ def test_schedules_show_their_next_firings(house: config.Config) -> None:
 def test_the_assets_weigh_little() -> None:
     static = Path(views.__file__).parent / "static"
     assert sum(p.stat().st_size for p in static.iterdir()) <= 300_000
+
+
+# -- each load's device ------------------------------------------------------------------------
+def load(**fields: Any) -> dict[str, Any]:
+    """One load of the status (machines/status.py), its device online and measuring."""
+    base = {
+        "name": "water_heater",
+        "state": "solar",
+        "reason": "surplus",
+        "power_w": 1200.0,
+        "measured_w": 1180.4,
+        "online": True,
+        "energy_from": "measured",
+    }
+    return {**base, **fields}
+
+
+def test_measured_power_shows_beside_the_commanded_one() -> None:
+    nb = views.NBSP
+    v = views.load_view(load())
+    assert v["power"] == f"1{nb}180{nb}W measured / 1{nb}200{nb}W commanded"
+    assert v["badge"] is None
+    assert v["energy_from"] == "energy from the device's measurement"
+    v = views.load_view(load(measured_w=None, energy_from="commanded", online=None))
+    assert v["power"] == f"1{nb}200{nb}W commanded"  # a device that cannot measure
+    assert (v["badge"], v["energy_from"]) == (None, "energy from the command")
+
+
+@pytest.mark.parametrize(
+    ("fields", "badge"),
+    [
+        ({"online": False, "reason": "device_offline"}, ("device offline", "bad")),
+        ({"online": False, "reason": "manual"}, ("device offline", "bad")),  # offline wins
+        ({"reason": "device_not_following"}, ("not following", "bad")),
+        ({"reason": "thermostat_cut"}, ("thermostat cut", "info")),
+        ({"online": None, "reason": "no_surplus"}, None),
+    ],
+)
+def test_a_device_in_trouble_gets_a_badge(
+    fields: dict[str, Any], badge: tuple[str, str] | None
+) -> None:
+    got = views.load_view(load(**fields))["badge"]
+    assert (None if got is None else (got["text"], got["tone"])) == badge
+
+
+def test_an_offline_device_says_no_energy_is_counted() -> None:
+    v = views.load_view(load(online=False, measured_w=None, power_w=0.0, energy_from="offline"))
+    assert v["energy_from"] == "no energy counted: device offline"
+    assert v["power"] == f"0{views.NBSP}W commanded"
+    assert views.load_view(load(energy_from="later"))["energy_from"] == "later"  # unknown: as is
+
+
+def test_the_page_gets_each_load_worded_and_the_services_document_is_left_alone() -> None:
+    server = WebServer(house_with({}), FakeSite())  # never started: its hub is enough
+    doc = {"grid_w": -300.0, "loads": [load(), load(name="pool_pump", online=False)]}
+    before = json.dumps(doc)
+    server._publish(doc)
+    assert json.dumps(doc) == before  # the service still publishes it on MQTT
+    assert server.hub.latest is not None
+    shown = json.loads(server.hub.latest)
+    assert [x["view"]["badge"] for x in shown["loads"]] == [
+        None,
+        {"text": "device offline", "tone": "bad"},
+    ]
+    assert shown["grid_w"] == -300.0
+
+
+def test_the_card_has_a_place_for_each_devices_words() -> None:
+    html = (Path(views.__file__).parent / "static" / "index.html").read_text()
+    js = (Path(views.__file__).parent / "static" / "app.js").read_text()
+    card = html.split('<template id="load-card">')[1]
+    for cls in ("badge", "power", "energy-from"):
+        assert f'class="{cls}' in card or f'pill {cls}"' in card, cls
+        assert f'".{cls}"' in js, cls
+    for key in ("v.power", "v.badge.text", "v.energy_from"):
+        assert key in js, key

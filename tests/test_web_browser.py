@@ -398,3 +398,73 @@ def test_trouble_is_shown_plainly(browser: Any, house: config.Config, tmp_path: 
         assert errors == []
     finally:
         server.stop()
+
+
+def test_a_devices_trouble_is_shown_on_its_card(
+    browser: Any, house: config.Config, tmp_path: Path
+) -> None:
+    """Measured beside commanded power, and the offline badge, as the status reports them."""
+    from pvopt.adapters.web import WebServer
+
+    port = free_port()
+    cfg = house.model_copy(
+        update={
+            "web": config.WebConfig(listen=f"127.0.0.1:{port}"),
+            "state": config.StateConfig(path=str(tmp_path / "none.db")),
+        }
+    )
+    server = WebServer(cfg, NoSite())
+    server.start()
+    try:
+        base = {
+            "mode": "auto",
+            "forced_until": None,
+            "temperature_c": None,
+            **dict.fromkeys(("temp_min", "temp_eco", "temp_sol_min", "temp_max")),
+        }
+        pump = {
+            **base,
+            "name": "pool_pump",
+            "state": "solar",
+            "reason": "surplus",
+            "power_w": 1200.0,
+            "measured_w": 1180.0,
+            "online": True,
+            "energy_from": "measured",
+        }
+        doc: dict[str, Any] = {
+            "time": "2026-06-15T10:00:00+02:00",
+            "grid_w": -300.0,
+            "meter": {"age_s": 1.0, "stale": False},
+            "policy": "default",
+            "dry_run": False,
+            "loads": [pump],
+        }
+        server.push(doc)
+        page, errors = open_page(
+            browser, Site(f"http://127.0.0.1:{port}", tmp_path, [], cond=threading.Condition())
+        )
+        pump_card = card(page, "pool_pump")
+        nb = "\u00a0"
+        pw.expect(pump_card.locator(".power")).to_have_text(
+            f"1{nb}180{nb}W measured / 1{nb}200{nb}W commanded"
+        )
+        pw.expect(pump_card.locator(".badge")).to_be_hidden()
+        offline = {
+            **pump,
+            "state": "off",
+            "reason": "device_offline",
+            "power_w": 0.0,
+            "measured_w": None,
+            "online": False,
+            "energy_from": "offline",
+        }
+        server.push({**doc, "loads": [offline]})
+        pw.expect(pump_card.locator(".badge")).to_have_text("device offline")
+        pw.expect(pump_card.locator(".energy-from")).to_have_text(
+            "no energy counted: device offline"
+        )
+        pw.expect(pump_card).to_have_class("card load trouble")
+        assert errors == []
+    finally:
+        server.stop()

@@ -35,6 +35,10 @@ THRESHOLD_NAMES = {
 THRESHOLD_STEP = 0.5
 BOOST_MINUTES = {"min": 5, "max": 1440, "step": 5, "default": 60}
 assert BOOST_MINUTES["max"] * 60 <= MAX_DURATION_S
+# A load's entities that show what its device does, or act through it: unavailable while the
+# device says it is offline. The others stay: the diagnostics say why (Reason, Device online),
+# the probe is not the device, and the settings are pvopt's own.
+DEVICE_BOUND = frozenset({"state", "power", "measured_power", "energy", "mode", "boost"})
 
 Message = tuple[str, dict[str, Any]]
 Publish = Callable[[str, str], None]  # retained, QoS 1
@@ -57,6 +61,18 @@ def site_identifier(ha: HomeAssistantConfig) -> str:
 def _load_value(load_id: int, key: str) -> str:
     """A Jinja expression for one load's field in the status (by id: names may change)."""
     return f"(value_json.loads | selectattr('id', 'eq', {load_id}) | first)[{key!r}]"
+
+
+def _device_availability(load_id: int) -> dict[str, str]:
+    """The load's device as an availability source, read from the status: `offline` only when
+    the device said so (`online` false); a device that never said (null) is not unavailable."""
+    online = _load_value(load_id, "online")
+    return {
+        "topic": STATUS_TOPIC,
+        "value_template": f"{{{{ 'offline' if {online} is false else 'online' }}}}",
+        "payload_available": "online",
+        "payload_not_available": "offline",
+    }
 
 
 def _force_template(load_id: int, boost_entity: str) -> str:
@@ -161,9 +177,18 @@ def discovery(cfg: Config) -> list[Message]:
         _tic_entities(ha, add, site_device, energy)
 
     c_lo, c_hi = _celsius_bounds()
+    reads_back = {eq.name: eq.device.model().reads_back() for eq in cfg.equipment}
     for spec in cfg.specs():
         lid = spec.id
         key = f"load{lid}"
+        reports = reads_back[spec.name]
+        # with a device that reports availability, its entities need pvopt AND the device
+        bound: dict[str, Any] = {}
+        if "availability" in reports:
+            bound = {
+                "availability": [*availability, _device_availability(lid)],
+                "availability_mode": "all",
+            }
         device = {
             "identifiers": [f"{site_id}_{key}"],
             "name": spec.name,
@@ -172,13 +197,20 @@ def discovery(cfg: Config) -> list[Message]:
             "via_device": site_id,
         }
 
-        def sensor(
-            sub: str, name: str, field: str, lid: int = lid, dev: dict[str, Any] = device, **c: Any
+        def load_add(
+            component: str,
+            sub: str,
+            dev: dict[str, Any] = device,
+            bound: dict[str, Any] = bound,
+            key: str = key,
+            **c: Any,
         ) -> None:
-            add(
+            add(component, f"{key}_{sub}", dev, **(bound if sub in DEVICE_BOUND else {}), **c)
+
+        def sensor(sub: str, name: str, field: str, lid: int = lid, **c: Any) -> None:
+            load_add(
                 "sensor",
-                f"load{lid}_{sub}",
-                dev,
+                sub,
                 name=name,
                 state_topic=STATUS_TOPIC,
                 value_template=f"{{{{ {_load_value(lid, field)} }}}}",
@@ -186,9 +218,28 @@ def discovery(cfg: Config) -> list[Message]:
             )
 
         sensor("state", "State", "state", device_class="enum", options=STATE_OPTIONS)
+        # free text: the reasons are an open set (the policy's, the machine's, the device's)
         sensor("reason", "Reason", "reason", entity_category="diagnostic", icon="mdi:information")
         sensor("power", "Power", "power_w", **power)
+        if "power" in reports:
+            # null (no fresh reading) renders None: Home Assistant shows unknown
+            sensor("measured_power", "Measured power", "measured_w", **power)
         sensor("energy", "Energy", "energy_total_wh", **energy)
+        if "availability" in reports:
+            online = _load_value(lid, "online")
+            load_add(
+                "binary_sensor",
+                "device_online",
+                name="Device online",
+                device_class="connectivity",
+                entity_category="diagnostic",
+                state_topic=STATUS_TOPIC,
+                # null: the device has not said yet, unknown rather than a guess
+                value_template=(
+                    f"{{% set o = {online} %}}"
+                    "{{ 'ON' if o is true else ('OFF' if o is false else None) }}"
+                ),
+            )
         if spec.thresholds is not None:
             sensor(
                 "temperature",
@@ -198,10 +249,9 @@ def discovery(cfg: Config) -> list[Message]:
                 device_class="temperature",
                 state_class="measurement",
             )
-        add(
+        load_add(
             "binary_sensor",
-            f"{key}_enabled",
-            device,
+            "enabled",
             name="Enabled",
             entity_category="diagnostic",
             state_topic=STATUS_TOPIC,
@@ -211,10 +261,9 @@ def discovery(cfg: Config) -> list[Message]:
         boost_entity = f"number.{boost_object}"
         force = _force_template(lid, boost_entity)
         l_mode, l_state = _load_value(lid, "mode"), _load_value(lid, "state")
-        add(
+        load_add(
             "select",
-            f"{key}_mode",
-            device,
+            "mode",
             name="Mode",
             icon="mdi:tune-variant",
             options=list(MODE_COMMANDS),
@@ -231,10 +280,9 @@ def discovery(cfg: Config) -> list[Message]:
             ),
         )
         minutes_topic = boost_minutes_topic(ha, lid)
-        add(
+        load_add(
             "number",
-            f"{key}_boost_duration",
-            device,
+            "boost_duration",
             object_id=boost_object,
             name="Boost duration",
             icon="mdi:timer-outline",
@@ -247,10 +295,9 @@ def discovery(cfg: Config) -> list[Message]:
             state_topic=minutes_topic,
             retain=True,
         )
-        add(
+        load_add(
             "button",
-            f"{key}_boost",
-            device,
+            "boost",
             name="Boost",
             icon="mdi:rocket-launch",
             command_topic=CONTROL_TOPIC,
@@ -258,10 +305,9 @@ def discovery(cfg: Config) -> list[Message]:
         )
         if spec.thresholds is not None:
             for th, name in THRESHOLD_NAMES.items():
-                add(
+                load_add(
                     "number",
-                    f"{key}_{th}",
-                    device,
+                    th,
                     name=name,
                     entity_category="config",
                     device_class="temperature",

@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from pvopt.adapters.web import views
 from pvopt.adapters.web.app import build_app
 from pvopt.adapters.web.auth import Guard
 from pvopt.adapters.web.hub import Hub
@@ -97,7 +98,8 @@ class WebServer:
             loop.call_soon_threadsafe(self._publish, doc)
 
     def _publish(self, doc: dict[str, Any]) -> None:
-        self.hub.publish(json.dumps(doc))  # serialised once, in the page's thread
+        # worded and serialised once, in the page's thread
+        self.hub.publish(json.dumps(views.page_status(doc)))
 
     def stop(self) -> None:
         """End the live streams, stop listening, wait a little."""

@@ -1,5 +1,6 @@
-"""The page's read-only views of the store and the config: today's chart and energy table, the
-transition log, the schedules' next firings. Plain functions, JSON out."""
+"""The page's read-only views of the status, the store and the config: each load's device line,
+today's chart and energy table, the transition log, the schedules' next firings. Plain
+functions, JSON out."""
 
 from __future__ import annotations
 
@@ -13,6 +14,58 @@ from pvopt.energy_report import day_bounds, summarize
 from state.store import StateStore
 
 TRANSITIONS_SHOWN = 50
+NBSP = "\u00a0"  # inside a figure and before its unit: "1 180 W" never breaks on a phone
+# A load's trouble with its device, by the reason the machine gives (machines/loads.py TICK):
+# the badge's words and its tone. Any other reason shows as it is, below the badge.
+DEVICE_BADGES: dict[str, tuple[str, str]] = {
+    "device_offline": ("device offline", "bad"),
+    "device_not_following": ("not following", "bad"),
+    "thermostat_cut": ("thermostat cut", "info"),
+}
+# The status's `energy_from` (machines/status.py) in the page's words.
+ENERGY_FROM = {
+    "measured": "energy from the device's measurement",
+    "commanded": "energy from the command",
+    "offline": "no energy counted: device offline",
+}
+
+
+def watts(w: float) -> str:
+    """1180.4 → "1 180 W" (the page's own figure format, thousands apart)."""
+    return f"{round(w):,}".replace(",", NBSP) + f"{NBSP}W"
+
+
+def load_view(load: dict[str, Any]) -> dict[str, Any]:
+    """What the page says of one load's device: its power line (measured beside commanded),
+    a badge when the device is offline or does not follow, and what its energy is counted on.
+    Worded here, so the script only places text and a test can read it."""
+    commanded = watts(load.get("power_w") or 0.0)
+    measured = load.get("measured_w")
+    if measured is None:
+        power = f"{commanded} commanded"
+    else:
+        power = f"{watts(measured)} measured / {commanded} commanded"
+    reason = load.get("reason")
+    badge = None
+    if load.get("online") is False:  # whatever the reason says this tick
+        badge = DEVICE_BADGES["device_offline"]
+    elif reason in DEVICE_BADGES:
+        badge = DEVICE_BADGES[reason]
+    energy_from = load.get("energy_from")
+    return {
+        "power": power,
+        "badge": None if badge is None else {"text": badge[0], "tone": badge[1]},
+        "energy_from": ENERGY_FROM.get(energy_from or "", energy_from),
+    }
+
+
+def page_status(doc: dict[str, Any]) -> dict[str, Any]:
+    """The status as the page gets it: each load with its `view`. A new document, the
+    service's own is left untouched (it is still being published elsewhere)."""
+    loads = doc.get("loads")
+    if not isinstance(loads, list):
+        return doc
+    return {**doc, "loads": [{**load, "view": load_view(load)} for load in loads]}
 
 
 def today(store: StateStore | None, tz: ZoneInfo, names: list[str], day: date) -> dict[str, Any]:

@@ -140,7 +140,19 @@ function renderLoad(l) {
   st.textContent = l.state;
   st.className = "pill state state-" + l.state;
   card.dataset.state = l.state;
-  $(".power", card).textContent = Math.round(l.power_w);
+  // the words come from the server (views.load_view): measured beside commanded, the badge
+  const v = l.view || {};
+  $(".power", card).textContent = v.power || fmtW(l.power_w);
+  const badge = $(".badge", card);
+  badge.hidden = !v.badge;
+  if (v.badge && badge.textContent !== v.badge.text) {
+    badge.textContent = v.badge.text;
+    badge.className = "pill badge badge-" + v.badge.tone;
+  }
+  card.classList.toggle("trouble", Boolean(v.badge && v.badge.tone === "bad"));
+  const from = $(".energy-from", card);
+  from.hidden = !v.energy_from;
+  from.textContent = v.energy_from || "";
   const hasTemp = l.temperature_c !== null && l.temperature_c !== undefined;
   $(".temp-wrap", card).hidden = !hasTemp && l.temp_max === null;
   $(".temp", card).textContent = hasTemp ? l.temperature_c.toFixed(1) : "?";
