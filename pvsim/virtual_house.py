@@ -1,8 +1,9 @@
 """`pvopt house`: a trace played in real time as a house on MQTT, the counterpart of real
 hardware for the demo and the end-to-end tests.
 
-It publishes what the meter (as the `meter.kind` source says) and the probes would, and obeys
-the load command topics, with the simulator's physics (`House`).
+It publishes what the meter (as the `meter.kind` source says) and the probes would, obeys
+the load command topics with the simulator's physics (`House`), and each load's device answers
+as its preset says a real one does (pvsim/devices.py): availability, state, measured power.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import Callable
 from machines.wiring import STATUS_TOPIC
 from pvopt.adapters.mqtt import MqttBus
 from pvopt.config import Config
+from pvopt.devices.link import DeviceLink
 from pvopt.kinds import meter_source
+from pvsim.devices import Message, VirtualDevice
 from pvsim.physics import PROBE_PERIOD_S, House, SimResult
 from pvsim.traces import Trace
 
@@ -48,6 +51,12 @@ class VirtualHouse:
         self.meter = meter_source(cfg.meter)  # only its `publish`: what the meter sends
         self.stopping = threading.Event()
         self.forced = [False] * len(self.wires)  # from the status: eco/boost draw is forced
+        # the devices that report back (not the seed's firmware), by load
+        self.devices = {
+            k: VirtualDevice(w.codec)
+            for k, w in enumerate(self.wires)
+            if isinstance(w.codec, DeviceLink) and w.codec.report_topics()
+        }
         self.bus = MqttBus(
             cfg.mqtt,
             [*self.index, STATUS_TOPIC],
@@ -79,7 +88,34 @@ class VirtualHouse:
             log.warning("house: ignored %s payload %r", topic, payload[:40])
             return
         with self.lock:
+            if not self.house.online[k]:
+                return  # off the network: it hears nothing
             self.house.actuate(k, power, self.forced[k], self.clock())
+            device = self.devices.get(k)
+            said = (
+                []
+                if device is None
+                else device.obeyed(payload.decode(), power, self.house.drawn_w(k), time.monotonic())
+            )
+        self._say(said)
+
+    def _say(self, messages: list[Message]) -> None:
+        for m in messages:
+            self.bus.publish(m.topic, m.payload, retain=m.retain, qos=1 if m.retain else 0)
+
+    def _devices_speak(self) -> list[Message]:
+        """Availability changes (the broker's Last Will, a device's birth) and the measured
+        power of each device on the network; under the lock."""
+        said: list[Message] = []
+        for k, online in self.house.availability_changes:
+            if k in self.devices:
+                said += self.devices[k].availability(online)
+        self.house.availability_changes.clear()
+        now = time.monotonic()
+        for k, device in self.devices.items():
+            if self.house.online[k]:
+                said += device.measured(self.house.drawn_w(k), now)
+        return said
 
     def _publish_meter(self) -> None:
         meter = self.cfg.meter
@@ -104,6 +140,8 @@ class VirtualHouse:
         if not self.bus.connected.wait(30):
             mqtt = self.cfg.mqtt
             raise RuntimeError(f"house: no MQTT broker answers at {mqtt.host}:{mqtt.port}")
+        with self.lock:
+            self._say([m for d in self.devices.values() for m in d.availability(True)])
         period = max(1, round(self.cfg.sim.meter.period_s))
         total = self.house.trace.seconds
         t0 = time.monotonic()
@@ -115,12 +153,16 @@ class VirtualHouse:
                 probes = self.house.probe() if i % PROBE_PERIOD_S == 0 else []
                 if i % period == 0:
                     self._publish_meter()
+                said = self._devices_speak()
+            self._say(said)
             for k, temp in probes:
                 topic = self.wires[k].temperature_topic
                 if topic:
                     self.bus.publish(topic, f"{temp:.1f}")
             if progress is not None:
                 progress(i + 1, total)
+        # the house goes away: the broker would publish each device's Last Will
+        self._say([m for d in self.devices.values() for m in d.availability(False)])
         self.bus.stop()
         with self.lock:
             return self.house.result(self.cfg.regulation.policy)

@@ -7,11 +7,14 @@ import json
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pvopt import config
 from pvopt.cli import main
 from pvopt.config import ConfigError
 from pvopt.devices import DevicePreset, UnknownPreset, json_path, presets, resolve
+from pvopt.devices.link import DeviceLink
 from pvopt.kinds import DeviceConfig
 
 SHIPPED = ("esphome", "seed", "shelly-gen1", "shelly-gen2", "tasmota", "zigbee2mqtt")
@@ -256,3 +259,106 @@ def test_a_custom_device_without_the_loads_verb_is_refused() -> None:
         ConfigError, match=r"equipment\[1\]\.device\.preset: preset custom has no relay"
     ):
         config.parse(text, "house.yml", environ={})
+
+
+# the custom example of docs/devices.md
+DOCS_CUSTOM = DevicePreset.model_validate(
+    yaml.safe_load(
+        """
+name: custom
+title: my router
+relay:
+  command: {topic: "home/{topic}/set", payload_on: '{"on": {on}}', payload_off: '{"on": {on}}'}
+  state: {topic: "home/{topic}", path: "on", payload_on: "true", payload_off: "false"}
+  power: {topic: "home/{topic}", path: load.watts}
+availability: {topic: "home/{topic}/lwt", payload_available: up, payload_not_available: down}
+"""
+    )
+)
+
+
+def test_the_device_end_merges_the_reports_of_one_topic_into_one_message() -> None:
+    gen2 = resolve("shelly-gen2", "shellyplus1pm-a8032ab12345")
+    [(topic, payload)] = gen2.device_state(False, True, 100.0, 1234.5)
+    assert topic == "shellyplus1pm-a8032ab12345/status/switch:0"
+    assert json.loads(payload) == {"output": True, "apower": 1234.5}
+    z2m = resolve("zigbee2mqtt", "garage/plug")
+    assert z2m.device_state(False, True, 100.0, 1234.0) == [
+        ("zigbee2mqtt/garage/plug", '{"state":"ON","power":1234}')
+    ]
+    assert z2m.device_availability(False) == (
+        "zigbee2mqtt/garage/plug/availability",
+        '{"state":"offline"}',
+    )
+    tasmota = resolve("tasmota", "sonoff-pump")
+    assert tasmota.device_state(False, False, 0.0, 0.0) == [
+        ("stat/sonoff-pump/POWER1", "OFF"),
+        ("tele/sonoff-pump/SENSOR", '{"ENERGY":{"Power":0}}'),
+    ]
+    # a power refresh: only the power report's topic, with what the device sends beside it
+    assert tasmota.device_state(False, True, 100.0, 801.0, kinds=("power",)) == [
+        ("tele/sonoff-pump/SENSOR", '{"ENERGY":{"Power":801}}')
+    ]
+    gen1 = resolve("shelly-gen1", "shellydimmer2-1")
+    assert gen1.device_state(True, False, 0.0, 0.0) == [
+        ("shellies/shellydimmer2-1/light/0/status", '{"ison":false,"brightness":0}'),
+        ("shellies/shellydimmer2-1/light/0/power", "0"),
+    ]
+    assert resolve("shelly-gen1", "shelly1pm-1").device_state(False, False, 0.0, 0.0)[0] == (
+        "shellies/shelly1pm-1/relay/0",
+        "off",
+    )
+    assert resolve("seed", "scr/0/in").device_state(True, True, 50.0, 500.0) == []
+    assert resolve("seed", "scr/0/in").device_availability(True) is None
+
+
+def _reads(link, messages) -> dict[str, object]:
+    got: dict[str, object] = {}
+    for topic, payload in messages:
+        assert topic in link.report_topics(), topic
+        report = link.read(topic, payload)
+        for key in ("online", "on", "level_percent", "power_w"):
+            if getattr(report, key) is not None:
+                got[key] = getattr(report, key)
+    return got
+
+
+ROUND_TRIP = [
+    (name, dimmer)
+    for name in (*SHIPPED, "custom")
+    for dimmer in (False, True)
+    if getattr(
+        DOCS_CUSTOM if name == "custom" else presets().get(name), "dimmer" if dimmer else "relay"
+    )
+]
+
+
+@pytest.mark.parametrize(("name", "dimmer"), ROUND_TRIP)
+@settings(max_examples=60, deadline=None)
+@given(
+    on=st.booleans(),
+    percent=st.floats(0.0, 100.0),
+    power=st.floats(0.0, 99_999.0),
+    online=st.booleans(),
+)
+def test_what_the_device_end_publishes_reads_back(
+    name: str, dimmer: bool, on: bool, percent: float, power: float, online: bool
+) -> None:
+    preset = DOCS_CUSTOM if name == "custom" else presets().get(name)
+    wiring = resolve(preset, "dev/x", channel=1, src="pvopt-test")
+    link = DeviceLink(wiring, dimmer)
+    verbs = preset.dimmer if dimmer else preset.relay
+    got = _reads(link, link.device_state(on, percent, power))
+    if verbs.state is not None:
+        assert got.pop("on") is on
+        if dimmer and verbs.state.level_path is not None:
+            step = 100.0 / verbs.command.scale
+            assert got.pop("level_percent") == pytest.approx(percent, abs=step / 2 + 1e-9)
+    if verbs.power is not None:
+        assert got.pop("power_w") == pytest.approx(power, abs=0.051)  # one decimal
+    assert got == {}, "nothing read that was not published"
+    message = link.device_availability(online)
+    if preset.availability is None:
+        assert message is None
+    else:
+        assert _reads(link, [message]) == {"online": online}

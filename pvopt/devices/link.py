@@ -3,7 +3,7 @@ reports read back, and (for the virtual house) its commands read the way the dev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from machines.model import DeviceReport
 from pvopt.devices.curve import dimmer_percent, dimmer_power
@@ -18,6 +18,15 @@ class DeviceLink:
     wiring: DeviceWiring
     dimmer: bool
     curve: str = "phase_angle"
+    # (state, power, availability) topics, resolved once: `read` runs on every device message
+    _reports: tuple[str | None, str | None, str | None] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        w, verbs = self.wiring, self.wiring.dimmer if self.dimmer else self.wiring.relay
+        state = power = None
+        if verbs is not None:  # a device that cannot drive its load: config check says so
+            state, power = w.state_topic(self.dimmer), w.power_topic(self.dimmer)
+        object.__setattr__(self, "_reports", (state, power, w.availability_topic()))
 
     @property
     def preset(self) -> str:
@@ -45,29 +54,39 @@ class DeviceLink:
         return max_w if on else 0.0
 
     def state_topic(self) -> str | None:
-        return self.wiring.state_topic(self.dimmer)
+        return self._reports[0]
 
     def power_topic(self) -> str | None:
-        return self.wiring.power_topic(self.dimmer)
+        return self._reports[1]
 
     def availability_topic(self) -> str | None:
-        return self.wiring.availability_topic()
+        return self._reports[2]
 
     def report_topics(self) -> tuple[str, ...]:
         """Where the device reports (state, power, availability), each topic once."""
-        found = (self.state_topic(), self.power_topic(), self.availability_topic())
-        return tuple(dict.fromkeys(t for t in found if t is not None))
+        return tuple(dict.fromkeys(t for t in self._reports if t is not None))
 
     def read(self, topic: str, payload: str) -> DeviceReport:
         """What a message on one of `report_topics()` says; empty when it says nothing."""
         w, dimmer = self.wiring, self.dimmer
-        online = w.read_online(payload) if topic == w.availability_topic() else None
+        state, power_topic, availability = self._reports
+        online = w.read_online(payload) if topic == availability else None
         on = level = power = None
-        if topic == self.state_topic():
+        if topic == state:
             on = w.read_on(dimmer, payload)
             level = w.read_level(payload) if dimmer else None
-        if topic == self.power_topic():
+        if topic == power_topic:
             power = w.read_power(dimmer, payload)
             if power is not None and not 0.0 <= power < 1e6:
                 power = None  # a negative or absurd reading is no measurement
         return DeviceReport(online=online, on=on, level_percent=level, power_w=power)
+
+    # -- the device's end (the virtual house): what it publishes about itself ---------------
+    def device_state(
+        self, on: bool, percent: float, power_w: float, kinds: tuple[str, ...] = ("state", "power")
+    ) -> list[tuple[str, str]]:
+        """What the device publishes for its state (`DeviceWiring.device_state`)."""
+        return self.wiring.device_state(self.dimmer, on, percent, power_w, kinds)
+
+    def device_availability(self, online: bool) -> tuple[str, str] | None:
+        return self.wiring.device_availability(online)
