@@ -41,8 +41,14 @@ HOUSE: dict[str, Any] = {
             "temp_eco": 50,
             "temp_sol_min": 55,
             "temp_max": 60,
+            "thermostat_probes_per_hour": 0,  # these tests' meter never answers a command
         },
-        {"type": "VariablePowerEquipment", "name": "towel_rail", "max_power": 500},
+        {
+            "type": "VariablePowerEquipment",
+            "name": "towel_rail",
+            "max_power": 500,
+            "thermostat_probes_per_hour": 0,
+        },
     ],
 }
 
