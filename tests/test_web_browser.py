@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from datetime import time as dtime
@@ -350,8 +351,9 @@ class NoSite:
         raise AssertionError("no command expected")
 
 
-def test_trouble_is_shown_plainly(browser: Any, house: config.Config, tmp_path: Path) -> None:
-    """A stale meter, a lost broker and an InfluxDB backlog, as the service reports them."""
+@contextmanager
+def pushed_page(house: config.Config, tmp_path: Path) -> Iterator[tuple[Any, Site]]:
+    """The web page alone, fed by the status documents a test pushes (no service behind)."""
     from pvopt.adapters.web import WebServer
 
     port = free_port()
@@ -364,6 +366,14 @@ def test_trouble_is_shown_plainly(browser: Any, house: config.Config, tmp_path: 
     server = WebServer(cfg, NoSite())
     server.start()
     try:
+        yield server, Site(f"http://127.0.0.1:{port}", tmp_path, [], cond=threading.Condition())
+    finally:
+        server.stop()
+
+
+def test_trouble_is_shown_plainly(browser: Any, house: config.Config, tmp_path: Path) -> None:
+    """A stale meter, a lost broker and an InfluxDB backlog, as the service reports them."""
+    with pushed_page(house, tmp_path) as (server, site):
         doc: dict[str, Any] = {
             "time": "2026-06-15T10:00:00+02:00",
             "grid_w": 840.0,
@@ -375,9 +385,7 @@ def test_trouble_is_shown_plainly(browser: Any, house: config.Config, tmp_path: 
             "loads": [],
         }
         server.push(doc)
-        page, errors = open_page(
-            browser, Site(f"http://127.0.0.1:{port}", tmp_path, [], cond=threading.Condition())
-        )
+        page, errors = open_page(browser, site)
         alerts = page.locator("#alerts .alert")
         pw.expect(alerts).to_have_count(3)
         pw.expect(alerts.nth(0)).to_contain_text("MQTT broker unreachable")
@@ -396,26 +404,13 @@ def test_trouble_is_shown_plainly(browser: Any, house: config.Config, tmp_path: 
         )
         pw.expect(alerts).to_have_count(0)
         assert errors == []
-    finally:
-        server.stop()
 
 
 def test_a_devices_trouble_is_shown_on_its_card(
     browser: Any, house: config.Config, tmp_path: Path
 ) -> None:
     """Measured beside commanded power, and the offline badge, as the status reports them."""
-    from pvopt.adapters.web import WebServer
-
-    port = free_port()
-    cfg = house.model_copy(
-        update={
-            "web": config.WebConfig(listen=f"127.0.0.1:{port}"),
-            "state": config.StateConfig(path=str(tmp_path / "none.db")),
-        }
-    )
-    server = WebServer(cfg, NoSite())
-    server.start()
-    try:
+    with pushed_page(house, tmp_path) as (server, site):
         base = {
             "mode": "auto",
             "forced_until": None,
@@ -441,9 +436,7 @@ def test_a_devices_trouble_is_shown_on_its_card(
             "loads": [pump],
         }
         server.push(doc)
-        page, errors = open_page(
-            browser, Site(f"http://127.0.0.1:{port}", tmp_path, [], cond=threading.Condition())
-        )
+        page, errors = open_page(browser, site)
         pump_card = card(page, "pool_pump")
         nb = "\u00a0"
         pw.expect(pump_card.locator(".power")).to_have_text(
@@ -466,5 +459,3 @@ def test_a_devices_trouble_is_shown_on_its_card(
         )
         pw.expect(pump_card).to_have_class("card load trouble")
         assert errors == []
-    finally:
-        server.stop()
