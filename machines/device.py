@@ -61,6 +61,12 @@ class DeviceHealth:
         at = self.measured_at
         return self.measured_w if at is not None and now - at <= MEASURED_FRESH_S else None
 
+    def energy_from(self, now: float) -> str:
+        """What `drawn_w` counts on now: `offline` (nothing), `measured` or `commanded`."""
+        if self.online is False:
+            return "offline"
+        return "commanded" if self.measured(now) is None else "measured"
+
     def drawn_w(self, setpoint_w: float, now: float) -> float:
         """What the load draws as far as pvopt knows: nothing offline, else the device's
         fresh measurement, else its command."""

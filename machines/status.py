@@ -54,7 +54,7 @@ def build_status(
                 "power_w": round(m.setpoint_w, 1),
                 "measured_w": None if measured is None else round(measured, 1),
                 "online": m.device.online,
-                "energy_from": _energy_from(m.device.online, measured),
+                "energy_from": m.device.energy_from(now),
                 "energy_today_wh": round(real_wh, 1),
                 "forced_until": local_iso(m.forced_until, tz),
                 "temperature_c": m.temperature_c,
@@ -111,13 +111,6 @@ def export_now(ctl: Controller, snapshot: MeterSnapshot | None, now: float) -> d
         "why": EXPORT_REASONS.get(reason or "", reason),
         "by_reason_w": {k: round(v, 1) for k, v in by.items()},
     }
-
-
-def _energy_from(online: bool | None, measured: float | None) -> str:
-    """What the load's energy is counted on now (docs/devices.md)."""
-    if online is False:
-        return "offline"
-    return "commanded" if measured is None else "measured"
 
 
 def _split_energy(
