@@ -212,8 +212,7 @@ class Controller:
         if at is None:
             return
         for m in self.machines.values():
-            if m.thermostat.enabled:
-                m.thermostat.reading(m.setpoint_w, m.device.measured(now), now)
+            m.thermostat.reading(m.setpoint_w, m.device.measured(now), now)
         pending = self._steps
         if pending is not None and at >= pending.at + SETTLE_S:
             self._steps = None
