@@ -254,8 +254,11 @@ class Controller:
                     verify.append(name)
                 else:
                     m.thermostat.answered()  # no fall to judge it by: undone
-        if self._steps is not None and not verify:
-            return  # the last steps are not judged yet
+        if not verify and (
+            self._steps is not None  # the last steps are not judged yet
+            or max(map(abs, steps.values()), default=0.0) < STEP_MIN_W  # nothing to judge
+        ):
+            return
         smallest = max(STEP_MIN_W, NOISE_FACTOR * (self.memo.noise_w or 0.0))
         judged = tuple(
             name
