@@ -13,7 +13,7 @@ from pvopt import config
 from pvopt.cli import main
 from pvsim.physics import Heater
 from pvsim.simulator import simulate
-from pvsim.traces import TraceError, load_trace, window
+from pvsim.traces import TraceError, load_trace, offset_of, window
 from tests.conftest import EXAMPLES, TRACES
 
 LIVELY = 11 * 3600  # 13:00 Paris on broken_clouds: PV swings of kW within a minute
@@ -274,3 +274,74 @@ def test_thermostat_with_hysteresis() -> None:
     assert not h.accepts()
     h.draw(20)  # −4.7 K more: closed again below 61 °C
     assert h.accepts()
+
+
+def _cut_heater_house(tmp_path: Path, probe: bool, detect: bool = True) -> config.Config:
+    """The seed's house with its 2.4 kW heater hot at 65 °C behind its own 4 K thermostat:
+    without a probe, a plain dimmer (`VariablePowerEquipment`) the grid alone can judge."""
+    data = config.load(EXAMPLES / "seed_house.yml").model_dump(
+        mode="json", by_alias=True, exclude_unset=True
+    )
+    heater = data["equipment"][0]
+    heater["sim"] |= {"t0_c": 65, "tank": True, "hysteresis_k": 4}
+    if not probe:
+        for key in ("temp_min", "temp_eco", "temp_sol_min", "temp_max"):
+            heater.pop(key)
+        heater["type"] = "VariablePowerEquipment"
+        heater["thermostat_probes_per_hour"] = 4 if detect else 0
+    path = tmp_path / f"cut-{probe}-{detect}.yml"
+    path.write_text(json.dumps(data))
+    return config.load(path)
+
+
+def test_a_heater_whose_thermostat_cut_counts_what_it_drew_and_yields_to_the_rail(
+    tmp_path: Path,
+) -> None:
+    """Six minutes of clear_summer from 09:00 (07:00 UTC, ~2.9 kW of surplus), the tank hot:
+    without the watch pvopt counts the heater's full command (238 Wh for nothing drawn); with
+    it, what the heater drew (within 5 Wh), the rail behind it fed as beside a probed heater,
+    at most one probe."""
+    full = load_trace(TRACES / "clear_summer.csv.gz")
+    tz = config.load(EXAMPLES / "seed_house.yml").site.tz
+    morning = window(full, offset_of(full, "09:00", tz), 6 * 60)  # 07:00 UTC
+    blind = simulate(morning, _cut_heater_house(tmp_path, probe=False, detect=False)).kpis
+    seen = simulate(morning, _cut_heater_house(tmp_path, probe=False)).kpis
+    probed = simulate(morning, _cut_heater_house(tmp_path, probe=True)).kpis
+    assert blind["loads"]["water_heater"]["counted_wh"] > 100  # the blindness this fixes
+    heater, rail = seen["loads"]["water_heater"], seen["loads"]["towel_rail"]
+    assert abs(heater["counted_wh"] - heater["energy_wh"]) <= 5.0, heater
+    assert seen["import_by_loads_wh"] <= probed["import_by_loads_wh"] + 0.1
+    assert rail["energy_wh"] >= probed["loads"]["towel_rail"]["energy_wh"] - 5.0
+    assert seen["probes_per_hour"] * 6 / 60 <= 1
+
+
+def _full_house(tmp_path: Path, probe: bool) -> config.Config:
+    """examples/house.yml without schedules, its heater hot behind a 4 K thermostat; without a
+    probe, a plain dimmer whose cuts only the thermostat watch can see."""
+    data = config.load(EXAMPLES / "house.yml").model_dump(
+        mode="json", by_alias=True, exclude_unset=True
+    )
+    data.pop("schedules")
+    heater = data["equipment"][0]
+    heater["sim"] |= {"t0_c": 65, "tank": True, "hysteresis_k": 4}
+    if not probe:
+        for key in ("temp_min", "temp_eco", "temp_sol_min", "temp_max", "tank_litres"):
+            heater.pop(key)
+        heater["type"] = "VariablePowerEquipment"
+    path = tmp_path / f"full-{probe}.yml"
+    path.write_text(json.dumps(data))
+    return config.load(path)
+
+
+def test_a_day_of_thermostat_cuts_costs_no_capture_against_a_probe(tmp_path: Path) -> None:
+    """The whole of clear_summer, full house: without a probe the heater's cuts are found and
+    probed at most 4 times an hour; capture within 2 points of the same house with a probe,
+    import by loads no more, energy counted within 20 % of what the heater drew."""
+    day = load_trace(TRACES / "clear_summer.csv.gz")
+    unprobed = simulate(day, _full_house(tmp_path, probe=False)).kpis
+    probed = simulate(day, _full_house(tmp_path, probe=True)).kpis
+    heater = unprobed["loads"]["water_heater"]
+    assert abs(heater["counted_wh"] - heater["energy_wh"]) <= 0.2 * heater["energy_wh"], heater
+    assert unprobed["capture"] >= probed["capture"] - 0.02
+    assert unprobed["import_by_loads_wh"] <= probed["import_by_loads_wh"] + 0.1
+    assert 0 < unprobed["probes_per_hour"] <= 4
