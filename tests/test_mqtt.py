@@ -12,6 +12,7 @@ import pytest
 from pvopt import config
 from pvopt.adapters.mqtt import MqttBus
 from pvsim.servers.mosquitto import Mosquitto
+from tests.mqtt_probe import Probe
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -73,3 +74,21 @@ def test_tls_to_a_real_mosquitto_with_the_right_ca_only(tmp_path: Path) -> None:
         started = time.monotonic()
         assert not connects(other_ca, broker.port, timeout_s=2.0)
         assert time.monotonic() - started >= 1.9
+
+
+def test_subscribed_means_nothing_sent_from_then_on_is_missed(broker: Mosquitto) -> None:
+    """`subscribed` waits for the broker's SUBACK: a message another client sends right after
+    it is delivered (waiting on `connected` alone raced the subscription on a busy machine)."""
+    got: list[bytes] = []
+    cfg = config.MqttConfig(host="127.0.0.1", port=broker.port, client_id="sub-test")
+    bus = MqttBus(cfg, ["in/a", "in/b"], lambda _t, p: got.append(p))
+    bus.start()
+    probe = Probe(broker.port, ())
+    try:
+        assert bus.subscribed.wait(10)
+        probe.publish("in/b", "1")
+        assert probe.wait(lambda: got == [b"1"], 5)
+    finally:
+        probe.close()
+        bus.stop()
+    assert not bus.subscribed.is_set()

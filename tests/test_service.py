@@ -92,7 +92,7 @@ def test_pv_step_is_absorbed_within_three_ticks(broker: Mosquitto, tmp_path: Pat
     svc.start()
     probe = Probe(broker.port)
     try:
-        assert probe.wait(svc.bus.connected.is_set, 10)
+        assert probe.wait(svc.bus.subscribed.is_set, 10)
         probe.publish("scr/0/temperature", "50")
         base, pv = 400.0, 300.0
 
@@ -127,7 +127,7 @@ def test_malformed_payloads_are_ignored_and_logged(
     svc.start()
     probe = Probe(broker.port)
     try:
-        assert probe.wait(svc.bus.connected.is_set, 10)
+        assert probe.wait(svc.bus.subscribed.is_set, 10)
         publish_grid(probe, -800)
         probe.publish("scr/0/temperature", "50.5")
         assert probe.wait(lambda: svc.meter.snapshot(time.time()).grid_w == -800, 5)
@@ -197,7 +197,7 @@ def test_inputs_from_mqtt_reach_the_controller_and_the_store_on_the_regulators_w
     svc.start()
     probe = Probe(broker.port)
     try:
-        assert probe.wait(svc.bus.connected.is_set, 10)
+        assert probe.wait(svc.bus.subscribed.is_set, 10)
         since = time.time()
         probe.publish("scr/0/temperature", "48.5")
         probe.publish("regulation/control", json.dumps({"command": "off", "name": "towel_rail"}))
@@ -237,7 +237,7 @@ def test_a_failing_job_is_counted_in_the_status_and_regulation_goes_on(
     svc.start()
     probe = Probe(broker.port)
     try:
-        assert probe.wait(svc.bus.connected.is_set, 10)
+        assert probe.wait(svc.bus.subscribed.is_set, 10)
         assert probe.wait(lambda: svc.errors.status()["errors"] == 1, 10)  # the connect kick
         since = time.time()
         publish_grid(probe, -2000)
@@ -264,7 +264,7 @@ def test_stale_meter_sheds_within_two_ticks_and_fresh_data_resumes(
     svc.bus.start()  # no scheduler: the test calls tick() on the virtual clock
     probe = Probe(broker.port)
     try:
-        assert probe.wait(svc.bus.connected.is_set, 10)
+        assert probe.wait(svc.bus.subscribed.is_set, 10)
         last_meter = clock()
         publish_grid(probe, -1500)
         assert probe.wait(lambda: svc.meter.snapshot(clock()).grid_w == -1500, 5)
@@ -299,7 +299,7 @@ def test_broker_restart_reconnects_and_regulates(broker: Mosquitto, tmp_path: Pa
     svc.start()
     try:
         probe = Probe(broker.port)
-        assert probe.wait(svc.bus.connected.is_set, 10)
+        assert probe.wait(svc.bus.subscribed.is_set, 10)
         probe.close()
         broker.stop()
         assert not svc.bus.connected.is_set() or probe.wait(
@@ -398,7 +398,7 @@ def test_dry_run_decides_and_reports_but_commands_and_writes_nothing(
     svc.start()
     probe = Probe(broker.port)
     try:
-        assert probe.wait(svc.bus.connected.is_set, 10)
+        assert probe.wait(svc.bus.subscribed.is_set, 10)
         since = time.time()
         publish_grid(probe, -2000)
 
@@ -445,7 +445,7 @@ def test_a_window_opening_forces_the_load_and_a_restart_keeps_it(
     svc = Service(cfg)
     svc.start()
     try:
-        assert probe.wait(svc.bus.connected.is_set, 10)
+        assert probe.wait(svc.bus.subscribed.is_set, 10)
 
         def rail(since: float) -> dict[str, Any] | None:
             docs = statuses(probe, since)

@@ -70,6 +70,10 @@ class MqttBus:
         self.topics = sorted(set(topics))
         self.handler = on_message
         self.connected = threading.Event()
+        # set once the broker acknowledged our subscriptions: from then on nothing sent to
+        # them is missed (`connected` alone races a publisher that starts at the same time)
+        self.subscribed = threading.Event()
+        self._subscribe_mid: int | None = None
         self.connects = 0
         self._on_connect_hook = on_connect
         self.client = make_client(cfg, client_id or cfg.client_id)
@@ -78,6 +82,7 @@ class MqttBus:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     def start(self) -> None:
         """Start connecting; a client paho cannot start (its arguments, its thread) raises
@@ -93,6 +98,7 @@ class MqttBus:
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
+        self.subscribed.clear()
 
     def publish(self, topic: str, payload: str, *, retain: bool = False, qos: int = 0) -> None:
         """Queue a message; paho sends it now, or (qos ≥ 1) once reconnected. Never raises:
@@ -124,13 +130,20 @@ class MqttBus:
             "" if self.connects == 1 else f" (reconnect #{self.connects - 1})",
         )
         if self.topics:
-            client.subscribe([(t, 0) for t in self.topics])
+            _, self._subscribe_mid = client.subscribe([(t, 0) for t in self.topics])
+        else:
+            self.subscribed.set()
         self.connected.set()
         if self._on_connect_hook is not None:
             self._on_connect_hook()
 
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+        if mid == self._subscribe_mid:
+            self.subscribed.set()
+
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if reason.is_failure:
             log.warning("MQTT: connection lost (%s); reconnecting with backoff", reason)
 
