@@ -19,6 +19,7 @@ _.guard_thermostat_cut
 
 # attributes read by the library they are set on
 _.on_disconnect  # paho calls the client's on_disconnect (pvopt/adapters/mqtt.py)
+_.on_subscribe  # paho calls the client's on_subscribe (pvopt/adapters/mqtt.py)
 _.should_exit  # uvicorn's server loop polls it (pvopt/adapters/web/server.py)
 _.caption  # rich prints a Table's caption (pvopt/tables.py, pvsim/tables.py)
 _.isolation_level  # sqlite3's connection: None turns pysqlite's own BEGIN off (state/store.py)
