@@ -17,6 +17,7 @@ import numpy as np
 from machines.export import Room, attribute_export, ordered
 from machines.model import Kind, LoadSpec
 from machines.registry import Registry
+from machines.tariff import PRICE_KEYS, tempo_day
 from pvopt.config import Config
 from pvopt.kinds import EquipmentModel, HouseReading
 from pvopt.kinds.temp_driven import TempDrivenVariablePowerEquipment
@@ -226,6 +227,12 @@ class House:
         )
         self.below_s = 0
         self.seconds = 0
+        # the tariff in force: import by price key (W·s), the key held until it may change
+        self.tariff = cfg.tariff.tariff() if cfg.tariff is not None else None
+        self.tempo = cfg.sim.tempo_calendar
+        self.import_by_key = dict.fromkeys(PRICE_KEYS[self.tariff.kind], 0.0) if self.tariff else {}
+        self.tariff_key = ""
+        self.tariff_next_at = 0
         self.record = record
         rec_n = trace.seconds // RECORD_EVERY_S + 1 if record else 0
         self.rec_loads = np.zeros((n, rec_n))
@@ -254,6 +261,10 @@ class House:
             ).timestamp()
             self.next_day_at = i + max(1, int(midnight - now))
         day_kpi = self.day_kpi
+        if self.tariff is not None and i >= self.tariff_next_at:
+            local = datetime.fromtimestamp(now, self.tz)
+            self.tariff_key = self.tariff.key(local, self.tempo.get(tempo_day(local)))
+            self.tariff_next_at = i + self.tariff.seconds_to_change(local)
         if self.any_windows:
             self._availability(now - self.midnight)
         pv = self.pv_arr[i]
@@ -319,6 +330,8 @@ class House:
         day_kpi.bound_wh += bound * H
         if grid > 0:
             acc["import"] += grid
+            if self.tariff_key:
+                self.import_by_key[self.tariff_key] += grid
             f = forced_w if forced_w < grid else grid
             acc["forced"] += f
             rest = grid - f
@@ -481,6 +494,17 @@ class House:
             self.export_by,
         )
         kpis["schedule_events"] = events or []
+        # what the heating loads drew beyond the surplus they were given: from the grid
+        grid_heating = sum(
+            k.energy_wh - k.diverted_wh
+            for k, h in zip(self.loads_kpi, self.heaters, strict=True)
+            if h is not None
+        )
+        kpis["grid_heating_wh"] = round(grid_heating, 1)
+        if self.tariff is not None:
+            by_key = {k: v / 3600.0 for k, v in self.import_by_key.items()}
+            kpis["import_by_tariff_wh"] = {k: round(v, 1) for k, v in by_key.items()}
+            kpis["cost_eur"] = round(self.tariff.cost_eur(by_key, self.acc["export"] / 3600.0), 3)
         series: dict[str, np.ndarray] = {}
         if self.record:
             rec_n = len(self.rec_pv)

@@ -18,6 +18,7 @@ from pvopt.config.schedules import ScheduleConfig
 from pvopt.config.sim import SimConfig
 from pvopt.config.site import SiteConfig
 from pvopt.config.state import StateConfig
+from pvopt.config.tariff import TariffConfig
 from pvopt.config.tic import TicConfig
 from pvopt.config.web import WebConfig
 from pvopt.kinds import MeterConfig, Strict, load_kind
@@ -31,6 +32,7 @@ class Config(Strict):
     regulation: RegulationConfig = RegulationConfig()
     state: StateConfig = StateConfig()
     influxdb: InfluxConfig | None = None
+    tariff: TariffConfig | None = None  # the money shown (docs/tariff.md)
     web: WebConfig | None = None  # the local page (pvopt/adapters/web)
     equipment: list[Equipment] = Field(min_length=1)
     schedules: list[ScheduleConfig] = []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from pvopt.config.types import HHMM
@@ -25,6 +28,8 @@ class SimConfig(Strict):
         ("19:30", 50.0),
         ("21:00", 30.0),
     ]
+    # the Tempo colour of each day the simulator plays (a day not listed: blue)
+    tempo_calendar: dict[date, Literal["blue", "white", "red"]] = {}
 
     @field_validator("draws")
     @classmethod

@@ -91,6 +91,15 @@ def _window(value: str) -> str:
     return value
 
 
+DailyWindow = Annotated[str, AfterValidator(_window)]  # local "HH:MM-HH:MM", may wrap midnight
+
+
+def window_seconds(window: str) -> tuple[int, int]:
+    """A `DailyWindow` as (start, end) seconds of the local day (end < start wraps)."""
+    a, b = (int(x[:2]) * 3600 + int(x[3:]) * 60 for x in window.split("-"))
+    return a, b
+
+
 class LoadSimConfig(Strict):
     """How the simulator and the virtual house model a load (ignored by the service)."""
 
@@ -103,15 +112,11 @@ class LoadSimConfig(Strict):
     tank: bool = False
     hysteresis_k: float = Field(0.0, ge=0, le=20)  # the thermostat closes again this far below
     # when the device is off the network (and powered down): local "HH:MM-HH:MM", daily
-    offline: list[Annotated[str, AfterValidator(_window)]] = []
+    offline: list[DailyWindow] = []
 
     def offline_windows(self) -> list[tuple[int, int]]:
         """The offline windows as (start, end) seconds of the local day (end may wrap)."""
-        out = []
-        for w in self.offline:
-            a, b = (int(x[:2]) * 3600 + int(x[3:]) * 60 for x in w.split("-"))
-            out.append((a, b))
-        return out
+        return [window_seconds(w) for w in self.offline]
 
 
 class SpecFields(TypedDict, total=False):

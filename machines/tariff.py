@@ -1,0 +1,76 @@
+"""Which price applies when: the grid tariff as pure data (docs/tariff.md).
+
+A tariff names its prices by key: `base`; `hp`/`hc` (peak, off-peak); Tempo's six
+`blue_hp` … `red_hc`. A Tempo day runs from 06:00 to 06:00 the next morning, its off-peak
+hours 22:00-06:00; its colour comes from outside (the Linky's STGE, a calendar) and a day
+whose colour is unknown is priced blue, the colour of about 300 days a year.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+DAY_S = 86400
+COLOURS = ("blue", "white", "red")
+TEMPO_DAY_STARTS_S = 6 * 3600
+TEMPO_OFFPEAK = ((22 * 3600, 6 * 3600),)
+PRICE_KEYS: dict[str, tuple[str, ...]] = {
+    "base": ("base",),
+    "hphc": ("hp", "hc"),
+    "tempo": tuple(f"{c}_{p}" for c in COLOURS for p in ("hp", "hc")),
+}
+
+Window = tuple[int, int]  # (start, end) seconds of the local day; end < start wraps midnight
+
+
+def in_window(second_of_day: float, w: Window) -> bool:
+    a, b = w
+    return a <= second_of_day < b if a <= b else (second_of_day >= a or second_of_day < b)
+
+
+def tempo_day(local: datetime) -> date:
+    """The Tempo day `local` belongs to: before 06:00 it is still yesterday's."""
+    day = local.date()
+    return day - timedelta(days=1) if local.hour * 3600 < TEMPO_DAY_STARTS_S else day
+
+
+@dataclass(frozen=True, slots=True)
+class Tariff:
+    kind: str  # a key of PRICE_KEYS
+    prices: Mapping[str, float]  # €/kWh by key, the user's own
+    export: float = 0.0  # €/kWh paid for exported energy
+    offpeak: tuple[Window, ...] = ()
+    boundaries: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        edges = {s for w in self.offpeak for s in w}
+        if self.kind == "tempo":
+            edges.add(TEMPO_DAY_STARTS_S)
+        object.__setattr__(self, "boundaries", tuple(sorted(edges)))
+
+    def is_offpeak(self, second_of_day: float) -> bool:
+        return any(in_window(second_of_day, w) for w in self.offpeak)
+
+    def key(self, local: datetime, colour: str | None = None) -> str:
+        """The price key in force at `local`; `colour`: the Tempo day's (None: blue)."""
+        if self.kind == "base":
+            return "base"
+        sod = local.hour * 3600 + local.minute * 60 + local.second
+        period = "hc" if self.is_offpeak(sod) else "hp"
+        if self.kind == "hphc":
+            return period
+        return f"{colour or 'blue'}_{period}"
+
+    def seconds_to_change(self, local: datetime) -> int:
+        """Seconds from `local` to the next instant the key may change (≥ 1)."""
+        sod = local.hour * 3600 + local.minute * 60 + local.second
+        if not self.boundaries:
+            return DAY_S - sod
+        return min((b - sod) % DAY_S or DAY_S for b in self.boundaries)
+
+    def cost_eur(self, import_wh: Mapping[str, float], export_wh: float) -> float:
+        """What the grid bills: each key's import at its price, less the export paid."""
+        bought = sum(wh * self.prices[k] for k, wh in import_wh.items())
+        return (bought - export_wh * self.export) / 1000.0
