@@ -10,6 +10,7 @@ from machines.model import LoadSpec
 from machines.schedules import DAY_NAMES, Schedule
 from machines.wiring import LoadWiring
 from pvopt.config.equipment import Equipment, load_spec
+from pvopt.config.forecast import ForecastConfig
 from pvopt.config.homeassistant import HomeAssistantConfig
 from pvopt.config.influx import InfluxConfig
 from pvopt.config.mqtt import MqttConfig
@@ -32,6 +33,7 @@ class Config(Strict):
     state: StateConfig = StateConfig()
     influxdb: InfluxConfig | None = None
     web: WebConfig | None = None  # the local page (pvopt/adapters/web)
+    forecast: ForecastConfig | None = None  # the solar forecast (pvopt/adapters/forecast)
     equipment: list[Equipment] = Field(min_length=1)
     schedules: list[ScheduleConfig] = []
     sim: SimConfig = SimConfig()
