@@ -237,7 +237,7 @@ def parse_csv(text: str, source: str, where: str | None = None) -> Forecast:
 def parse_payload(text: str, source: str, where: str | None = None) -> Forecast:
     """A forecast published on a topic: the JSON document (`{"issued_at": "…Z", "slots":
     [{"start": "…Z", "pv_w": 1234}, …]}`) or the file format's CSV text."""
-    if not text.lstrip().startswith("{"):
+    if not text.lstrip().startswith(("{", "[")):
         return parse_csv(text, source, where)
     name, source = source, where or source
     try:
