@@ -74,7 +74,7 @@ class Stub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 stub.paths.append(self.path)
                 status, body = stub.answers.pop(0) if len(stub.answers) > 1 else stub.answers[0]
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -181,7 +181,7 @@ def test_forecast_solar_rate_limit_is_said_and_waits_for_the_period(stub: Stub) 
         )
     ]
     source = ForecastSolar(http_cfg("forecast-solar", stub.url), PARIS)
-    with pytest.raises(ForecastRateLimited, match="HTTP 429.*Rate limit for API calls reached"):
+    with pytest.raises(ForecastRateLimited, match=r"HTTP 429.*Rate limit for API calls reached"):
         source.fetch(T6)
     keeper = ForecastKeeper(source, MemoryStore(), every_s=3600, max_age_s=H)
     keeper.run(T6)
@@ -220,7 +220,7 @@ def test_an_outage_retries_with_backoff_then_the_kept_forecast_is_a_stale_fallba
 
 def test_a_refused_connection_is_unavailable() -> None:
     cfg = http_cfg("open-meteo", f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(ForecastUnavailable, match="open-meteo: cannot reach 127.0.0.1"):
+    with pytest.raises(ForecastUnavailable, match=r"open-meteo: cannot reach 127\.0\.0\.1"):
         OpenMeteo(cfg, PARIS).fetch(T6)
 
 
