@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from machines.errors import PvoptError
+from machines.forecast import Forecast
 from machines.model import MeterSnapshot
 
 Clock = Callable[[], float]  # seconds since the epoch (time.time, or a test's virtual clock)
@@ -71,4 +72,19 @@ class MeterFeed(Protocol):
 
     def newest_at(self) -> float | None:
         """Arrival of the newest power value, None before the first."""
+        ...
+
+
+class ForecastSource(Protocol):
+    """Where the solar forecast comes from (pvopt/adapters/forecast/: Open-Meteo,
+    Forecast.Solar, a file, an MQTT topic)."""
+
+    @property
+    def name(self) -> str:
+        """The source's name in messages and in the store (`open-meteo`)."""
+        ...
+
+    def fetch(self, now: float) -> Forecast:
+        """The source's current forecast, or `ForecastUnavailable` (worth a retry),
+        `ForecastRateLimited` or `ForecastError` (malformed: which field)."""
         ...

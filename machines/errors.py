@@ -1,4 +1,5 @@
-"""pvopt's own errors for what fails at its edges: the state store and the MQTT broker.
+"""pvopt's own errors for what fails at its edges: the state store, the MQTT broker and the
+solar forecast's sources.
 
 Each adapter catches its library's specific exceptions (SQLAlchemy's and sqlite3's, paho's
 `ValueError`/`RuntimeError`, socket and TLS `OSError`s) and raises one of these with a message a
@@ -33,3 +34,20 @@ class BrokerError(PvoptError):
 
 class BrokerUnavailable(BrokerError):
     """The broker cannot be reached now (refused, unknown host, TLS handshake)."""
+
+
+class ForecastError(PvoptError):
+    """A forecast cannot be used as read: says which source and which field (never cached)."""
+
+
+class ForecastUnavailable(ForecastError):
+    """The forecast's source cannot be reached now (refused, timeout, a server error): worth
+    retrying after a back-off."""
+
+
+class ForecastRateLimited(ForecastError):
+    """The source refuses more requests for a while (HTTP 429): retrying sooner cannot help."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

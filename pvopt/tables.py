@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
 from rich.table import Table
 
 from machines.export import ordered, short_label
+from machines.forecast import Forecast, ForecastStatus
 
 
 def energy_unit(values: Iterable[float | None]) -> tuple[str, float]:
@@ -188,4 +190,34 @@ def energy_table(rows: list[Any], names: list[str]) -> Table:
         table.caption += (
             " self-cons. = (PV − export) ÷ PV; self-suff. = (PV − export) ÷ (PV − export + import)."
         )
+    return table
+
+
+def forecast_table(forecast: Forecast, status: ForecastStatus, tz: tzinfo, now: float) -> Table:
+    """`pvopt forecast`: the hours from the current one on, in the site's time, and what they
+    add up to today and tomorrow; the status as the caption."""
+    issued = datetime.fromtimestamp(forecast.issued_at, tz)
+    table = Table(
+        title=f"solar forecast from {forecast.source}, issued {issued:%a %d %b %H:%M %Z} "
+        f"({fmt_age(forecast.age_s(now))} ago)"
+    )
+    table.add_column("hour")
+    table.add_column("PV mean (W)", justify="right")
+    table.add_column("energy (Wh)", justify="right")
+    for slot in forecast.slots:
+        if slot.end <= now:
+            continue
+        start = datetime.fromtimestamp(slot.start, tz)
+        table.add_row(f"{start:%a %d %b %H:%M}", f"{slot.pv_w:.0f}", f"{slot.pv_w:.0f}")
+    today = datetime.fromtimestamp(now, tz).date()
+    midnight = [
+        datetime.combine(today + timedelta(days=d), time(0), tz).timestamp() for d in (1, 2)
+    ]
+    rest = forecast.energy_wh(now, midnight[0]) / 1000
+    tomorrow = forecast.energy_wh(midnight[0], midnight[1]) / 1000
+    table.caption = f"{status.reason}; expected: {rest:.1f} kWh for the rest of today, " + (
+        f"{tomorrow:.1f} kWh tomorrow"
+        if forecast.covered_s(midnight[0], midnight[1]) >= 12 * 3600
+        else "tomorrow not covered"
+    )
     return table

@@ -1,5 +1,5 @@
-"""Where machine state, the transition log, per-interval energy and the InfluxDB outbox survive
-restarts: one small interface, two stores."""
+"""Where machine state, the transition log, per-interval energy, the InfluxDB outbox and the
+last good solar forecast survive restarts: one small interface, two stores."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from machines.errors import StoreError, StoreMissing
+from machines.forecast import Forecast, Slot
 from machines.loads import TransitionRecord
 
 __all__ = [
@@ -48,7 +49,9 @@ __all__ = [
 # v2: `document` (small JSON documents: the schedule planner, the outbox) and `interval`
 # (per-interval energy: the history and the outbox). A v1 store migrates when `pvopt run` opens
 # it for writing; a read-only open refuses it and says so.
-SCHEMA_VERSION = 2
+# v3: `forecast` (the last good solar forecast of each source, docs/forecast.md); v1 and v2
+# migrate the same way: the missing tables are created, nothing else changes.
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 1.0
 DRIVER_ERRORS = (SQLAlchemyError, sqlite3.Error)  # what reaches a caller as a StoreError
 
@@ -88,6 +91,15 @@ class StateStore(Protocol):
         """The newest transition records, oldest first."""
         ...
 
+    def save_forecast(self, forecast: Forecast, fetched_at: float) -> None:
+        """Keep `forecast` as its source's last good one (replacing the previous): one write."""
+        ...
+
+    def load_forecast(self, source: str | None = None) -> tuple[Forecast, float] | None:
+        """The last good forecast of `source` (of any source, the newest fetched, when None)
+        and when it was fetched; None when there is none."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -107,6 +119,7 @@ class MemoryStore:
         self._records: list[TransitionRecord] = []
         self._documents: dict[str, dict[str, Any]] = {}
         self._intervals: dict[int, dict[str, Any]] = {}
+        self._forecasts: dict[str, tuple[Forecast, float]] = {}
         self.writes = 0
 
     def load_machines(self) -> dict[str, dict[str, Any]]:
@@ -140,6 +153,15 @@ class MemoryStore:
     def transitions(self, load: str | None = None, limit: int = 100) -> list[TransitionRecord]:
         found = [r for r in self._records if load is None or r.load == load]
         return found[-limit:]
+
+    def save_forecast(self, forecast: Forecast, fetched_at: float) -> None:
+        self._forecasts[forecast.source] = (forecast, fetched_at)  # frozen: no copy needed
+        self.writes += 1
+
+    def load_forecast(self, source: str | None = None) -> tuple[Forecast, float] | None:
+        if source is not None:
+            return self._forecasts.get(source)
+        return max(self._forecasts.values(), key=lambda kept: kept[1], default=None)
 
     def close(self) -> None:
         pass
@@ -176,6 +198,14 @@ interval_table = Table(
     Column("end", Integer, primary_key=True),  # epoch s, a multiple of interval_s
     Column("data", LargeBinary),  # machines.energy interval document, JSON, zlib: 400 days of
 )  # minutes with 3 loads take ~150 MB instead of ~390 MB
+forecast_table = Table(
+    "forecast",
+    metadata,
+    Column("source", String, primary_key=True),  # one row per source: its last good forecast
+    Column("issued_at", Integer),  # epoch s UTC
+    Column("fetched_at", Float),
+    Column("slots", Text),  # JSON [[start, pv_w], ...]: 48 hours are ~1 kB
+)
 
 
 class SqliteStore:
@@ -259,7 +289,7 @@ class SqliteStore:
         """The writable open (`pvopt run`): creates a new store, migrates an older one."""
         with self.engine.begin() as conn:
             tables, version = self._version(conn)
-            metadata.create_all(conn)  # v1 → v2: adds `document` and `interval`
+            metadata.create_all(conn)  # v1 → v2: `document`, `interval`; v2 → v3: `forecast`
             if not tables:
                 conn.execute(
                     meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
@@ -353,6 +383,32 @@ class SqliteStore:
             TransitionRecord(r.load, r.source, r.dest, r.trigger, r.reason, r.at)
             for r in reversed(rows)
         ]
+
+    def save_forecast(self, forecast: Forecast, fetched_at: float) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path} was opened read-only: nothing can be saved")
+        t = forecast_table
+        values = {
+            "issued_at": forecast.issued_at,
+            "fetched_at": fetched_at,
+            "slots": json.dumps([[s.start, s.pv_w] for s in forecast.slots]),
+        }
+        stmt = sqlite_insert(t).values(source=forecast.source, **values)
+        with self._failing("save the forecast"), self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=values))
+        self.writes += 1
+
+    def load_forecast(self, source: str | None = None) -> tuple[Forecast, float] | None:
+        t = forecast_table
+        query = select(t).order_by(t.c.fetched_at.desc()).limit(1)
+        if source is not None:
+            query = query.where(t.c.source == source)
+        with self._failing("read the forecast"), self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        slots = tuple(Slot(int(start), float(w)) for start, w in json.loads(row.slots))
+        return Forecast(int(row.issued_at), row.source, slots), float(row.fetched_at)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -106,13 +106,14 @@ def config_check(file: str) -> None:
 
 
 from pvopt.cli import devices as _devices  # noqa: E402
+from pvopt.cli import forecast as _forecast  # noqa: E402
 from pvopt.cli import service as _service  # noqa: E402
 from pvopt.cli import sim as _sim  # noqa: E402
 from pvopt.cli import tic_bench as _tic_bench  # noqa: E402
 from pvopt.tic_script import tic  # noqa: E402
 
 main.add_command(tic)
-for _module in (_devices, _service, _sim, _tic_bench):
+for _module in (_devices, _forecast, _service, _sim, _tic_bench):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

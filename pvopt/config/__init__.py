@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pvopt.config.equipment import Equipment, load_spec
 from pvopt.config.errors import ConfigError, Problem, dotted
+from pvopt.config.forecast import ForecastConfig
 from pvopt.config.homeassistant import HomeAssistantConfig, TicEntities
 from pvopt.config.influx import InfluxConfig
 from pvopt.config.loading import ENV_KEYS, apply_env, default_path, load, masked_dump, parse
@@ -25,6 +26,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Equipment",
+    "ForecastConfig",
     "HomeAssistantConfig",
     "InfluxConfig",
     "MeterConfig",

@@ -52,6 +52,8 @@ def cross_section_problems(cfg: Config) -> Located:
         out.append(
             (("mqtt", "tls", "key_file"), "key_file without cert_file: give the certificate too")
         )
+    if cfg.forecast is not None:
+        out += [(("forecast", key), msg) for key, msg in cfg.forecast.problems()]
     if not undrivable:
         out += _topic_clashes(cfg)
     ids = {cfg.load_id(i) for i in range(len(cfg.equipment))}
@@ -92,6 +94,8 @@ def _topic_clashes(cfg: Config) -> Located:
     if m.pv_topic:
         roles.append((m.pv_topic, ("meter", "pv_topic"), "meter.pv_topic"))
     roles.append((m.tariff_topic, ("meter", "tariff_topic"), "meter.tariff_topic"))
+    if cfg.forecast is not None and cfg.forecast.topic is not None:
+        roles.append((cfg.forecast.topic, ("forecast", "topic"), "forecast.topic"))
     for i, eq in enumerate(cfg.equipment):
         topics = load_kind(eq.type_name()).topics(eq, cfg.load_id(i))
         if topics.temperature is not None:

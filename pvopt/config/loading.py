@@ -190,10 +190,14 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
             "key_file": fix(cfg.mqtt.tls.key_file),
         }
     )
+    forecast = cfg.forecast
+    if forecast is not None and forecast.file is not None:
+        forecast = forecast.model_copy(update={"file": fix(forecast.file)})
     return cfg.model_copy(
         update={
             "state": cfg.state.model_copy(update={"path": fix(cfg.state.path)}),
             "mqtt": cfg.mqtt.model_copy(update={"tls": tls}),
+            "forecast": forecast,
         }
     )
 

@@ -10,6 +10,7 @@ from machines.model import LoadSpec
 from machines.schedules import DAY_NAMES, Schedule
 from machines.wiring import LoadWiring
 from pvopt.config.equipment import Equipment, load_spec
+from pvopt.config.forecast import ForecastConfig
 from pvopt.config.homeassistant import HomeAssistantConfig
 from pvopt.config.influx import InfluxConfig
 from pvopt.config.mqtt import MqttConfig
@@ -34,6 +35,7 @@ class Config(Strict):
     influxdb: InfluxConfig | None = None
     tariff: TariffConfig | None = None  # the money shown (docs/tariff.md)
     web: WebConfig | None = None  # the local page (pvopt/adapters/web)
+    forecast: ForecastConfig | None = None  # the solar forecast (pvopt/adapters/forecast)
     equipment: list[Equipment] = Field(min_length=1)
     schedules: list[ScheduleConfig] = []
     sim: SimConfig = SimConfig()
