@@ -20,6 +20,7 @@ from pvopt.kinds import METER_PRESETS, HouseReading, MeterSource, meter_source
 from tests.conftest import ROOT, T0
 
 LOAD = "equipment: [{type: ConstantPowerEquipment, name: pump, nominal_power: 400}]\n"
+DIMMER = "equipment: [{type: VariablePowerEquipment, name: rail, max_power: 500}]\n"
 REAL_TIC = ROOT.parent / "shared" / "real_tic"
 
 
@@ -308,17 +309,21 @@ def test_a_preset_topic_is_one_role() -> None:
 
 def test_config_check_warns_that_a_zlinky_is_too_slow_for_a_dimmer(tmp_path: Path) -> None:
     path = tmp_path / "pvopt.yml"
-    path.write_text("meter: {preset: zlinky, topic: zlinky}\n" + LOAD)
-    out = CliRunner().invoke(main, ["config", "check", str(path)])
-    assert out.exit_code == 0, out.output
-    (line,) = [x for x in out.stderr.splitlines() if x.startswith("warning")]
+
+    def warnings(meter: str, load: str = LOAD) -> list[str]:
+        path.write_text(f"meter: {meter}\n" + load)
+        out = CliRunner().invoke(main, ["config", "check", str(path)])
+        assert out.exit_code == 0, out.output
+        return [x for x in out.stderr.splitlines() if x.startswith("warning")]
+
+    (line,) = warnings("{preset: zlinky, topic: zlinky}", DIMMER)
     assert "zlinky" in line and "dimmer" in line and "stale_after_s (30 s)" in line
-    path.write_text("meter: {preset: zlinky, topic: zlinky, stale_after_s: 150}\n" + LOAD)
-    out = CliRunner().invoke(main, ["config", "check", str(path)])
-    assert "too slow to regulate a dimmer" in out.stderr and "stale_after_s" not in out.stderr
-    path.write_text(f"meter: {{preset: shelly-pro3em, topic: {PRO3EM}}}\n" + LOAD)
-    out = CliRunner().invoke(main, ["config", "check", str(path)])
-    assert out.exit_code == 0 and "warning" not in out.stderr
+    (line,) = warnings("{preset: zlinky, topic: zlinky, stale_after_s: 150}", DIMMER)
+    assert "too slow to regulate a dimmer" in line and "stale_after_s" not in line
+    (line,) = warnings("{preset: zlinky, topic: zlinky}")  # a relay only: no dimmer to lag
+    assert "dimmer" not in line and "stale_after_s (30 s)" in line
+    assert warnings("{preset: zlinky, topic: zlinky, stale_after_s: 150}") == []
+    assert warnings(f"{{preset: shelly-pro3em, topic: {PRO3EM}}}", DIMMER) == []
 
 
 @pytest.mark.parametrize("preset", ["tasmota-teleinfo", "shelly-pro3em"])

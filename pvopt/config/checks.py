@@ -160,21 +160,25 @@ def check_files(cfg: Config) -> Located:
 
 
 def slow_meter_warning(cfg: Config) -> str | None:
-    """`config check`'s one line when the meter preset reports too seldom to regulate a dimmer
-    well (a ZLinky on zigbee2mqtt: about once a minute); not an error, the config works."""
+    """`config check`'s one line when the meter preset reports too seldom for this house (a
+    ZLinky on zigbee2mqtt: about once a minute): too slow to regulate a dimmer well, or shorter
+    than `stale_after_s`; not an error, the config works."""
     preset = meter_preset(cfg.meter)
     every = None if preset is None else preset.reports_every_s
     if preset is None or every is None:
         return None
-    line = (
-        f"meter preset {preset.name} reports about once every {every:.0f} s: too slow to "
-        "regulate a dimmer well (the surplus changes between reports, so a dimmer lags it and "
-        "the house imports or exports meanwhile); a meter that reports every few seconds is "
-        "better for a dimmer"
-    )
+    said = []
+    if any(s.kind is Kind.DIMMER for s in cfg.specs()):
+        said.append(
+            "too slow to regulate a dimmer well (the surplus changes between reports, so a "
+            "dimmer lags it and the house imports or exports meanwhile); a meter that reports "
+            "every few seconds is better for a dimmer"
+        )
     if cfg.meter.stale_after_s <= every:
-        line += (
-            f"; meter.stale_after_s ({cfg.meter.stale_after_s:g} s) is shorter than that, so "
+        said.append(
+            f"meter.stale_after_s ({cfg.meter.stale_after_s:g} s) is shorter than that, so "
             f"surplus loads are shed between reports: set it above {every:.0f}"
         )
-    return line
+    if not said:
+        return None
+    return f"meter preset {preset.name} reports about once every {every:.0f} s: " + "; ".join(said)
