@@ -182,7 +182,11 @@ class Controller:
         self.last_snapshot = snapshot
         if self.planner is not None:
             facts = {name: m.facts(now) for name, m in self.machines.items()}
-            self.apply_requests(self.planner.update(now, facts, offpeak=offpeak), now)
+            surplus = None  # what the house had to spare: export plus what pvopt routed
+            if not snapshot.stale and snapshot.grid_w is not None:
+                surplus = sum(m.setpoint_w for m in self.machines.values()) - snapshot.grid_w
+            requests = self.planner.update(now, facts, offpeak=offpeak, surplus_w=surplus)
+            self.apply_requests(requests, now)
         # The start-up grace (no meter value yet, not stale yet) keeps running loads running
         # but starts nothing: a load shed for a stale meter stays shed until the meter speaks.
         awaiting = snapshot.sampled_at is None and not snapshot.stale

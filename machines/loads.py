@@ -225,6 +225,7 @@ class LoadFacts:
     setpoint_w: float
     energy_today_wh: float
     energy_yesterday_wh: float
+    energy_total_wh: float = 0.0  # never resets: the heating plan's energy balance
 
     @property
     def is_forced(self) -> bool:
@@ -596,6 +597,7 @@ class LoadMachine:
             setpoint_w=self.setpoint_w,
             energy_today_wh=self.energy_today_wh,
             energy_yesterday_wh=self.energy_yesterday_wh,
+            energy_total_wh=self.energy_total_wh,
         )
 
     # -- persistence ------------------------------------------------------------------------

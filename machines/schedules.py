@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from machines.heat_plan import HeatPlanner, TankFacts
 from machines.loads import LoadFacts
 from machines.model import Mode, State
 
@@ -26,6 +27,7 @@ DEFAULT_COOLING_K_PER_H = 0.5  # before the probe has shown its own rate; on the
 START_SAFETY = 1.25  # eco starts this much earlier than the estimated heating time ...
 START_MARGIN_S = 15 * 60.0  # ... plus this
 HOLD_BAND_K = 0.3  # once temp_eco was reached, re-heat below temp_eco + this
+PLAN_EVERY_S = 900.0  # an open window's heating goal is planned again this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,13 @@ class Schedule:
     @property
     def is_window(self) -> bool:
         return self.at is None
+
+
+def _changed(a: tuple[bool, float | None], b: tuple[bool, float | None]) -> bool:
+    """A new plan worth an event: another kind of decision, or a goal a kelvin away."""
+    if a[0] != b[0] or (a[1] is None) != (b[1] is None):
+        return True
+    return a[1] is not None and b[1] is not None and abs(a[1] - b[1]) >= 1.0
 
 
 def wall(day: date, hm: time, tz: ZoneInfo) -> float:
@@ -125,6 +134,10 @@ class WindowRun:
     triggered: bool = False  # eco: the guarantee was at risk in this window
     heating: bool = False  # eco: heating to temp_eco now
     reached: bool = False  # eco: temp_eco was reached once: hold it
+    planned: bool = False  # eco: the heating plan set the goal (else temp_eco, today's rule)
+    goal_c: float | None = None  # eco: the planned temperature at the close (None: no heating)
+    planned_at: float | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +145,7 @@ class ScheduleEvent:
     key: str
     name: str
     load: str
-    event: str  # open | close | check | missed
+    event: str  # open | close | check | missed | plan
     at: float
     triggered: bool | None = None
     temperature_c: float | None = None
@@ -185,6 +198,7 @@ class LoadMemory:
     samples: list[tuple[float, float]] = field(default_factory=list)  # (t, °C) while idle
     heat_wh_per_k: float | None = None
     heat_start: tuple[float, float] | None = None  # (t, °C) when eco heating started
+    loss_k_per_h: float | None = None  # the heating plan's standing loss, last measured
 
 
 class Planner:
@@ -199,8 +213,10 @@ class Planner:
         seed_rule: bool = False,
         tank_litres: Mapping[str, float] | None = None,
         saved: Mapping[str, Any] | None = None,
+        heat: HeatPlanner | None = None,
     ):
         self.schedules = schedules
+        self.heat = heat
         self.tz = tz
         self.seed_rule = seed_rule
         self.tank_litres = dict(tank_litres or {})
@@ -223,6 +239,7 @@ class Planner:
             "heat_wh_per_k": {
                 k: m.heat_wh_per_k for k, m in self.memory.items() if m.heat_wh_per_k
             },
+            "heat_plan": self.heat.dump() if self.heat is not None else {},
         }
 
     def _restore(self, saved: Mapping[str, Any]) -> None:
@@ -232,6 +249,8 @@ class Planner:
         self.checks_done = {k: v for k, v in saved.get("checks_done", {}).items() if k in keys}
         for load, c in saved.get("heat_wh_per_k", {}).items():
             self.memory.setdefault(load, LoadMemory()).heat_wh_per_k = c
+        if self.heat is not None:
+            self.heat.restore(saved.get("heat_plan", {}))
 
     def drain_events(self) -> list[ScheduleEvent]:
         out, self.events = self.events, []
@@ -244,14 +263,23 @@ class Planner:
         loads: Mapping[str, LoadFacts],
         *,
         offpeak: bool | None = None,
+        surplus_w: float | None = None,
     ) -> list[Request]:
         """Bring windows and checks up to date at `now` and return what the loads must do: the
         boosts and releases in order, then the eco requests. `offpeak` is the meter's tariff
-        (None when unknown or stale: tariff windows fall back to the clock)."""
+        (None when unknown or stale: tariff windows fall back to the clock); `surplus_w`, what
+        the house had to spare (export + routed power), calibrates the forecast."""
         views = dict(loads)  # a request updates this copy: later schedules see it applied
         plan: list[Request] = []
         for name, load in views.items():
             self._observe(name, load, now)
+        if self.heat is not None:
+            if surplus_w is not None:
+                self.heat.observe_surplus(now, surplus_w)
+            for load in views.values():
+                tank = self._tank(load, views)
+                if tank is not None:
+                    self.heat.observe_tank(now, tank, load.energy_total_wh)
         self._close_ended(now, views, plan, offpeak)
         for s in self.schedules:
             if s.load not in views:
@@ -388,6 +416,8 @@ class Planner:
             return f"ok: {today_wh:.0f} Wh today, {two_days:.0f} Wh in two days"
         if not load.can_be_forced or load.mode is not Mode.AUTO:
             return "deficit, but the load cannot be forced now"
+        if self.heat is not None and self.heat.red_peak(now):
+            return "deficit, but a Tempo red day's peak hours: no grid heating"
         hours = (need_today - today_wh) / load.spec.max_w
         until = now + hours * 3600.0
         if not (load.state is State.BOOST and (load.forced_until or 0) >= until):
@@ -419,6 +449,19 @@ class Planner:
         calm = sorted(x for x in steps if x >= 0)  # a draw is a jump: take the calm median
         return calm[len(calm) // 2] if calm else 0.0
 
+    def standing_loss_k_per_h(self, name: str) -> float:
+        """The tank's mean cooling while idle and not drawn, for the heating plan: the mean
+        (a 0.1 K probe reads a slow tank as mostly still), kept while heating hides it."""
+        mem = self.memory.setdefault(name, LoadMemory())
+        calm = [
+            (t0 - t1, b - a)
+            for (a, t0), (b, t1) in zip(mem.samples, mem.samples[1:], strict=False)
+            if -0.05 <= t0 - t1 < 1.0
+        ]
+        if len(calm) >= 6:  # an hour of idle history
+            mem.loss_k_per_h = max(sum(d for d, _ in calm) / sum(s for _, s in calm) * 3600, 0.0)
+        return mem.loss_k_per_h if mem.loss_k_per_h is not None else DEFAULT_COOLING_K_PER_H
+
     def heat_wh_per_k(self, m: LoadFacts) -> float:
         mem = self.memory.get(m.spec.name)
         if mem is not None and mem.heat_wh_per_k:
@@ -440,11 +483,13 @@ class Planner:
                 continue
             if m.thresholds is None or m.temperature_c is None:
                 continue
-            if self._eco_heats(run, m, now):
+            if self._eco_heats(s, run, m, now, views):
                 wanted[s.load] = EcoRequest(s.load, run.closes_at, "forced_window")
         return list(wanted.values())
 
-    def _eco_heats(self, run: WindowRun, m: LoadFacts, now: float) -> bool:
+    def _eco_heats(
+        self, s: Schedule, run: WindowRun, m: LoadFacts, now: float, views: Mapping[str, LoadFacts]
+    ) -> bool:
         th = m.thresholds
         t = m.temperature_c
         assert th is not None and t is not None
@@ -456,27 +501,81 @@ class Planner:
                 run.heating = False
             return run.heating
         left_s = (run.closes_at - now) if run.closes_at is not None else 0.0
-        if not run.triggered:
-            end_t = t - self.cooling_k_per_h(m.spec.name) * left_s / 3600.0
-            run.triggered = t <= th.temp_min or end_t <= th.temp_min
+        end_t = t - self.cooling_k_per_h(m.spec.name) * left_s / 3600.0
+        self._plan(s, run, m, now, views)
+        if run.planned:
+            if run.goal_c is None:  # the plan needs no grid heat before the close
+                run.heating = False
+                return False
+            goal = run.goal_c
+            run.triggered = run.triggered or end_t < goal
+        else:
+            goal = th.temp_eco
+            if not run.triggered:
+                run.triggered = t <= th.temp_min or end_t <= th.temp_min
         if not run.triggered:
             return False
-        if run.reached:  # hold ≥ temp_eco until the window closes
-            if t < th.temp_eco + HOLD_BAND_K / 2:
+        if run.reached:  # hold ≥ the goal until the window closes
+            if t < goal + HOLD_BAND_K / 2:
                 run.heating = True
-            elif t >= th.temp_eco + HOLD_BAND_K:
+            elif t >= goal + HOLD_BAND_K:
                 run.heating = False
             return run.heating
-        if t >= th.temp_eco:
+        if t >= goal:
             run.reached, run.heating = True, False
             self._learn_capacity(mem, m, now, t)
             return False
         if not run.heating:
-            need_s = (th.temp_eco - t) * self.heat_wh_per_k(m) / m.spec.max_w * 3600.0
+            need_s = (goal - t) * self.heat_wh_per_k(m) / m.spec.max_w * 3600.0
             if run.closes_at is None or left_s <= need_s * START_SAFETY + START_MARGIN_S:
-                run.heating = True  # as late as still reaches temp_eco by the close
+                run.heating = True  # as late as still reaches the goal by the close
                 mem.heat_start = (now, t)
         return run.heating
+
+    def _tank(self, m: LoadFacts, views: Mapping[str, LoadFacts]) -> TankFacts | None:
+        """The heating plan's view of a temperature-driven load with a fresh reading."""
+        th = m.thresholds
+        if th is None or not m.temperature_known or m.temperature_c is None:
+            return None
+        ahead = 0.0
+        for other in views.values():  # priority order: the loads served before it
+            if other.spec.name == m.spec.name:
+                break
+            if other.spec.enabled:
+                ahead += other.spec.max_w
+        return TankFacts(
+            m.spec.name,
+            m.temperature_c,
+            th.temp_min,
+            th.temp_max,
+            m.spec.max_w,
+            self.heat_wh_per_k(m),
+            self.standing_loss_k_per_h(m.spec.name),
+            ahead,
+        )
+
+    def _plan(
+        self, s: Schedule, run: WindowRun, m: LoadFacts, now: float, views: Mapping[str, LoadFacts]
+    ) -> None:
+        """Set the window's goal from the heating plan, at most every `PLAN_EVERY_S`; without
+        a plan (no fresh forecast, no draws learnt, a tariff window) today's rule holds."""
+        if self.heat is None or run.closes_at is None:
+            return
+        if run.planned_at is not None and now - run.planned_at < PLAN_EVERY_S:
+            return
+        run.planned_at = now
+        tank = self._tank(m, views)
+        opens = [t for t, e in next_events(s, run.closes_at, self.tz, 2) if e == "open"]
+        until = opens[0] if opens else run.closes_at + 86400.0
+        goal = None if tank is None else self.heat.goal(now, run.closes_at, until, tank)
+        before = (run.planned, run.goal_c)
+        if goal is None:
+            run.planned, reason = False, "no fresh forecast or no draws learnt: today's rule"
+        else:
+            run.planned, run.goal_c, reason = True, goal.temp_c, goal.reason
+        if not run.reason or _changed(before, (run.planned, run.goal_c)):
+            run.reason = reason
+            self._emit(s, "plan", now, temperature_c=m.temperature_c, detail=reason)
 
     def _learn_capacity(self, mem: LoadMemory, m: LoadFacts, now: float, t: float) -> None:
         """Wh per K actually seen while eco heated at full power, for tomorrow's start time."""

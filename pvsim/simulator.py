@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from jobs.meter_cache import MeterCache
 from machines.controller import Controller
+from machines.forecast import Forecast
 from machines.model import FORCED_STATES, DeviceReport
 from machines.policy import get_policy
 from machines.schedules import Planner, ScheduleEvent
@@ -32,17 +33,26 @@ def simulate(
     policy: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     record: bool = False,
+    forecasts: list[Forecast] | None = None,
 ) -> SimResult:
-    """Replay `trace` with `cfg`; deterministic: same inputs, same result."""
+    """Replay `trace` with `cfg`; deterministic: same inputs, same result. With `forecasts`
+    (in issue order; each used from its issue time) the heating plan runs as in the service."""
     reg = cfg.regulation if policy is None else cfg.regulation.model_copy(update={"policy": policy})
     start = trace.start
     house = House(cfg, trace, record=record)
+    heat = None
+    if forecasts is not None:
+        calendar = cfg.sim.tempo_calendar
+        heat = cfg.heat_planner(colour_of=calendar.get)
     planner = Planner(
         cfg.schedule_list(),
         cfg.site.tz,
         seed_rule=get_policy(reg.policy).seed_rule,
         tank_litres=cfg.tank_litres(),
+        heat=heat,
     )
+    issues = list(forecasts or [])
+    next_issue = 0
     ctl = Controller(house.specs, cfg.site.tz, reg.params(), start, planner=planner)
     events: list[ScheduleEvent] = []
     machines = [ctl.machines[s.name] for s in house.specs]
@@ -88,6 +98,11 @@ def simulate(
         # -- the regulator: on every fresh sample, else every tick_s
         if fresh or now - last_tick >= tick_s:
             last_tick = now
+            while heat is not None and next_issue < len(issues):
+                if issues[next_issue].issued_at > now:
+                    break
+                heat.forecast = issues[next_issue]
+                next_issue += 1
             ctl.tick(now, meter.snapshot(now))
             if planner.events:
                 events.extend(planner.drain_events())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import time
+from collections.abc import Callable
+from datetime import date, time
 
 from pydantic import Field
 
+from machines.heat_plan import FORECAST_MAX_AGE_S, HeatPlanner, Legionella, Target
 from machines.model import LoadSpec
 from machines.schedules import DAY_NAMES, Schedule
 from machines.wiring import LoadWiring
@@ -14,6 +16,7 @@ from pvopt.config.forecast import ForecastConfig
 from pvopt.config.homeassistant import HomeAssistantConfig
 from pvopt.config.influx import InfluxConfig
 from pvopt.config.mqtt import MqttConfig
+from pvopt.config.planning import PlanningConfig
 from pvopt.config.regulation import RegulationConfig
 from pvopt.config.schedules import ScheduleConfig
 from pvopt.config.sim import SimConfig
@@ -36,6 +39,7 @@ class Config(Strict):
     tariff: TariffConfig | None = None  # the money shown (docs/tariff.md)
     web: WebConfig | None = None  # the local page (pvopt/adapters/web)
     forecast: ForecastConfig | None = None  # the solar forecast (pvopt/adapters/forecast)
+    planning: PlanningConfig = PlanningConfig()  # the heating plan (docs/planning.md)
     equipment: list[Equipment] = Field(min_length=1)
     schedules: list[ScheduleConfig] = []
     sim: SimConfig = SimConfig()
@@ -98,6 +102,26 @@ class Config(Strict):
                 )
             )
         return out
+
+    def heat_planner(self, colour_of: Callable[[date], str | None] | None = None) -> HeatPlanner:
+        """The heating plan of this house; `colour_of`: a Tempo day's colour, when known."""
+        targets: dict[str, list[Target]] = {}
+        legionella: dict[str, Legionella] = {}
+        for eq in self.equipment:
+            wanted, cycle = eq.comfort()
+            if wanted:
+                targets[eq.name] = wanted
+            if cycle is not None:
+                legionella[eq.name] = cycle
+        return HeatPlanner(
+            self.site.tz,
+            tariff=self.tariff.tariff() if self.tariff is not None else None,
+            colour_of=colour_of,
+            targets=targets,
+            legionella=legionella,
+            pessimism=self.planning.pessimism,
+            max_age_s=self.forecast.max_age_h * 3600.0 if self.forecast else FORECAST_MAX_AGE_S,
+        )
 
     def tank_litres(self) -> dict[str, float]:
         """Tank volumes the user gave, for eco planning."""

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from machines.heat_plan import Legionella, Target
 from machines.model import Thresholds
 from pvopt.devices import CUSTOM, DevicePreset, presets, resolve
 from pvopt.devices.curve import Curve
@@ -242,6 +243,10 @@ class EquipmentModel(Strict):
     def planning_tank_litres(self) -> float | None:
         """Tank volume for eco planning, when the user gave one."""
         return None
+
+    def comfort(self) -> tuple[list[Target], Legionella | None]:
+        """The heating plan's targets and legionella cycle (a tank's kinds have them)."""
+        return [], None
 
 
 class DimmerEquipment(EquipmentModel):

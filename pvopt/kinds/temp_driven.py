@@ -6,9 +6,28 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from machines.heat_plan import Legionella, Target
 from machines.model import Kind, Thresholds
-from pvopt.kinds.base import Celsius, DimmerEquipment, SpecFields, Topic
+from pvopt.kinds.base import Celsius, DimmerEquipment, SpecFields, Strict, Topic
 from pvopt.kinds.registry import LoadKind
+
+
+class ComfortTarget(Strict):
+    """At least `temp` °C at local `by`, every day (docs/planning.md)."""
+
+    temp: Celsius
+    by: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+    def second_of_day(self) -> int:
+        hh, mm = self.by.split(":")
+        return int(hh) * 3600 + int(mm) * 60
+
+
+class LegionellaCycle(Strict):
+    """Reach `temp` °C at least once every `every_days` days (docs/planning.md)."""
+
+    temp: Celsius = 60.0
+    every_days: int = Field(7, ge=1, le=60)
 
 
 class TempDrivenVariablePowerEquipment(DimmerEquipment):
@@ -19,6 +38,8 @@ class TempDrivenVariablePowerEquipment(DimmerEquipment):
     temp_max: Celsius
     temperature_topic: Topic | None = None
     tank_litres: float | None = Field(None, gt=0, le=5000)  # eco planning; learnt after a night
+    targets: list[ComfortTarget] = []  # the heating plan's own deadlines (docs/planning.md)
+    legionella: LegionellaCycle | None = None
 
     @field_validator("temp_eco")
     @classmethod
@@ -61,6 +82,11 @@ class TempDrivenVariablePowerEquipment(DimmerEquipment):
 
     def planning_tank_litres(self) -> float | None:
         return self.tank_litres
+
+    def comfort(self) -> tuple[list[Target], Legionella | None]:
+        targets = [Target(t.temp, t.second_of_day()) for t in self.targets]
+        lg = self.legionella
+        return targets, None if lg is None else Legionella(lg.temp, lg.every_days)
 
 
 KIND = LoadKind(
