@@ -70,7 +70,7 @@ class PlanStep:
 class Goal:
     """How warm the tank must be when the window closes, and why."""
 
-    temp_c: float | None  # None: no grid heating needed
+    temp_c: float  # what the tank needs at the close; heating starts only below it
     reason: str
     sun_wh: float = 0.0  # solar energy expected in the tank before the next window
     steps: tuple[PlanStep, ...] = ()
@@ -247,12 +247,14 @@ class HeatPlanner:
             return None
         sun_wh = sum(s[1] for s in steps)
         lo, hi = tank.temp_min - 15.0, tank.temp_max
-        worst_hi, _ = simulate_tank(hi, tank, steps)
+        worst_hi, path_hi = simulate_tank(hi, tank, steps)
         if worst_hi < 0:
             return Goal(
                 tank.temp_max,
                 f"draws ahead exceed the tank: heat to temp_max "
                 f"({sun_wh / 1000:.1f} kWh of sun expected)",
+                sun_wh,
+                path_hi,
             )
         for _ in range(20):
             mid = (lo + hi) / 2
@@ -265,12 +267,10 @@ class HeatPlanner:
         at_close = tank.temp_c - tank.cooling_k_per_h * max(closes - now, 0.0) / 3600.0
         sun = f"{sun_wh / 1000:.1f} kWh of sun expected"
         if need <= at_close:
-            return Goal(
-                None, f"{sun}, tank {tank.temp_c:.0f} °C: no off-peak heating", sun_wh, trajectory
-            )
-        return Goal(
-            need, f"{sun}: heat to {need:.1f} °C for the draws before the sun", sun_wh, trajectory
-        )
+            reason = f"{sun}, tank {tank.temp_c:.0f} °C: enough until the next window"
+        else:
+            reason = f"{sun}: heat to {need:.1f} °C for the draws before the sun"
+        return Goal(need, reason, sun_wh, trajectory)
 
     def _steps(
         self, closes: float, until: float, tank: TankFacts, forecast: Forecast

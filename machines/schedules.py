@@ -503,11 +503,8 @@ class Planner:
         left_s = (run.closes_at - now) if run.closes_at is not None else 0.0
         end_t = t - self.cooling_k_per_h(m.spec.name) * left_s / 3600.0
         self._plan(s, run, m, now, views)
-        if run.planned:
-            if run.goal_c is None:  # the plan needs no grid heat before the close
-                run.heating = False
-                return False
-            goal = run.goal_c
+        if run.planned and run.goal_c is not None:
+            goal = run.goal_c  # heat only if the tank will be below it at the close
             run.triggered = run.triggered or end_t < goal
         else:
             goal = th.temp_eco

@@ -57,6 +57,9 @@ DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
 CLOCK_WATCH_S = 1.0  # how often the wall clock is checked against the monotonic one
 
 
+FORECAST_READ_S = 900.0  # the heating plan re-reads the stored forecast this often
+
+
 class Service:
     """One site: builds the meter cache, controller, store, MQTT bus and the scheduler's jobs,
     and starts and stops them."""
@@ -110,13 +113,27 @@ class Service:
 
     # -- wiring (each builder runs once, from __init__, in this order) -------------------------
     def _planner(self, saved: dict[str, Any]) -> Planner:
-        return Planner(
+        """The schedules, with the heating plan when the config has a `forecast:`."""
+        heat = self.cfg.heat_planner() if self.cfg.forecast is not None else None
+        planner = Planner(
             self.cfg.schedule_list(),
             self.tz,
             seed_rule=get_policy(self.policy).seed_rule,
             tank_litres=self.cfg.tank_litres(),
             saved=saved,
+            heat=heat,
         )
+        self._read_forecast(planner)
+        return planner
+
+    def _read_forecast(self, planner: Planner | None = None) -> None:
+        """Hand the heating plan the forecast the store keeps (`pvopt forecast --fetch` from
+        cron writes it); runs on the regulator's worker, beside the other store reads."""
+        heat = (planner or self.planner).heat
+        if heat is None or self.cfg.forecast is None:
+            return
+        kept = self.store.load_forecast(self.cfg.forecast.source)
+        heat.forecast = kept[0] if kept else None
 
     def _outbox(self, saved: dict[str, Any]) -> Outbox | None:
         """InfluxDB's outbox, with InfluxDB and outside a dry run (which sends nothing)."""
@@ -216,6 +233,10 @@ class Service:
             self.cfg.state.checkpoint_s,
         )
         add_schedule_job(self.scheduler, self.planner.schedules, self.tz, self.regulator.tick)
+        if self.planner.heat is not None:
+            self.scheduler.add_job(
+                self._read_forecast, "interval", seconds=FORECAST_READ_S, id="forecast"
+            )
         if self.flush_job is not None:
             add_influx_job(self.scheduler, self.flush_job)
         self.scheduler.start()

@@ -104,3 +104,16 @@ def offset_of(trace: Trace, hhmm: str, tz: ZoneInfo) -> int:
         raise TraceError(f"not a time of day: {hhmm!r} (HH:MM)") from None
     day = datetime.fromtimestamp(trace.start, tz).date()
     return round(datetime.combine(day, at, tz).timestamp() - trace.start)
+
+
+def chain(name: str, days: list[Trace], start: float) -> Trace:
+    """Whole UTC days of `days`, one after the other from `start` (a UTC midnight): a
+    multi-day trace made of single days, each keeping its own sun and household."""
+    pv, base = [], []
+    for d in days:
+        whole = d.seconds // 86400 * 86400
+        if whole == 0:
+            raise TraceError(f"{d.name}: under a day; chain takes whole days")
+        pv.append(d.pv_w[:whole])
+        base.append(d.base_w[:whole])
+    return Trace(name, start, np.concatenate(pv), np.concatenate(base))

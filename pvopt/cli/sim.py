@@ -31,9 +31,17 @@ from pvopt.cli.common import (
 
 
 def run_simulation(
-    trace_path: str, cfg: cfgmod.Config, policy: str | None, record: bool = False
+    trace_path: str,
+    cfg: cfgmod.Config,
+    policy: str | None,
+    record: bool = False,
+    forecast: str | None = None,
+    seed: int = 0,
 ) -> Any:
-    """Simulate one trace with a progress bar; exit 1 on an unreadable trace."""
+    """Simulate one trace with a progress bar; exit 1 on an unreadable trace or forecast.
+    `forecast`: `perfect`, `realistic` (seeded), a file of issues, or None (the config's)."""
+    from machines.errors import ForecastError
+    from pvsim.forecasts import ERRORS, day_ahead, read_history
     from pvsim.simulator import simulate
     from pvsim.traces import TraceError, load_trace
 
@@ -42,12 +50,28 @@ def run_simulation(
     except TraceError as exc:
         err_console.print(f"[red]error[/red] {exc}", highlight=False)
         sys.exit(1)
+    if forecast is None and cfg.forecast is not None:  # the config's: its file, else made
+        forecast = str(cfg.forecast.file) if cfg.forecast.source == "file" else "realistic"
+    forecasts = None
+    if forecast in ERRORS:
+        forecasts = day_ahead(trace, cfg.site.tz, forecast, seed)
+    elif forecast is not None:
+        try:
+            forecasts = read_history(forecast)
+        except ForecastError as exc:
+            err_console.print(f"[red]error[/red] {exc}", highlight=False)
+            sys.exit(1)
     with progress_bar() as bar:
         task = bar.add_task(
             f"{trace.name} ({policy or cfg.regulation.policy})", total=trace.seconds
         )
         return simulate(
-            trace, cfg, policy, lambda done, _total: bar.update(task, completed=done), record=record
+            trace,
+            cfg,
+            policy,
+            lambda done, _total: bar.update(task, completed=done),
+            record=record,
+            forecasts=forecasts,
         )
 
 
@@ -84,16 +108,29 @@ def sim_trace(path: str) -> str:
 )
 @click.option("--plot", "plot_path", metavar="PNG", default=None, help="Write a plot of the run.")
 @click.option("--json", "json_path", metavar="FILE", default=None, help="Write the KPIs as JSON.")
+@click.option(
+    "--forecast",
+    metavar="SOURCE",
+    default=None,
+    help="Plan the heating with day-ahead forecasts: 'realistic' (made from the trace with a "
+    "seeded error), 'perfect', or a FILE of issues (issued_at,start,pv_w). Default: none, "
+    "unless the config has forecast:.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="The forecast error's seed.")
 def simulate(
     trace: str,
     config_path: str | None,
     policy: str | None,
     plot_path: str | None,
     json_path: str | None,
+    forecast: str | None,
+    seed: int,
 ) -> None:
     """Replay TRACE (ts,pv_w,base_load_w; .csv or .csv.gz) through the regulator."""
     cfg = sim_config(config_path)
-    result = run_simulation(sim_trace(trace), cfg, policy, record=plot_path is not None)
+    result = run_simulation(
+        sim_trace(trace), cfg, policy, record=plot_path is not None, forecast=forecast, seed=seed
+    )
     kpis = result.kpis
     if json_path:
         Path(json_path).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
