@@ -125,6 +125,7 @@ def run(job: tuple[str, str, str, int, float, str]) -> dict[str, Any]:
     }
     out |= {key: k[key] for key in KEYS}
     out["grid_heating_by_tariff_wh"] = k["grid_heating_by_tariff_wh"]
+    out["forced_heating_by_tariff_wh"] = k["forced_heating_by_tariff_wh"]
     out["plans"] = sum(1 for e in k["schedule_events"] if e.get("event") == "plan")
     return out
 
@@ -142,6 +143,7 @@ def table(title: str, rows: list[dict[str, Any]]) -> Table:
         "cold draws",
         "grid heating kWh",
         "red_hp heating Wh",
+        "red_hp forced Wh",
     ):
         t.add_column(col, justify="right" if col not in ("house", "trace", "forecast") else "left")
     base = {(r["house"], r["trace"], r["tariff"]): r for r in rows if r["mode"] == "none"}
@@ -150,6 +152,7 @@ def table(title: str, rows: list[dict[str, Any]]) -> Table:
         vs = f"{(r['cost_eur'] / ref['cost_eur'] - 1) * 100:+.1f} %" if ref else ""
         mode = r["mode"] if r["mode"] != "realistic" else f"realistic #{r['seed']}"
         red = r["grid_heating_by_tariff_wh"].get("red_hp")
+        forced = r["forced_heating_by_tariff_wh"].get("red_hp")
         t.add_row(
             r["house"],
             r["trace"],
@@ -161,6 +164,7 @@ def table(title: str, rows: list[dict[str, Any]]) -> Table:
             str(r["cold_draws"]),
             f"{r['grid_heating_wh'] / 1000:.1f}",
             "" if red is None else f"{red:.0f}",
+            "" if forced is None else f"{forced:.0f}",
         )
     return t
 

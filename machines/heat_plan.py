@@ -242,6 +242,8 @@ class HeatPlanner:
             return None
         if self.tariff is not None and self.tariff.kind == "tempo" and self.colour(closes) == "red":
             return Goal(tank.temp_max, "red day tomorrow: heat to temp_max tonight")
+        if forecast.covered_s(closes, until) < 0.9 * (until - closes):
+            return None  # hours it says nothing of are not hours without sun
         steps = self._steps(closes, until, tank, forecast)
         if steps is None:
             return None

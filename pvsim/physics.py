@@ -232,6 +232,7 @@ class House:
         self.tempo = cfg.sim.tempo_calendar
         self.import_by_key = dict.fromkeys(PRICE_KEYS[self.tariff.kind], 0.0) if self.tariff else {}
         self.heating_by_key = dict.fromkeys(self.import_by_key, 0.0)  # heaters' grid W·s
+        self.forced_by_key = dict.fromkeys(self.import_by_key, 0.0)  # ... while forced
         self.tariff_key = ""
         self.tariff_next_at = 0
         self.record = record
@@ -298,6 +299,8 @@ class House:
                     take = 0.0
                 if heaters[k] is not None and self.tariff_key and take < p:
                     self.heating_by_key[self.tariff_key] += p - take
+                    if self.forced[k]:
+                        self.forced_by_key[self.tariff_key] += p - take
                 loads_w += p
                 if self.forced[k]:
                     forced_w += p
@@ -511,6 +514,9 @@ class House:
             kpis["import_by_tariff_wh"] = {k: round(v, 1) for k, v in by_key.items()}
             kpis["grid_heating_by_tariff_wh"] = {
                 k: round(v / 3600.0, 1) for k, v in self.heating_by_key.items()
+            }
+            kpis["forced_heating_by_tariff_wh"] = {
+                k: round(v / 3600.0, 1) for k, v in self.forced_by_key.items()
             }
             kpis["cost_eur"] = round(self.tariff.cost_eur(by_key, self.acc["export"] / 3600.0), 3)
         series: dict[str, np.ndarray] = {}
