@@ -191,6 +191,15 @@ def assume(load: LoadFacts, request: BoostRequest | Release) -> LoadFacts:
     return replace(load, state=state, mode=Mode.AUTO, forced_until=None)
 
 
+@dataclass(frozen=True, slots=True)
+class PlanNote:
+    """The heating plan's last word on a load: when, the goal (None: today's rule), why."""
+
+    at: float
+    goal_c: float | None
+    reason: str
+
+
 @dataclass
 class LoadMemory:
     """What the planner learns about a water heater: cooling rate and heat capacity."""
@@ -224,6 +233,7 @@ class Planner:
         self.last_opened: dict[str, float] = {}  # key -> opens of the last occurrence run
         self.checks_done: dict[str, str] = {}  # key -> ISO local day of the last check
         self.memory: dict[str, LoadMemory] = {}
+        self.plans: dict[str, PlanNote] = {}  # load -> the heating plan's last word
         self.events: list[ScheduleEvent] = []
         self.started = False
         self._quiet_until: dict[str, float] = {}  # key -> nothing can happen before (a cache)
@@ -570,9 +580,30 @@ class Planner:
             run.planned, reason = False, "no fresh forecast or no draws learnt: today's rule"
         else:
             run.planned, run.goal_c, reason = True, goal.temp_c, goal.reason
+        self.plans[m.spec.name] = PlanNote(now, run.goal_c if run.planned else None, reason)
         if not run.reason or _changed(before, (run.planned, run.goal_c)):
             run.reason = reason
             self._emit(s, "plan", now, temperature_c=m.temperature_c, detail=reason)
+
+    def plan_status(self, name: str, now: float) -> dict[str, Any] | None:
+        """The heating plan of load `name` for the status: the forecast it plans with, the
+        last goal and its reason; None without a plan."""
+        if self.heat is None:
+            return None
+        f = self.heat.forecast
+        note = self.plans.get(name)
+        return {
+            "forecast": None
+            if f is None
+            else {
+                "source": f.source,
+                "issued_at": f.issued_at,
+                "fresh": f.is_fresh(now, self.heat.max_age_s),
+            },
+            "planned_at": None if note is None else note.at,
+            "goal_c": None if note is None or note.goal_c is None else round(note.goal_c, 1),
+            "reason": None if note is None else note.reason,
+        }
 
     def _learn_capacity(self, mem: LoadMemory, m: LoadFacts, now: float, t: float) -> None:
         """Wh per K actually seen while eco heated at full power, for tomorrow's start time."""

@@ -65,6 +65,11 @@ def build_status(
                 "enabled": m.spec.enabled,
             }
         )
+        plan = (
+            None if ctl.planner is None or th is None else ctl.planner.plan_status(m.spec.name, now)
+        )
+        if plan is not None:
+            loads[-1]["plan"] = plan
         if would_wh is not None:
             loads[-1]["would_be_energy_wh"] = round(would_wh, 1)
         equipments.append(

@@ -296,6 +296,7 @@ def test_what_the_plan_learnt_survives_a_restart() -> None:
 
 
 def test_the_service_plans_with_the_forecast_its_store_keeps(tmp_path) -> None:
+    from machines.status import build_status
     from pvopt.service import Service
     from pvsim.servers.loopback import free_port
     from state.store import SqliteStore
@@ -316,6 +317,15 @@ def test_the_service_plans_with_the_forecast_its_store_keeps(tmp_path) -> None:
     try:
         assert svc.planner.heat is not None
         assert svc.planner.heat.forecast == Forecast(kept.issued_at, "file", kept.slots)
+        doc = build_status(svc.ctl, None, None, at(d, 20), policy="default", dry_run=False)
+        plan = {x["name"]: x.get("plan") for x in doc["loads"]}
+        assert plan["water_heater"] == {
+            "forecast": {"source": "file", "issued_at": kept.issued_at, "fresh": True},
+            "planned_at": None,
+            "goal_c": None,
+            "reason": None,
+        }
+        assert plan["towel_rail"] is None  # no tank, no plan
     finally:
         svc.store.close()
     plain = Service(make_config(tmp_path, free_port(), state={"path": str(tmp_path / "b.db")}))
