@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from machines.export import ordered
+from machines.tariff import Tariff, tempo_day
 from state.store import StateStore
 
 GRID_KEYS = ("import_wh", "export_wh", "diverted_wh", "loads_wh")
@@ -58,14 +60,66 @@ def summarize(intervals: list[dict[str, Any]], names: list[str]) -> dict[str, An
     return out
 
 
+def money(
+    intervals: list[dict[str, Any]],
+    names: list[str],
+    tariff: Tariff,
+    tz: ZoneInfo,
+    colour_of: Callable[[date], str | None] | None = None,
+) -> dict[str, Any]:
+    """What the grid billed and what the solar saved, priced interval by interval (docs/tariff.md).
+
+    Each load's energy in an interval is split into solar and grid by priority order (`names`):
+    the surplus the interval diverted serves the first loads first, as the regulator does. The
+    solar a load took is worth what it would have cost from the grid, less the export it
+    replaced."""
+    colour = colour_of or (lambda _d: None)
+    bought = paid = 0.0
+    loads = {n: {"grid_wh": 0.0, "grid_eur": 0.0, "solar_wh": 0.0, "solar_eur": 0.0} for n in names}
+    for doc in intervals:
+        g = doc["grid"]
+        mid = datetime.fromtimestamp(doc["end"] - doc["interval_s"] / 2, tz)
+        price = tariff.prices[tariff.key(mid, colour(tempo_day(mid)))]
+        bought += g.get("import_wh", 0.0) * price / 1000.0
+        paid += g.get("export_wh", 0.0) * tariff.export / 1000.0
+        left = g.get("diverted_wh", 0.0)
+        for name in names:
+            wh = doc["loads"].get(name, {}).get("energy_wh", 0.0)
+            solar = min(wh, max(left, 0.0))
+            left -= solar
+            acc = loads[name]
+            acc["solar_wh"] += solar
+            acc["solar_eur"] += solar * (price - tariff.export) / 1000.0
+            acc["grid_wh"] += wh - solar
+            acc["grid_eur"] += (wh - solar) * price / 1000.0
+    return {
+        "cost_eur": round(bought - paid, 3),
+        "import_eur": round(bought, 3),
+        "export_eur": round(paid, 3),
+        "loads": {
+            n: {k: round(v, 3 if k.endswith("eur") else 2) for k, v in acc.items()}
+            for n, acc in loads.items()
+        },
+    }
+
+
 def report(
-    store: StateStore, tz: ZoneInfo, names: list[str], last_day: date, days: int
+    store: StateStore,
+    tz: ZoneInfo,
+    names: list[str],
+    last_day: date,
+    days: int,
+    tariff: Tariff | None = None,
 ) -> list[tuple[date, dict[str, Any], list[dict[str, Any]]]]:
-    """Per local day, oldest first: (day, totals, the day's intervals)."""
+    """Per local day, oldest first: (day, totals, the day's intervals); with a `tariff`, the
+    totals carry its `money`."""
     out = []
     for k in range(days - 1, -1, -1):
         day = last_day - timedelta(days=k)
         start, end = day_bounds(day, tz)
         found = store.intervals(start, until=end)
-        out.append((day, summarize(found, names), found))
+        totals = summarize(found, names)
+        if tariff is not None:
+            totals["money"] = money(found, names, tariff, tz)
+        out.append((day, totals, found))
     return out

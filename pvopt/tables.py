@@ -149,7 +149,9 @@ def energy_table(rows: list[Any], names: list[str]) -> Table:
         table.add_column(name, justify="right")
     pv = any(t["pv_wh"] is not None for _, t, _ in rows)  # only with meter.pv_topic
     cols = ["all loads", "from surplus", "import", "export", "export by reason", "surplus kept"]
-    for col in cols + (["PV", "self-cons.", "self-suff."] if pv else []):
+    priced = all("money" in t for _, t, _ in rows) and bool(rows)  # with a `tariff:`
+    extra = ["cost €", "heating bought €", "solar saved €"] if priced else []
+    for col in cols + (["PV", "self-cons.", "self-suff."] if pv else []) + extra:
         table.add_column(col, justify="right")
 
     def pct(v: float | None) -> str:
@@ -178,6 +180,7 @@ def energy_table(rows: list[Any], names: list[str]) -> Table:
                 if pv
                 else []
             ),
+            *(_money_cells(t["money"]) if priced else []),
         )
     table.caption = (
         "from surplus: load energy that would otherwise have been exported. "
@@ -190,7 +193,22 @@ def energy_table(rows: list[Any], names: list[str]) -> Table:
         table.caption += (
             " self-cons. = (PV − export) ÷ PV; self-suff. = (PV − export) ÷ (PV − export + import)."
         )
+    if priced:
+        table.caption += (
+            " cost = import × its price − export × the export price; heating bought = the grid "
+            "energy of the loads × its price; solar saved = their solar energy × (price − export "
+            "price): what the grid would have charged, less the export it replaced."
+        )
     return table
+
+
+def _money_cells(m: dict[str, Any]) -> list[str]:
+    loads = m["loads"].values()
+    return [
+        f"{m['cost_eur']:.2f}",
+        f"{sum(x['grid_eur'] for x in loads):.2f}",
+        f"{sum(x['solar_eur'] for x in loads):.2f}",
+    ]
 
 
 def forecast_table(forecast: Forecast, status: ForecastStatus, tz: tzinfo, now: float) -> Table:

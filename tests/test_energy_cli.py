@@ -65,3 +65,43 @@ def test_energy_without_a_store_says_so(tmp_path: Path) -> None:
     (tmp_path / "c.yml").write_text(yaml.safe_dump(data))
     out = CliRunner().invoke(main, ["energy", "--config", str(tmp_path / "c.yml")])
     assert out.exit_code == 1 and "no state store" in out.output
+
+
+def test_energy_shows_the_money_with_a_tariff(tmp_path: Path) -> None:
+    data = yaml.safe_load((EXAMPLES / "seed_house.yml").read_text())
+    data["state"] = {"path": str(tmp_path / "pvopt.db")}
+    data["tariff"] = {
+        "kind": "hphc",
+        "prices": {"hp": 0.30, "hc": 0.20},
+        "export": 0.04,
+        "offpeak": ["13:00-14:00"],
+    }
+    cfg_path = tmp_path / "pvopt.yml"
+    cfg_path.write_text(yaml.safe_dump(data))
+    store = SqliteStore(str(tmp_path / "pvopt.db"))
+    ledger = Ledger(60, ["water_heater", "towel_rail"])
+    start = datetime(2026, 6, 15, 12, 0, tzinfo=PARIS).timestamp()
+    spans = [
+        LoadSpan("water_heater", 2400.0, "solar", 52.0, room_w=0.0, limit="full"),
+        LoadSpan("towel_rail", 0.0, "solar", room_w=500.0, limit="margin"),
+    ]
+    # 12:00-13:00 (peak): the heater on 2400 W of sun, 600 W exported; 13:00-14:00 (off-peak):
+    # the heater on the grid beside a 500 W base load
+    done = ledger.add(start, start + 3600, spans, -600.0, None, 4000.0)
+    done += ledger.add(start + 3600, start + 7200, spans, 2900.0, None, 0.0)
+    store.save({}, [], intervals=done)
+    store.close()
+    runner = CliRunner()
+    args = ["energy", "--config", str(cfg_path), "--day", "2026-06-15"]
+    out = runner.invoke(main, [*args, "--json"])
+    assert out.exit_code == 0, out.output
+    money = json.loads(out.output)[0]["money"]
+    assert money["import_eur"] == round(2.9 * 0.20, 3)  # all of it off-peak
+    assert money["export_eur"] == round(0.6 * 0.04, 3)
+    assert money["cost_eur"] == round(2.9 * 0.20 - 0.6 * 0.04, 3)
+    heater = money["loads"]["water_heater"]
+    assert (heater["solar_wh"], heater["grid_wh"]) == (2400.0, 2400.0)
+    assert heater["grid_eur"] == round(2.4 * 0.20, 3)
+    assert heater["solar_eur"] == round(2.4 * (0.30 - 0.04), 3)  # a peak hour's sun
+    out = runner.invoke(main, args)
+    assert "cost €" in out.output and "0.56" in out.output and "0.62" in out.output

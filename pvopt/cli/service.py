@@ -433,7 +433,8 @@ def energy(
         no_store(cfg)
         return
     names = [s.name for s in cfg.specs()]
-    rows = report(store, tz, names, last, days)
+    tariff = cfg.tariff.tariff() if cfg.tariff is not None else None
+    rows = report(store, tz, names, last, days, tariff)
     store.close()
     if as_json:
         click.echo(json.dumps([{"date": d.isoformat(), **t} for d, t, _ in rows], indent=2))
