@@ -29,7 +29,7 @@ from machines.loads import CommandError
 from machines.model import DeviceReport
 from machines.status import build_status, event_json
 from machines.totals import annotate
-from machines.wiring import LoadWiring, status_topic
+from machines.wiring import LoadWiring, plan_topic, status_topic
 
 log = logging.getLogger("pvopt.regulator")
 
@@ -113,6 +113,7 @@ class Regulator:
         self.lock = threading.RLock()
         self.inbox: queue.SimpleQueue[Input] = queue.SimpleQueue()
         self.sent: dict[str, tuple[str, float]] = {}  # load -> (payload, when) last published
+        self.plan_sent = 0  # the planner's plan_version last published
         self.ticks = 0
         self.not_following: set[str] = set()  # loads whose device was logged as not following
         # a dry run's energy is what it would have drawn: kept apart from the stored counters
@@ -167,6 +168,11 @@ class Regulator:
         self.persister.persist(result.records, now, write=bool(events))
         self.send_commands(now)
         self.publish_status(now)
+        planner = self.persister.planner
+        if planner.plan_version != self.plan_sent:
+            self.plan_sent = planner.plan_version
+            doc = planner.plan_doc(self.ctl.tz)
+            self.publisher.publish(plan_topic(self.dry_run), json.dumps(doc), retain=True)
 
     def checkpoint(self) -> None:
         """Energy counters, setpoints, temperatures and the intervals that ended, with the

@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from machines.heat_plan import HeatPlanner, TankFacts
+from machines.heat_plan import HeatPlanner, PlanStep, TankFacts
 from machines.loads import LoadFacts
 from machines.model import Mode, State
 
@@ -198,6 +198,8 @@ class PlanNote:
     at: float
     goal_c: float | None
     reason: str
+    grid_wh: float = 0.0  # what reaching the goal takes from the grid, at the plan's time
+    steps: tuple[PlanStep, ...] = ()
 
 
 @dataclass
@@ -234,6 +236,7 @@ class Planner:
         self.checks_done: dict[str, str] = {}  # key -> ISO local day of the last check
         self.memory: dict[str, LoadMemory] = {}
         self.plans: dict[str, PlanNote] = {}  # load -> the heating plan's last word
+        self.plan_version = 0  # bumped when a plan changes: the shell publishes it again
         self.events: list[ScheduleEvent] = []
         self.started = False
         self._quiet_until: dict[str, float] = {}  # key -> nothing can happen before (a cache)
@@ -580,10 +583,47 @@ class Planner:
             run.planned, reason = False, "no fresh forecast or no draws learnt: today's rule"
         else:
             run.planned, run.goal_c, reason = True, goal.temp_c, goal.reason
-        self.plans[m.spec.name] = PlanNote(now, run.goal_c if run.planned else None, reason)
+        steps: tuple[PlanStep, ...] = ()
+        grid_wh = 0.0
+        if goal is not None and tank is not None:
+            steps = goal.steps
+            at_close = tank.temp_c - tank.cooling_k_per_h * max(run.closes_at - now, 0.0) / 3600
+            grid_wh = max(goal.temp_c - at_close, 0.0) * tank.wh_per_k
+        note = PlanNote(now, run.goal_c if run.planned else None, reason, grid_wh, steps)
+        self.plans[m.spec.name] = note
         if not run.reason or _changed(before, (run.planned, run.goal_c)):
+            self.plan_version += 1
             run.reason = reason
             self._emit(s, "plan", now, temperature_c=m.temperature_c, detail=reason)
+
+    def plan_doc(self, tz: ZoneInfo) -> dict[str, Any]:
+        """The heating plans as published (docs/topics.md): per load, the goal, its reason,
+        the grid energy it takes and what it costs, and the tank's quarter hours ahead."""
+        out: dict[str, Any] = {}
+        tariff = self.heat.tariff if self.heat is not None else None
+        for name, note in self.plans.items():
+            price = None
+            if tariff is not None and note.steps:
+                first = datetime.fromtimestamp(note.steps[0].start - 1, tz)
+                colour = self.heat.colour(first.timestamp()) if self.heat else None
+                price = tariff.prices[tariff.key(first, colour)]
+            out[name] = {
+                "planned_at": datetime.fromtimestamp(note.at, tz).isoformat(timespec="seconds"),
+                "goal_c": None if note.goal_c is None else round(note.goal_c, 1),
+                "reason": note.reason,
+                "grid_wh": round(note.grid_wh, 1),
+                "grid_eur": None if price is None else round(note.grid_wh * price / 1000, 3),
+                "slots": [
+                    {
+                        "start": datetime.fromtimestamp(st.start, tz).isoformat(timespec="minutes"),
+                        "temp_c": round(st.temp_c, 1),
+                        "sun_wh": round(st.sun_wh, 1),
+                        "drawn": round(st.drawn, 3),
+                    }
+                    for st in note.steps
+                ],
+            }
+        return out
 
     def plan_status(self, name: str, now: float) -> dict[str, Any] | None:
         """The heating plan of load `name` for the status: the forecast it plans with, the

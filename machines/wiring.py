@@ -15,6 +15,13 @@ OWN_TOPICS = "regulation/"  # no load or meter topic may live under pvopt's own
 # A dry run reports apart, so what it would have done is never read as what happened.
 DRY_RUN_STATUS_TOPIC = "regulation/dry_run/status"
 DRY_RUN_ONLINE_TOPIC = "regulation/dry_run/online"
+PLAN_TOPIC = "regulation/plan"  # the heating plan, retained, when it changes
+DRY_RUN_PLAN_TOPIC = "regulation/dry_run/plan"
+
+
+def plan_topic(dry_run: bool) -> str:
+    """Where a run (or a dry run) publishes its retained heating plan."""
+    return DRY_RUN_PLAN_TOPIC if dry_run else PLAN_TOPIC
 
 
 def status_topic(dry_run: bool) -> str:

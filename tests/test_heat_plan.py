@@ -209,6 +209,12 @@ def test_eco_heats_to_the_planned_goal_instead_of_temp_eco() -> None:
     assert temp == pytest.approx(run.goal_c, abs=0.6)
     plans = [e for e in planner.drain_events() if e.event == "plan"]
     assert plans and "for the draws before the sun" in plans[0].detail
+    assert planner.plan_version >= 1  # the shell publishes regulation/plan when this moves
+    doc = planner.plan_doc(PARIS)["water_heater"]
+    assert doc["goal_c"] == round(run.goal_c, 1) and "kWh of sun expected" in doc["reason"]
+    assert doc["slots"][0]["start"].startswith(f"{d + timedelta(days=1)}T06:00")
+    assert len(doc["slots"]) == 16 * 4  # 06:00 to the next window at 22:00, by quarter hours
+    assert doc["grid_eur"] is None  # no tariff: no price
 
 
 def test_calibration_learns_what_the_house_spares_of_the_forecast() -> None:

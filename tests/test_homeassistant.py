@@ -493,3 +493,17 @@ def test_shown_totals_are_what_a_crash_restores() -> None:
     # kill -9 now: the restart reads the same documents
     restarted = DurableTotals(json.loads(json.dumps(committed.dump())), open_at_checkpoint)
     assert restarted.shown == shown.shown
+
+
+def test_the_heating_plan_shows_its_goal_and_reason_with_a_forecast() -> None:
+    assert not [t for t, _ in discovery(site()) if "plan_" in t]  # no forecast: no plan
+    cfg = site()
+    fc = config.ForecastConfig(source="file", file="fc.csv")
+    payloads = {t.split("/")[3]: p for t, p in discovery(cfg.model_copy(update={"forecast": fc}))}
+    goal, reason = payloads["load0_plan_goal"], payloads["load0_plan_reason"]
+    plan = {"goal_c": 53.4, "reason": "5.1 kWh of sun expected: heat to 53.4 °C"}
+    assert render(goal["value_template"], value_json=status_doc(plan=plan)) == "53.4"
+    assert render(reason["value_template"], value_json=status_doc(plan=plan)) == plan["reason"]
+    today = {"goal_c": None, "reason": "no fresh forecast or no draws learnt: today's rule"}
+    assert render(goal["value_template"], value_json=status_doc(plan=today)) == "None"
+    assert "load1_plan_goal" not in payloads  # the pool pump has no tank

@@ -249,6 +249,30 @@ def discovery(cfg: Config) -> list[Message]:
                 device_class="temperature",
                 state_class="measurement",
             )
+        if spec.thresholds is not None and cfg.forecast is not None:  # the heating plan
+            plan = f"{_load_value(lid, 'plan')}"
+            load_add(
+                "sensor",
+                "plan_goal",
+                name="Planned temperature",
+                state_topic=STATUS_TOPIC,
+                # null: today's rule, no goal: Home Assistant shows unknown
+                value_template=f"{{% set p = {plan} %}}{{{{ p.goal_c if p else None }}}}",
+                unit_of_measurement="°C",
+                device_class="temperature",
+                icon="mdi:calendar-clock",
+            )
+            load_add(
+                "sensor",
+                "plan_reason",
+                name="Plan",
+                state_topic=STATUS_TOPIC,
+                value_template=(
+                    f"{{% set p = {plan} %}}{{{{ (p.reason or '')[:255] if p else '' }}}}"
+                ),
+                entity_category="diagnostic",
+                icon="mdi:information",
+            )
         load_add(
             "binary_sensor",
             "enabled",
