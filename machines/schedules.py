@@ -340,12 +340,18 @@ class Planner:
                 continue
             del self.runs[key]
             load = views.get(s.load)
+            temp = None if load is None else load.temperature_c
+            detail = ""  # the plan against what happened
+            if run.planned and run.goal_c is not None:
+                got = "unknown" if temp is None else f"{temp:.1f} °C"
+                detail = f"planned {run.goal_c:.1f} °C by the close, got {got}"
             self._emit(
                 s,
                 "close",
                 run.closes_at if run.closes_at is not None else now,
                 triggered=run.triggered,
-                temperature_c=None if load is None else load.temperature_c,
+                temperature_c=temp,
+                detail=detail,
             )
             if (
                 load is not None

@@ -207,9 +207,14 @@ def test_eco_heats_to_the_planned_goal_instead_of_temp_eco() -> None:
     assert run is not None and run.planned and run.goal_c is not None
     assert run.goal_c > 50.0  # above temp_eco: the two morning draws need it
     assert temp == pytest.approx(run.goal_c, abs=0.6)
-    plans = [e for e in planner.drain_events() if e.event == "plan"]
+    events = planner.drain_events()
+    plans = [e for e in events if e.event == "plan"]
     assert plans and "for the draws before the sun" in plans[0].detail
     assert planner.plan_version >= 1  # the shell publishes regulation/plan when this moves
+    heater.set_temperature(temp, t)
+    ctl.tick(t, MeterSnapshot(300.0, t))  # 06:00: the window closes, the plan against the tank
+    closes = [e for e in planner.drain_events() if e.event == "close"]
+    assert closes[0].detail == f"planned {run.goal_c:.1f} °C by the close, got {temp:.1f} °C"
     doc = planner.plan_doc(PARIS)["water_heater"]
     assert doc["goal_c"] == round(run.goal_c, 1) and "kWh of sun expected" in doc["reason"]
     assert doc["slots"][0]["start"].startswith(f"{d + timedelta(days=1)}T06:00")
