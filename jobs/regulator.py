@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from jobs.errors import JobErrors
@@ -34,6 +35,13 @@ from machines.wiring import LoadWiring, plan_topic, status_topic
 log = logging.getLogger("pvopt.regulator")
 
 CLOCK_STEP_S = 2.0  # wall minus monotonic drift beyond this between two looks is a step
+
+
+@dataclass(frozen=True, slots=True)
+class TempoColours:
+    """Tempo days and their colours, as the meter announced them."""
+
+    days: dict[date, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +77,7 @@ class Reconnected:
     """The broker may have lost the actuators' retained commands: send every one again."""
 
 
-Input = Temperature | DeviceInput | Control | Reconnected
+Input = Temperature | DeviceInput | TempoColours | Control | Reconnected
 
 
 class Regulator:
@@ -244,6 +252,10 @@ class Regulator:
                 self.ctl.machines[item.load].set_temperature(item.value_c, item.at)
             elif isinstance(item, DeviceInput):
                 self.ctl.machines[item.load].device.observe(item.report, item.at)
+            elif isinstance(item, TempoColours):
+                heat = self.persister.planner.heat
+                if heat is not None:
+                    heat.learn_colours(item.days)
             elif isinstance(item, Control):
                 commanded |= self._command(item, now)
             else:

@@ -206,6 +206,7 @@ class HeatPlanner:
         self.draws: dict[str, DrawLearner] = {}
         self.surplus = SurplusCalibration()
         self.hot_at: dict[str, float] = {}  # load -> last time at legionella temperature
+        self.colours: dict[date, str] = {}  # Tempo day -> colour, as the meter announced it
 
     # -- learning, every tick ---------------------------------------------------------------------
     def observe_tank(self, t: float, tank: TankFacts, energy_wh: float) -> None:
@@ -224,8 +225,15 @@ class HeatPlanner:
         return f if f is not None and f.is_fresh(now, self.max_age_s) else None
 
     # -- the tariff ----------------------------------------------------------------------------
+    def learn_colours(self, days: Mapping[date, str]) -> None:
+        """Tempo colours the meter announced; they win over `colour_of` (a calendar)."""
+        self.colours.update(days)
+        for old in sorted(self.colours)[:-7]:
+            del self.colours[old]
+
     def colour(self, t: float) -> str | None:
-        return self.colour_of(tempo_day(datetime.fromtimestamp(t, self.tz)))
+        day = tempo_day(datetime.fromtimestamp(t, self.tz))
+        return self.colours.get(day) or self.colour_of(day)
 
     def red_peak(self, t: float) -> bool:
         """A Tempo red day's peak hours: pvopt never heats from the grid then."""

@@ -74,3 +74,29 @@ class Tariff:
         """What the grid bills: each key's import at its price, less the export paid."""
         bought = sum(wh * self.prices[k] for k, wh in import_wh.items())
         return (bought - export_wh * self.export) / 1000.0
+
+
+# the Tempo colour as meters and bridges spell it: `pvopt tic`'s blue/white/red, the Linky's own
+COLOUR_NAMES = {
+    "blue": "blue",
+    "bleu": "blue",
+    "white": "white",
+    "blanc": "white",
+    "blan": "white",
+    "red": "red",
+    "rouge": "red",
+    "roug": "red",
+}
+
+
+def colours_from(doc: Mapping[str, object], today: date) -> dict[date, str]:
+    """The Tempo days a decoded status register names (`tempo_today`, `tempo_tomorrow`):
+    `today` is the Tempo day the reading belongs to. "none" (not announced yet, the normal
+    state until late morning) and anything unknown name no day."""
+    out: dict[date, str] = {}
+    for key, day in (("tempo_today", today), ("tempo_tomorrow", today + timedelta(days=1))):
+        value = doc.get(key)
+        colour = COLOUR_NAMES.get(value.strip().lower()) if isinstance(value, str) else None
+        if colour is not None:
+            out[day] = colour
+    return out

@@ -9,6 +9,7 @@ schedules' wake-ups — in one worker thread, and the InfluxDB flush in another.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import signal
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from jobs import scheduling as jobs
@@ -24,7 +26,14 @@ from jobs.influx import FlushJob, Outbox, add_influx_job
 from jobs.meter_cache import MeterCache
 from jobs.persist import Persister
 from jobs.ports import Clock
-from jobs.regulator import Control, DeviceInput, Reconnected, Regulator, Temperature
+from jobs.regulator import (
+    Control,
+    DeviceInput,
+    Reconnected,
+    Regulator,
+    Temperature,
+    TempoColours,
+)
 from jobs.schedules import add_schedule_job
 from jobs.scheduling import EXECUTORS, add_regulation_jobs, make_scheduler
 from machines.commands import Command, Outcome, parse_control_json, parse_seed_control
@@ -36,6 +45,7 @@ from machines.meter import MeterValueError, parse_number
 from machines.policy import get_policy
 from machines.schedules import Planner
 from machines.status import local_iso
+from machines.tariff import colours_from, tempo_day
 from machines.totals import DurableTotals
 from machines.wiring import CONTROL_TOPIC, LoadWiring, online_topic
 from pvopt.adapters.homeassistant import DiscoveryLink
@@ -195,7 +205,23 @@ class Service:
         for topic, wires in reporting.items():
             routes[topic] = functools.partial(self._on_device, topic, tuple(wires))
         routes[CONTROL_TOPIC] = self._on_control
+        tariff = self.cfg.tariff
+        if tariff is not None and tariff.kind == "tempo" and self.planner.heat is not None:
+            routes[tariff.colour_topic] = self._on_tempo
         return routes
+
+    def _on_tempo(self, payload: bytes, now: float) -> None:
+        """Today's and tomorrow's Tempo colours, from the meter's decoded status register."""
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            log.warning("ignored Tempo colours %r: not a JSON object", payload[:60])
+            return
+        days = colours_from(doc, tempo_day(datetime.fromtimestamp(now, self.tz)))
+        if days:
+            self.regulator.post(TempoColours(days))
 
     def _bus(self) -> MqttBus:
         return MqttBus(

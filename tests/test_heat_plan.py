@@ -344,3 +344,49 @@ def test_the_service_plans_with_the_forecast_its_store_keeps(tmp_path) -> None:
         assert plain.planner.heat is None  # no `forecast:`: today's rule, unchanged
     finally:
         plain.store.close()
+
+
+def test_the_meters_tempo_colours_are_read_and_win_over_the_calendar() -> None:
+    from machines.tariff import colours_from
+
+    d = date(2027, 1, 11)
+    doc = {"tempo_today": "white", "tempo_tomorrow": "red", "mobile_peak": 0}
+    assert colours_from(doc, d) == {d: "white", d + timedelta(days=1): "red"}
+    assert colours_from({"tempo_today": "BLEU", "tempo_tomorrow": "none"}, d) == {d: "blue"}
+    assert colours_from({"tempo_today": 3}, d) == {}  # not a colour: nothing known
+    heat = tempo({d + timedelta(days=1): "blue"})  # the calendar says blue
+    heat.learn_colours(colours_from(doc, d))
+    assert heat.red_peak(at(d + timedelta(days=1), 16))  # the meter said red
+    assert heat.colour(at(d + timedelta(days=1), 5)) == "white"  # before 06:00: still today's
+
+
+def test_the_service_takes_tempo_colours_from_the_decoded_register(tmp_path) -> None:
+    from jobs.regulator import TempoColours
+    from pvopt.service import Service
+    from pvsim.servers.loopback import free_port
+    from tests.test_service import make_config
+
+    fc = tmp_path / "fc.csv"
+    fc.write_text("issued_at,start,pv_w\n", encoding="utf-8")
+    prices = {f"{c}_{p}": 0.2 for c in ("blue", "white", "red") for p in ("hp", "hc")}
+    cfg = make_config(
+        tmp_path,
+        free_port(),
+        state={"path": str(tmp_path / "pvopt.db")},
+        forecast={"source": "file", "file": str(fc)},
+        tariff={"kind": "tempo", "prices": prices},
+    )
+    svc = Service(cfg)
+    try:
+        now = at(date(2027, 1, 11), 12)
+        svc.routes["tic/STGE/decoded"](b'{"tempo_today": "blue", "tempo_tomorrow": "red"}', now)
+        svc.routes["tic/STGE/decoded"](b"not json", now)  # refused, logged, nothing queued
+        item = svc.regulator.inbox.get_nowait()
+        assert item == TempoColours({date(2027, 1, 11): "blue", date(2027, 1, 12): "red"})
+        assert svc.regulator.inbox.empty()
+        svc.regulator.inbox.put(item)
+        svc.regulator._drain(now)
+        assert svc.planner.heat is not None
+        assert svc.planner.heat.colour(at(date(2027, 1, 12), 12)) == "red"
+    finally:
+        svc.store.close()

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from machines.tariff import PRICE_KEYS, TEMPO_OFFPEAK, Tariff
 from pvopt.kinds import Strict
-from pvopt.kinds.base import DailyWindow, window_seconds
+from pvopt.kinds.base import DailyWindow, Topic, window_seconds
 
 
 class TariffConfig(Strict):
@@ -20,6 +20,8 @@ class TariffConfig(Strict):
     prices: dict[str, float]  # €/kWh by key: base | hp, hc | blue_hp … red_hc
     export: float = Field(0.0, ge=0, le=10)  # €/kWh paid for export
     offpeak: list[DailyWindow] | None = None
+    # tempo: where today's and tomorrow's colours come from (`pvopt tic`'s decoded STGE)
+    colour_topic: Topic = "tic/STGE/decoded"
 
     @model_validator(mode="after")
     def _keys(self) -> TariffConfig:
