@@ -25,6 +25,7 @@ DRAW_MIN_K = 0.5  # a balance deficit under this many kelvin is noise, not a dra
 DRAW_MARGIN_K = 0.5  # a draw is planned to find the tank this much above temp_min
 COLD_WATER_C = 12.0  # what a draw lets in: winter mains water, on the safe side
 HISTORY_DAYS = 14
+WATCHED_S = 20 * 3600.0  # a day counts in the draw pattern once watched this long
 RATIO_PRIOR = 0.5  # surplus / forecast PV before an hour of the day has been measured
 RATIO_ALPHA = 0.3  # weight of one day's measure in the calibration of its hour
 FORECAST_MAX_AGE_S = 36 * 3600.0
@@ -83,6 +84,7 @@ class DrawLearner:
 
     # ISO local day -> per step, the share of the tank a draw replaced with cold water
     days: dict[str, list[float]] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)  # ISO local day -> seconds watched
     last: tuple[float, float, float] | None = None  # (t, °C, energy counter Wh)
 
     def observe(
@@ -104,20 +106,29 @@ class DrawLearner:
         self.last = (t, temp_c, energy_wh)
         if dt > 3600.0:
             return  # a gap in the readings: nothing to attribute
+        local = datetime.fromtimestamp(t, tz)
+        key = local.date().isoformat()
+        if key not in self.days:
+            self.days[key] = [0.0] * STEPS_PER_DAY
+            for old in sorted(self.days)[:-HISTORY_DAYS]:
+                del self.days[old]
+                self.seen.pop(old, None)
+        self.seen[key] = self.seen.get(key, 0.0) + dt
         drawn = (energy_wh - e0) - wh_per_k * (temp_c - temp0) - wh_per_k * loss_k_per_h * dt / 3600
         if drawn < DRAW_MIN_K * wh_per_k or temp0 <= COLD_WATER_C + 1.0:
             return
         share = min(drawn / (wh_per_k * (temp0 - COLD_WATER_C)), 1.0)
-        local = datetime.fromtimestamp(t, tz)
-        row = self.days.setdefault(local.date().isoformat(), [0.0] * STEPS_PER_DAY)
-        row[(local.hour * 3600 + local.minute * 60) // STEP_S] += share
-        for old in sorted(self.days)[:-HISTORY_DAYS]:
-            del self.days[old]
+        self.days[key][(local.hour * 3600 + local.minute * 60) // STEP_S] += share
 
     def pattern(self, day: date) -> list[float] | None:
         """The share drawn in each step of `day`: each step's largest draw of the same
-        weekday's days when two are known, else of every learnt day before `day`."""
-        past = {d: row for d, row in self.days.items() if d < day.isoformat()}
+        weekday's days when two are known, else of every day before `day` watched for at least
+        `WATCHED_S` (a day half watched would hide its other half's draws)."""
+        past = {
+            d: row
+            for d, row in self.days.items()
+            if d < day.isoformat() and self.seen.get(d, 0.0) >= WATCHED_S
+        }
         if not past:
             return None
         same = [row for d, row in past.items() if date.fromisoformat(d).weekday() == day.weekday()]
@@ -340,13 +351,14 @@ class HeatPlanner:
     # -- persistence -----------------------------------------------------------------------
     def dump(self) -> dict[str, Any]:
         return {
-            "draws": {k: v.days for k, v in self.draws.items()},
+            "draws": {k: {"days": v.days, "seen": v.seen} for k, v in self.draws.items()},
             "ratio": {str(h): r for h, r in self.surplus.ratio.items()},
             "hot_at": dict(self.hot_at),
         }
 
     def restore(self, saved: Mapping[str, Any]) -> None:
-        for name, days in saved.get("draws", {}).items():
-            self.draws[name] = DrawLearner(days={d: list(r) for d, r in days.items()})
+        for name, doc in saved.get("draws", {}).items():
+            days = {d: list(r) for d, r in doc.get("days", {}).items()}
+            self.draws[name] = DrawLearner(days=days, seen=dict(doc.get("seen", {})))
         self.surplus.ratio = {int(h): float(r) for h, r in saved.get("ratio", {}).items()}
         self.hot_at = {k: float(v) for k, v in saved.get("hot_at", {}).items()}

@@ -390,3 +390,17 @@ def test_the_service_takes_tempo_colours_from_the_decoded_register(tmp_path) -> 
         assert svc.planner.heat.colour(at(date(2027, 1, 12), 12)) == "red"
     finally:
         svc.store.close()
+
+
+def test_a_day_half_watched_is_not_a_draw_pattern() -> None:
+    """Started at noon, pvopt has not seen the morning: planning with that half day would
+    leave the morning's showers cold."""
+    d = date(2026, 5, 4)
+    learner = DrawLearner()
+    t, energy = at(d, 12), 0.0
+    for _ in range(12 * 60):
+        learner.observe(t, 55.0, energy, C, 0.0, PARIS)
+        t += 60
+    assert learner.pattern(d + timedelta(days=1)) is None
+    learn(learner, d + timedelta(days=1), {"07:00": 40.0})
+    assert learner.pattern(d + timedelta(days=2)) is not None
