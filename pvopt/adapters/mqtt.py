@@ -142,10 +142,10 @@ class MqttBus:
             self.subscribed.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:  # said before the flag drops: whoever waits on it sees the line
+            log.warning("MQTT: connection lost (%s); reconnecting with backoff", reason)
         self.connected.clear()
         self.subscribed.clear()
-        if reason.is_failure:
-            log.warning("MQTT: connection lost (%s); reconnecting with backoff", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
