@@ -17,36 +17,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from pvopt.config import parse
-from pvopt.examples import config_path, trace_path
+from pvopt.examples import trace_path
 from pvsim.forecasts import day_ahead
+from pvsim.planning_cases import EVENING_DRAWS, HPHC, TEMPO_PRICES, plan_house
 from pvsim.simulator import simulate
 from pvsim.traces import Trace, chain, load_trace
 
-HPHC = {
-    "kind": "hphc",
-    "prices": {"hp": 0.2700, "hc": 0.2068},
-    "export": 0.04,
-    "offpeak": ["22:00-06:00"],
-}
-# Tempo's 2025 prices (€/kWh, 6 kVA): the user's own in real life, never shipped as defaults
-TEMPO = {
-    "kind": "tempo",
-    "export": 0.04,
-    "prices": {
-        "blue_hp": 0.1552,
-        "blue_hc": 0.1288,
-        "white_hp": 0.1792,
-        "white_hc": 0.1447,
-        "red_hp": 0.6586,
-        "red_hc": 0.1518,
-    },
-}
-EVENING_DRAWS = [["07:00", 15], ["19:30", 60], ["21:00", 60]]
+TEMPO = {"kind": "tempo", "export": 0.04, "prices": TEMPO_PRICES}
 HOUSES = {"house": None, "evening": EVENING_DRAWS}
 MULTI = [
     "clear_summer",
@@ -73,24 +53,6 @@ MODES = [("none", 0), ("perfect", 0), ("realistic", 0), ("realistic", 1), ("real
 KEYS = ("cost_eur", "cold_draws", "grid_heating_wh", "minutes_below_temp_min", "capture")
 
 
-def house_config(
-    house: str,
-    tariff: dict[str, Any],
-    pessimism: float = 0.7,
-    calendar: dict[str, str] | None = None,
-) -> Any:
-    raw = yaml.safe_load(config_path("house").read_text(encoding="utf-8"))
-    raw["tariff"] = tariff
-    raw["planning"] = {"pessimism": pessimism}
-    raw["schedules"][0]["window"] = "22:00-06:00"  # the tariff's off-peak hours
-    sim = raw.setdefault("sim", {})
-    if HOUSES[house] is not None:
-        sim["draws"] = HOUSES[house]
-    if calendar:
-        sim["tempo_calendar"] = calendar
-    return parse(yaml.safe_dump(raw), f"bench:{house}")
-
-
 def trace(name: str) -> Trace:
     days = {
         "multi": (MULTI, "2016-04-04"),
@@ -106,12 +68,11 @@ def trace(name: str) -> Trace:
 
 def run(job: tuple[str, str, str, int, float, str]) -> dict[str, Any]:
     house, trace_name, mode, seed, pessimism, tariff_kind = job
-    calendar = None
-    tariff = HPHC
+    tariff, sim = HPHC, {}
     if tariff_kind == "tempo":
         tariff = TEMPO
-        calendar = {d.isoformat(): "red" for d in RED} | {d.isoformat(): "white" for d in WHITE}
-    cfg = house_config(house, tariff, pessimism, calendar)
+        sim["tempo_calendar"] = {d: "red" for d in RED} | {d: "white" for d in WHITE}
+    cfg = plan_house(tariff, HOUSES[house], pessimism, **sim)
     tr = trace(trace_name)
     forecasts = None if mode == "none" else day_ahead(tr, cfg.site.tz, mode, seed)
     k = simulate(tr, cfg, forecasts=forecasts).kpis

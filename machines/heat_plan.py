@@ -73,6 +73,7 @@ class Goal:
 
     temp_c: float  # what the tank needs at the close; heating starts only below it
     reason: str
+    grid_wh: float  # what getting there takes from the grid, from the tank as it will be
     sun_wh: float = 0.0  # solar energy expected in the tank before the next window
     steps: tuple[PlanStep, ...] = ()
 
@@ -259,8 +260,14 @@ class HeatPlanner:
         forecast = self.fresh_forecast(now)
         if forecast is None:
             return None
+        at_close = tank.temp_c - tank.cooling_k_per_h * max(closes - now, 0.0) / 3600.0
+
+        def grid_wh(temp_c: float) -> float:
+            return max(temp_c - at_close, 0.0) * tank.wh_per_k
+
         if self.tariff is not None and self.tariff.kind == "tempo" and self.colour(closes) == "red":
-            return Goal(tank.temp_max, "red day tomorrow: heat to temp_max tonight")
+            reason = "red day tomorrow: heat to temp_max tonight"
+            return Goal(tank.temp_max, reason, grid_wh(tank.temp_max))
         if forecast.covered_s(closes, until) < 0.9 * (until - closes):
             return None  # hours it says nothing of are not hours without sun
         steps = self._steps(closes, until, tank, forecast)
@@ -274,6 +281,7 @@ class HeatPlanner:
                 tank.temp_max,
                 f"draws ahead exceed the tank: heat to temp_max "
                 f"({sun_wh / 1000:.1f} kWh of sun expected)",
+                grid_wh(tank.temp_max),
                 sun_wh,
                 path_hi,
             )
@@ -285,13 +293,12 @@ class HeatPlanner:
                 lo = mid
         need = max(hi, self._legionella_need(now, closes, until, tank, steps))
         _, trajectory = simulate_tank(need, tank, steps)
-        at_close = tank.temp_c - tank.cooling_k_per_h * max(closes - now, 0.0) / 3600.0
         sun = f"{sun_wh / 1000:.1f} kWh of sun expected"
         if need <= at_close:
             reason = f"{sun}, tank {tank.temp_c:.0f} °C: enough until the next window"
         else:
             reason = f"{sun}: heat to {need:.1f} °C for the draws before the sun"
-        return Goal(need, reason, sun_wh, trajectory)
+        return Goal(need, reason, grid_wh(need), sun_wh, trajectory)
 
     def _steps(
         self, closes: float, until: float, tank: TankFacts, forecast: Forecast

@@ -589,13 +589,10 @@ class Planner:
             run.planned, reason = False, "no fresh forecast or no draws learnt: today's rule"
         else:
             run.planned, run.goal_c, reason = True, goal.temp_c, goal.reason
-        steps: tuple[PlanStep, ...] = ()
-        grid_wh = 0.0
-        if goal is not None and tank is not None:
-            steps = goal.steps
-            at_close = tank.temp_c - tank.cooling_k_per_h * max(run.closes_at - now, 0.0) / 3600
-            grid_wh = max(goal.temp_c - at_close, 0.0) * tank.wh_per_k
-        note = PlanNote(now, run.goal_c if run.planned else None, reason, grid_wh, steps)
+        if goal is None:
+            note = PlanNote(now, None, reason)
+        else:
+            note = PlanNote(now, goal.temp_c, reason, goal.grid_wh, goal.steps)
         self.plans[m.spec.name] = note
         if not run.reason or _changed(before, (run.planned, run.goal_c)):
             self.plan_version += 1

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from machines.export import ordered
-from machines.tariff import Tariff, tempo_day
+from machines.tariff import Tariff
 from state.store import StateStore
 
 GRID_KEYS = ("import_wh", "export_wh", "diverted_wh", "loads_wh")
@@ -65,21 +64,19 @@ def money(
     names: list[str],
     tariff: Tariff,
     tz: ZoneInfo,
-    colour_of: Callable[[date], str | None] | None = None,
 ) -> dict[str, Any]:
     """What the grid billed and what the solar saved, priced interval by interval (docs/tariff.md).
 
     Each load's energy in an interval is split into solar and grid by priority order (`names`):
     the surplus the interval diverted serves the first loads first, as the regulator does. The
     solar a load took is worth what it would have cost from the grid, less the export it
-    replaced."""
-    colour = colour_of or (lambda _d: None)
+    replaced. Tempo days are priced blue: the history does not keep their colours."""
     bought = paid = 0.0
     loads = {n: {"grid_wh": 0.0, "grid_eur": 0.0, "solar_wh": 0.0, "solar_eur": 0.0} for n in names}
     for doc in intervals:
         g = doc["grid"]
         mid = datetime.fromtimestamp(doc["end"] - doc["interval_s"] / 2, tz)
-        price = tariff.prices[tariff.key(mid, colour(tempo_day(mid)))]
+        price = tariff.prices[tariff.key(mid)]
         bought += g.get("import_wh", 0.0) * price / 1000.0
         paid += g.get("export_wh", 0.0) * tariff.export / 1000.0
         left = g.get("diverted_wh", 0.0)

@@ -65,8 +65,6 @@ SEED_CONTROL = re.compile(r"scr/(\d+)/control")
 SUBMIT_TIMEOUT_S = 5.0  # a page waiting for the regulator's verdict on its command
 DEFAULT_INTERVAL_S = 60  # energy history without InfluxDB
 CLOCK_WATCH_S = 1.0  # how often the wall clock is checked against the monotonic one
-
-
 FORECAST_READ_S = 900.0  # the heating plan re-reads the stored forecast this often
 
 
@@ -95,6 +93,7 @@ class Service:
         self.store, saved, docs = _open_store(cfg.state.path, dry_run)
         now = clock()
         self.planner = self._planner(docs["planner"])
+        self._read_forecast()
         self.interval_s = cfg.influxdb.interval_s if cfg.influxdb else DEFAULT_INTERVAL_S
         self.ledger = Ledger(self.interval_s, [s.name for s in cfg.specs()])
         params = cfg.regulation.params()
@@ -125,7 +124,7 @@ class Service:
     def _planner(self, saved: dict[str, Any]) -> Planner:
         """The schedules, with the heating plan when the config has a `forecast:`."""
         heat = self.cfg.heat_planner() if self.cfg.forecast is not None else None
-        planner = Planner(
+        return Planner(
             self.cfg.schedule_list(),
             self.tz,
             seed_rule=get_policy(self.policy).seed_rule,
@@ -133,13 +132,11 @@ class Service:
             saved=saved,
             heat=heat,
         )
-        self._read_forecast(planner)
-        return planner
 
-    def _read_forecast(self, planner: Planner | None = None) -> None:
+    def _read_forecast(self) -> None:
         """Hand the heating plan the forecast the store keeps (`pvopt forecast --fetch` from
         cron writes it); runs on the regulator's worker, beside the other store reads."""
-        heat = (planner or self.planner).heat
+        heat = self.planner.heat
         if heat is None or self.cfg.forecast is None:
             return
         kept = self.store.load_forecast(self.cfg.forecast.source)

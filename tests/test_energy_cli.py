@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from click.testing import CliRunner
@@ -15,9 +16,13 @@ from state.store import SqliteStore
 from tests.conftest import EXAMPLES, PARIS
 
 
-def test_energy_days_totals_ratios_and_plot(tmp_path: Path) -> None:
+def two_hours(tmp_path: Path, **sections: Any) -> Path:
+    """The seed house's config (plus `sections`) and a store holding 2026-06-15 12:00-14:00:
+    an hour exporting 600 W with the heater at 2400 W, PV 4000 W; then, PV gone, an hour with
+    the heater on the grid beside a 500 W base load."""
     data = yaml.safe_load((EXAMPLES / "seed_house.yml").read_text())
     data["state"] = {"path": str(tmp_path / "pvopt.db")}
+    data.update(sections)
     cfg_path = tmp_path / "pvopt.yml"
     cfg_path.write_text(yaml.safe_dump(data))
     store = SqliteStore(str(tmp_path / "pvopt.db"))
@@ -27,12 +32,15 @@ def test_energy_days_totals_ratios_and_plot(tmp_path: Path) -> None:
         LoadSpan("water_heater", 2400.0, "solar", 52.0, room_w=0.0, limit="full"),
         LoadSpan("towel_rail", 0.0, "solar", room_w=500.0, limit="margin"),
     ]
-    # an hour exporting 600 W with the heater at 2400 W, PV 4000 W; then, PV gone, an hour with
-    # the heater on the grid beside a 500 W base load
     done = ledger.add(start, start + 3600, spans, -600.0, None, 4000.0)
     done += ledger.add(start + 3600, start + 7200, spans, 2900.0, None, 0.0)
     store.save({}, [], intervals=done)
     store.close()
+    return cfg_path
+
+
+def test_energy_days_totals_ratios_and_plot(tmp_path: Path) -> None:
+    cfg_path = two_hours(tmp_path)
     runner = CliRunner()
     out = runner.invoke(
         main,
@@ -68,29 +76,13 @@ def test_energy_without_a_store_says_so(tmp_path: Path) -> None:
 
 
 def test_energy_shows_the_money_with_a_tariff(tmp_path: Path) -> None:
-    data = yaml.safe_load((EXAMPLES / "seed_house.yml").read_text())
-    data["state"] = {"path": str(tmp_path / "pvopt.db")}
-    data["tariff"] = {
+    tariff = {
         "kind": "hphc",
         "prices": {"hp": 0.30, "hc": 0.20},
         "export": 0.04,
-        "offpeak": ["13:00-14:00"],
+        "offpeak": ["13:00-14:00"],  # the second hour, on the grid, is off-peak
     }
-    cfg_path = tmp_path / "pvopt.yml"
-    cfg_path.write_text(yaml.safe_dump(data))
-    store = SqliteStore(str(tmp_path / "pvopt.db"))
-    ledger = Ledger(60, ["water_heater", "towel_rail"])
-    start = datetime(2026, 6, 15, 12, 0, tzinfo=PARIS).timestamp()
-    spans = [
-        LoadSpan("water_heater", 2400.0, "solar", 52.0, room_w=0.0, limit="full"),
-        LoadSpan("towel_rail", 0.0, "solar", room_w=500.0, limit="margin"),
-    ]
-    # 12:00-13:00 (peak): the heater on 2400 W of sun, 600 W exported; 13:00-14:00 (off-peak):
-    # the heater on the grid beside a 500 W base load
-    done = ledger.add(start, start + 3600, spans, -600.0, None, 4000.0)
-    done += ledger.add(start + 3600, start + 7200, spans, 2900.0, None, 0.0)
-    store.save({}, [], intervals=done)
-    store.close()
+    cfg_path = two_hours(tmp_path, tariff=tariff)
     runner = CliRunner()
     args = ["energy", "--config", str(cfg_path), "--day", "2026-06-15"]
     out = runner.invoke(main, [*args, "--json"])

@@ -21,25 +21,17 @@ from machines.heat_plan import (
     TankFacts,
     Target,
 )
-from machines.model import Kind, LoadSpec, MeterSnapshot, Thresholds
+from machines.model import MeterSnapshot
 from machines.policy import PolicyParams
 from machines.schedules import Planner, Schedule
 from machines.tariff import TEMPO_OFFPEAK, Tariff
 from pvsim.forecasts import SIGMA_DAY, day_ahead, hourly_pv, latest, read_history
 from pvsim.traces import Trace
 from tests.conftest import PARIS
+from tests.test_schedules import DAILY, HEATER
 
 C = 200 * 1.163  # Wh per K of a 200 l tank
-HEATER = LoadSpec("water_heater", 0, Kind.DIMMER, 2400.0, thresholds=Thresholds(45, 50, 55, 60))
 NIGHT = Schedule("offpeak", "water_heater", "eco", start=time(22, 0), end=time(6, 0))
-DAILY = Schedule(
-    "daily-minimum",
-    "water_heater",
-    "boost-deficit",
-    at=time(16, 0),
-    min_today_wh=2000,
-    min_two_days_wh=4000,
-)
 
 
 def at(d: date, h: int, mi: int = 0) -> float:

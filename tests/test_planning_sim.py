@@ -5,35 +5,15 @@ forecast, and never a red-day peak's grid heating. The full frontier is `bench/p
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
 
 import pytest
-import yaml
 
 from machines.forecast import Forecast, Slot
-from pvopt.config import parse
-from pvopt.examples import config_path, trace_path
+from pvopt.examples import trace_path
 from pvsim.forecasts import day_ahead, hourly_pv
+from pvsim.planning_cases import EVENING_DRAWS, HPHC, TEMPO_PRICES, plan_house
 from pvsim.simulator import simulate
 from pvsim.traces import Trace, chain, load_trace, window
-
-HPHC = {
-    "kind": "hphc",
-    "prices": {"hp": 0.27, "hc": 0.2068},
-    "export": 0.04,
-    "offpeak": ["22:00-06:00"],
-}
-EVENING = [["07:00", 15], ["19:30", 60], ["21:00", 60]]
-
-
-def house(tariff: dict[str, Any], draws: list[list[Any]] | None = None, **sim: Any) -> Any:
-    raw = yaml.safe_load(config_path("house").read_text(encoding="utf-8"))
-    raw["tariff"] = tariff
-    raw["schedules"][0]["window"] = "22:00-06:00"
-    raw.setdefault("sim", {}).update(sim)
-    if draws is not None:
-        raw["sim"]["draws"] = draws
-    return parse(yaml.safe_dump(raw), "test:house")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +27,7 @@ KEYS = ("cost_eur", "cold_draws", "grid_heating_wh", "import_wh")
 def test_the_plan_is_cheaper_with_no_more_cold_draws_where_the_sun_can_do_it(
     spring: Trace,
 ) -> None:
-    cfg = house(HPHC, EVENING)
+    cfg = plan_house(HPHC, EVENING_DRAWS)
     rule = simulate(spring, cfg).kpis
     planned = simulate(spring, cfg, forecasts=day_ahead(spring, cfg.site.tz, "realistic")).kpis
     assert planned["cold_draws"] <= rule["cold_draws"]
@@ -59,14 +39,13 @@ def test_the_plan_is_cheaper_with_no_more_cold_draws_where_the_sun_can_do_it(
     by_key = planned["import_by_tariff_wh"]
     assert sum(by_key.values()) == pytest.approx(planned["import_wh"], abs=0.5)
     cost = (
-        sum(wh * HPHC["prices"][k] for k, wh in by_key.items())  # type: ignore[index]
-        - planned["export_wh"] * 0.04
+        sum(wh * HPHC["prices"][k] for k, wh in by_key.items()) - planned["export_wh"] * 0.04
     ) / 1000
     assert planned["cost_eur"] == pytest.approx(cost, abs=0.002)
 
 
 def test_without_a_fresh_forecast_the_result_is_todays_rule(spring: Trace) -> None:
-    cfg = house(HPHC, EVENING)
+    cfg = plan_house(HPHC, EVENING_DRAWS)
     rule = simulate(spring, cfg).kpis
     slots = tuple(Slot(t, pv) for t, pv in hourly_pv(spring).items())
     old = [Forecast(int(spring.start) - 40 * 3600, "old", slots)]  # every hour, issued too early
@@ -77,18 +56,10 @@ def test_without_a_fresh_forecast_the_result_is_todays_rule(spring: Trace) -> No
 
 
 def test_a_tempo_red_day_never_heats_from_the_grid_in_its_peak_hours() -> None:
-    prices = {
-        "blue_hp": 0.1552,
-        "blue_hc": 0.1288,
-        "white_hp": 0.1792,
-        "white_hc": 0.1447,
-        "red_hp": 0.6586,
-        "red_hc": 0.1518,
-    }
     days = [load_trace(trace_path(n)) for n in ("overcast_winter", "heldout_grey") * 2]
     tr = chain("winter", days, datetime(2017, 1, 9, tzinfo=UTC).timestamp())
     red = {date(2017, 1, 11): "red", date(2017, 1, 12): "red"}
-    cfg = house({"kind": "tempo", "prices": prices, "export": 0.0}, tempo_calendar=red)
+    cfg = plan_house({"kind": "tempo", "prices": TEMPO_PRICES, "export": 0.0}, tempo_calendar=red)
     more = {"min_energy_today_wh": 6000, "min_energy_two_days_wh": 12000}
     daily = cfg.schedules[1].model_copy(update=more)
     cfg = cfg.model_copy(update={"schedules": [cfg.schedules[0], daily]})  # boosts every day
