@@ -16,7 +16,7 @@ from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
 from machines.model import LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
 from machines.policy import PolicyParams, decide
 from machines.schedules import BoostRequest, EcoRequest, Planner, Release, Request
-from machines.thermostat import DROP_MATCH, NOISE_FACTOR, SETTLE_S, STEP_MIN_W, Steps
+from machines.thermostat import DROP_MATCH, NOISE_FACTOR, QUIET_W, SETTLE_S, STEP_MIN_W, Steps
 
 MAX_ACCOUNT_STEP_S = 300.0  # the service ticks every few seconds; more is a stall or a jump
 
@@ -57,6 +57,7 @@ class Controller:
         self.last_snapshot: MeterSnapshot | None = None
         self._prev_sample: tuple[float, float] | None = None  # (sampled_at, grid) last seen
         self._steps: Steps | None = None  # the last command steps, until a sample judges them
+        self._moved_at: float | None = None  # the commands last moved by QUIET_W or more in all
         self.params = params
         self.memo = PolicyMemo()
         self.last_tick: float | None = None
@@ -102,6 +103,8 @@ class Controller:
         itself; calendar deadlines (`forced_until`, schedules, days) keep their wall time."""
         if self.last_tick is not None:
             self.last_tick += step_s
+        if self._moved_at is not None:
+            self._moved_at += step_s
         memo = self.memo
         self.memo = replace(
             memo,
@@ -200,6 +203,9 @@ class Controller:
         self.memo = decision.memo
         if fresh:
             self._watch_steps(decision.power_w, snapshot, now)
+        moved = sum(abs(decision.power_w[n] - m.setpoint_w) for n, m in self.machines.items())
+        if moved >= QUIET_W:
+            self._moved_at = now
         for name, m in self.machines.items():
             m.set_power(decision.power_w[name], now)
         self.reasons = decision.reasons
@@ -209,7 +215,7 @@ class Controller:
 
     def _watch_thermostats(self, snapshot: MeterSnapshot, now: float) -> None:
         """Tell each load's thermostat watch its reading and the meter's answer to the last
-        steps; a grid fall of about one load's command while no command moved is that
+        steps; a grid fall of about one load's command while the commands held is that
         load's cut (machines/thermostat.py)."""
         grid, at = snapshot.grid_w, snapshot.sampled_at
         assert grid is not None
@@ -228,7 +234,7 @@ class Controller:
                 elif name in answered or watch.verifying:  # a cut not confirmed is undone
                     watch.answered()
         prev, self._prev_sample = self._prev_sample, (at, grid)
-        moved = self.memo.last_command_at
+        moved = self._moved_at  # a dimmer's small moves leave a load's fall readable
         if prev is None or at <= prev[0] or (moved is not None and prev[0] < moved + SETTLE_S):
             return
         drop = prev[1] - grid

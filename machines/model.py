@@ -43,6 +43,11 @@ class Thresholds:
         return -20 <= self.temp_min < self.temp_eco <= self.temp_sol_min < self.temp_max <= 110
 
 
+# The least power a dimmer is run at unless its config says otherwise: a command resolves 0.1 %
+# (2.4 W on a 2.4 kW heater) and most triac/SCR dimmers hold 15 W; below it, 0 (docs/config.md).
+DIMMER_MIN_POWER_W = 15.0
+
+
 @dataclass(frozen=True, slots=True)
 class LoadSpec:
     """What the core needs to know about one load; built from the validated config."""
@@ -51,7 +56,7 @@ class LoadSpec:
     id: int
     kind: Kind
     max_w: float  # dimmer: max_power; relay: nominal (or expected) power
-    min_power_w: float = 50.0
+    min_power_w: float = DIMMER_MIN_POWER_W
     thresholds: Thresholds | None = None
     min_energy_wh: float | None = None
     period_s: int = 86400

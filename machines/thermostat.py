@@ -2,16 +2,17 @@
 the heater without a probe that pvopt held at full command, counting energy it never drew, while
 the surplus it could not take went out and a closing thermostat drew full power from the grid.
 
-The evidence is the device's own power reading (near zero while commanded, `CONFIRM_S` long),
-or, for a dimmer with neither a reading nor a probe, the grid: a step of the command it does not
-answer once settled, or a fall of the grid by about the load's command while no command moved
-(a thermostat that opens); steps within the grid's noise say nothing. A cut load is OFF with
-reason `thermostat_cut`: command 0, no energy counted, its share to the loads behind. The fall
-of its command is judged too: a load cut by mistake (the grid answers the fall) is back at the
-next sample, and one the grid confirmed is probed a first time soon (clouds fool both tests).
-Then it is probed at a bounded rate: back in the running for `PROBE_S`, and a probe that draws
-(a reading, or a step the grid answers) brings it back. Pure: commands, readings, meter
-samples and `now` come in; nothing is persisted (a restart finds a cut again in seconds).
+The evidence is the device's own power reading (near zero while commanded, `CONFIRM_S` long), or,
+for a dimmer with neither a reading nor a probe, the grid: a step of the command it does not answer
+once settled, or a fall of the grid by about the load's command while the commands held (a
+thermostat that opens; a dimmer's moves below `QUIET_W` in all do not hide it); steps within the
+grid's noise say nothing. A cut load is OFF with reason `thermostat_cut`: command 0, no energy
+counted, its share to the loads behind. The fall of its command is judged too: a load cut by mistake
+(the grid answers the fall) is back at the next sample, and one the grid confirmed is probed a first
+time soon (clouds fool both tests). Then it is probed at a bounded rate: back in the running for
+`PROBE_S`, and a probe that draws (a reading, or a step the grid answers) brings it back. Pure:
+commands, readings, meter samples and `now` come in; nothing is persisted (a restart finds a cut
+again in seconds).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ANSWERED = 0.5  # the grid moved by at least this share of the step: the load dr
 MISSED = 0.25  # ... by less than this: a miss
 MISSES = 1  # misses before a load counts as cut: the fall of its command then confirms it
 DROP_MATCH = 0.3  # a fall of the grid within this share of a load's command is its cut
+QUIET_W = DROP_MATCH * STEP_MIN_W  # commands moving less than this in all leave a fall readable
 PROBE_S = 60.0  # a probe: long enough to raise the command and read the answer
 FIRST_PROBE_S = 120.0  # after a cut the grid confirmed: clouds may have fooled both tests
 PROBES_PER_HOUR = 4.0  # the default rate (`thermostat_probes_per_hour`, 0: never judged)
@@ -103,7 +105,7 @@ class ThermostatWatch:
             self._cut(now, verify=True)
 
     def dropped(self, now: float) -> None:
-        """The grid fell by about this load's command while no command moved: cut it (the
+        """The grid fell by about this load's command while the commands held: cut it (the
         fall of its command then says whether it was drawing)."""
         if self.enabled and self.cut_since is None:
             self._cut(now, verify=True)

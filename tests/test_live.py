@@ -1,5 +1,5 @@
 """End to end, in real time: `pvopt run` subprocesses regulating virtual houses through real
-brokers, on a cloudy window of `broken_clouds`, the shipped policy beside the seed's."""
+brokers, on a cloudy window of `broken_clouds`, against the simulator on the same window."""
 
 from __future__ import annotations
 
@@ -15,46 +15,36 @@ from pvopt.cli import main
 from pvsim.live import Background, site_config, spawn_service, stop_service
 from pvsim.servers.influxd import Influxd
 from pvsim.servers.mosquitto import Mosquitto
+from pvsim.simulator import simulate
 from pvsim.traces import load_trace, offset_of, window
 from state.store import SqliteStore
 from tests.conftest import EXAMPLES, TRACES
 
-MINUTES = 5  # 11:45–11:50: the seed's policy imports 16 % of what it diverts there
+MINUTES = 5  # 11:45–11:50 of broken_clouds: clouds pass, the heater follows them
 
 
 @pytest.mark.live
-def test_live_replay_beats_the_seed(tmp_path: Path) -> None:
-    full = load_trace(TRACES / "broken_clouds.csv.gz")
-    brokers = {p: Mosquitto().start() for p in ("default", "legacy")}
-    procs, houses = [], {}
-    try:
-        for policy, broker in brokers.items():
-            cfg_path = site_config(
-                EXAMPLES / "seed_house.yml",
-                tmp_path / policy,
-                broker.port,
-                regulation={"policy": policy},
-            )
-            cfg = config.load(cfg_path, environ={})
-            trace = window(full, offset_of(full, "11:45", cfg.site.tz), MINUTES * 60)
-            procs.append(spawn_service(cfg_path))
-            houses[policy] = Background(cfg_path, trace)
-        for house in houses.values():
+def test_live_replay_matches_the_simulator(tmp_path: Path) -> None:
+    """The service through a real broker regulates as the simulator does on the same window:
+    within 1 point of capture and 2 Wh of import by loads. The quality itself is judged on
+    whole days and on the 24 windows of `pvopt bench` (docs/benchmarks.md)."""
+    with Mosquitto() as broker:
+        cfg_path = site_config(EXAMPLES / "seed_house.yml", tmp_path, broker.port)
+        cfg = config.load(cfg_path, environ={})
+        full = load_trace(TRACES / "broken_clouds.csv.gz")
+        trace = window(full, offset_of(full, "11:45", cfg.site.tz), MINUTES * 60)
+        proc = spawn_service(cfg_path)
+        try:
+            house = Background(cfg_path, trace)
             house.start()
-        for house in houses.values():
             house.join()
-    finally:
-        for proc in procs:
+        finally:
             assert stop_service(proc) == 0, "pvopt run shuts down cleanly on SIGTERM"
-        for broker in brokers.values():
-            broker.close()
-    kpis = {}
-    for policy, house in houses.items():
-        assert house.result is not None, house.error
-        kpis[policy] = house.result.kpis
-    ours, seed = kpis["default"], kpis["legacy"]
-    assert ours["capture"] >= 0.90, ours
-    assert ours["import_by_loads_wh"] <= 0.60 * seed["import_by_loads_wh"], (ours, seed)
+    assert house.result is not None, house.error
+    live, sim = house.result.kpis, simulate(trace, cfg).kpis
+    assert live["diverted_wh"] > 50, live  # a window with something to regulate
+    assert abs(live["capture"] - sim["capture"]) <= 0.01, (live, sim)
+    assert abs(live["import_by_loads_wh"] - sim["import_by_loads_wh"]) <= 2.0, (live, sim)
 
 
 @pytest.mark.live

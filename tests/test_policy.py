@@ -215,14 +215,17 @@ def test_stale_meter_sheds_surplus_loads_but_not_forced_ones() -> None:
 
 
 def test_dimmer_below_min_power_goes_to_zero() -> None:
-    d = decide(
-        snap(-60), [dimmer("h", 2400)], PolicyParams.from_flat(balance_band_w=0), NOW, PolicyMemo()
-    )
+    def heater(min_power_w: float) -> LoadView:
+        spec = LoadSpec("h", 0, Kind.DIMMER, 2400, min_power_w=min_power_w)
+        return LoadView(spec, State.SOLAR, Mode.AUTO, "surplus", 0.0)
+
+    flat = PolicyParams.from_flat(balance_band_w=0)
+    d = decide(snap(-60), [heater(50)], flat, NOW, PolicyMemo())
     assert d.power_w["h"] == 50  # 40 W < min_power_w 50, but the 20 W margin pays the step
-    d = decide(
-        snap(-40), [dimmer("h", 2400)], PolicyParams.from_flat(balance_band_w=0), NOW, PolicyMemo()
-    )
+    d = decide(snap(-40), [heater(50)], flat, NOW, PolicyMemo())
     assert d.power_w["h"] == 0  # 20 W, and 20 W of margin do not reach min_power_w
+    d = decide(snap(-40), [dimmer("h", 2400)], flat, NOW, PolicyMemo())
+    assert d.power_w["h"] == 20  # the default 15 W: a grey day's 20 W are taken
 
 
 START_DELAY = DEFAULT.relay.relay_on_delay_s

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from machines.heat_plan import Legionella, Target
-from machines.model import Thresholds
+from machines.model import DIMMER_MIN_POWER_W, Thresholds
 from pvopt.devices import CUSTOM, DevicePreset, presets, resolve
 from pvopt.devices.curve import Curve
 from pvopt.devices.link import DeviceLink
@@ -253,7 +253,7 @@ class DimmerEquipment(EquipmentModel):
     """A resistive load behind a dimmer (the seed's SCR): any power up to `max_power`."""
 
     max_power: Power
-    min_power_w: float = Field(50.0, ge=0, le=MAX_POWER_W)
+    min_power_w: float = Field(DIMMER_MIN_POWER_W, ge=0, le=MAX_POWER_W)
     linearisation: Curve = "phase_angle"
 
     def curve(self) -> str:
