@@ -120,7 +120,7 @@ def run_bench(
             results.append(kpis)
             speeds.append((trace.name, Path(house).stem, policy, trace.seconds / elapsed))
             bar.advance(task)
-        day = next((loaded[t] for t in traces if loaded[t].name == WINDOW_TRACE), None)
+        day = next((loaded[t] for t in traces if t.name.split(".")[0] == WINDOW_TRACE), None)
         windows: list[dict[str, Any]] = []
         if day is not None:
             task = bar.add_task(f"{WINDOWS} windows", total=2 * len(houses))

@@ -212,6 +212,15 @@ def report(service: dict[str, Any], quality: list[dict[str, Any]], console: Cons
             f"{100 * sim['import_by_loads_wh'] / max(sim['diverted_wh'], 1e-9):.1f}",
         )
     console.print(q)
+    for row in quality:  # the check: the service regulates as the simulator does
+        live, sim = row["live"], row["sim"]
+        d_cap = abs(live["capture"] - sim["capture"])
+        d_imp = abs(live["import_by_loads_wh"] - sim["import_by_loads_wh"])
+        verdict = "matches" if d_cap <= 0.01 and d_imp <= 2.0 else "does NOT match"
+        console.print(
+            f"{row['policy']}: live {verdict} the simulator (capture {100 * d_cap:.1f} points "
+            f"apart, import {d_imp:.1f} Wh apart; aim ≤ 1 point and ≤ 2 Wh)"
+        )
     if len(quality) == 2:
         d, leg = (r["live"] for r in quality)
         ratio = d["import_by_loads_wh"] / max(leg["import_by_loads_wh"], 1e-9)

@@ -25,9 +25,9 @@ MINUTES = 5  # 11:45–11:50 of broken_clouds: clouds pass, the heater follows t
 
 @pytest.mark.live
 def test_live_replay_matches_the_simulator(tmp_path: Path) -> None:
-    """The service through a real broker regulates as the simulator does on the same window:
-    within 1 point of capture and 2 Wh of import by loads. The quality itself is judged on
-    whole days and on the 24 windows of `pvopt bench` (docs/benchmarks.md)."""
+    """The service through a real broker regulates as the simulator does on the same window.
+    The quality itself is judged on whole days and on the 24 windows of `pvopt bench`
+    (docs/benchmarks.md)."""
     with Mosquitto() as broker:
         cfg_path = site_config(EXAMPLES / "seed_house.yml", tmp_path, broker.port)
         cfg = config.load(cfg_path, environ={})
@@ -42,9 +42,11 @@ def test_live_replay_matches_the_simulator(tmp_path: Path) -> None:
             assert stop_service(proc) == 0, "pvopt run shuts down cleanly on SIGTERM"
     assert house.result is not None, house.error
     live, sim = house.result.kpis, simulate(trace, cfg).kpis
-    assert live["diverted_wh"] > 50, live  # a window with something to regulate
-    assert abs(live["capture"] - sim["capture"]) <= 0.01, (live, sim)
-    assert abs(live["import_by_loads_wh"] - sim["import_by_loads_wh"]) <= 2.0, (live, sim)
+    figures = {k: (live[k], sim[k]) for k in ("capture", "import_by_loads_wh", "diverted_wh")}
+    assert live["diverted_wh"] > 50, figures  # a window with something to regulate
+    # 5 minutes on a busy CI machine; `pvopt bench-service` checks 1 point and 2 Wh on 15
+    assert abs(live["capture"] - sim["capture"]) <= 0.02, figures
+    assert abs(live["import_by_loads_wh"] - sim["import_by_loads_wh"]) <= 3.0, figures
 
 
 @pytest.mark.live
