@@ -201,10 +201,10 @@ class Controller:
             m.update(now, meter_stale=snapshot.stale or shed)
         decision = decide(snapshot, self.views(now), self.params, now, self.memo)
         self.memo = decision.memo
+        steps = {n: decision.power_w[n] - m.setpoint_w for n, m in self.machines.items()}
         if fresh:
-            self._watch_steps(decision.power_w, snapshot, now)
-        moved = sum(abs(decision.power_w[n] - m.setpoint_w) for n, m in self.machines.items())
-        if moved >= QUIET_W:
+            self._watch_steps(steps, snapshot, now)
+        if sum(map(abs, steps.values())) >= QUIET_W:
             self._moved_at = now
         for name, m in self.machines.items():
             m.set_power(decision.power_w[name], now)
@@ -250,12 +250,10 @@ class Controller:
                 watch.dropped(now)
                 return  # one load's cut explains it
 
-    def _watch_steps(
-        self, power_w: Mapping[str, float], snapshot: MeterSnapshot, now: float
-    ) -> None:
-        """Arm the grid's answer to the steps of loads without a power reading: a load its
-        thermostat cut does not move the grid (machines/thermostat.py)."""
-        steps = {name: power_w[name] - m.setpoint_w for name, m in self.machines.items()}
+    def _watch_steps(self, steps: dict[str, float], snapshot: MeterSnapshot, now: float) -> None:
+        """Arm the grid's answer to this decision's `steps` (command minus setpoint) of loads
+        without a power reading: a load its thermostat cut does not move the grid
+        (machines/thermostat.py)."""
         # a cut on the grid's word is judged by the fall of its command, whatever the noise
         verify = []
         for name, m in self.machines.items():

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from machines.model import (
+    DIMMER_MIN_POWER_W,
     Kind,
     LoadSpec,
     LoadView,
@@ -28,10 +29,15 @@ FIXED = PolicyParams.from_flat(margin_w=20.0, margin_min_w=20.0)  # the margin b
 LEGACY = PolicyParams.from_flat("legacy")
 
 
-def dimmer(name: str, max_w: float, setpoint: float = 0.0, **kw) -> LoadView:
-    return LoadView(
-        LoadSpec(name, 0, Kind.DIMMER, max_w), State.SOLAR, Mode.AUTO, "surplus", setpoint, **kw
-    )
+def dimmer(
+    name: str,
+    max_w: float,
+    setpoint: float = 0.0,
+    min_power_w: float = DIMMER_MIN_POWER_W,
+    **kw,
+) -> LoadView:
+    spec = LoadSpec(name, 0, Kind.DIMMER, max_w, min_power_w=min_power_w)
+    return LoadView(spec, State.SOLAR, Mode.AUTO, "surplus", setpoint, **kw)
 
 
 def relay(
@@ -215,14 +221,10 @@ def test_stale_meter_sheds_surplus_loads_but_not_forced_ones() -> None:
 
 
 def test_dimmer_below_min_power_goes_to_zero() -> None:
-    def heater(min_power_w: float) -> LoadView:
-        spec = LoadSpec("h", 0, Kind.DIMMER, 2400, min_power_w=min_power_w)
-        return LoadView(spec, State.SOLAR, Mode.AUTO, "surplus", 0.0)
-
     flat = PolicyParams.from_flat(balance_band_w=0)
-    d = decide(snap(-60), [heater(50)], flat, NOW, PolicyMemo())
+    d = decide(snap(-60), [dimmer("h", 2400, min_power_w=50)], flat, NOW, PolicyMemo())
     assert d.power_w["h"] == 50  # 40 W < min_power_w 50, but the 20 W margin pays the step
-    d = decide(snap(-40), [heater(50)], flat, NOW, PolicyMemo())
+    d = decide(snap(-40), [dimmer("h", 2400, min_power_w=50)], flat, NOW, PolicyMemo())
     assert d.power_w["h"] == 0  # 20 W, and 20 W of margin do not reach min_power_w
     d = decide(snap(-40), [dimmer("h", 2400)], flat, NOW, PolicyMemo())
     assert d.power_w["h"] == 20  # the default 15 W: a grey day's 20 W are taken

@@ -120,18 +120,13 @@ def test_decide_relays_stops_a_running_relay_once_its_shortfall_reaches_the_defi
     assert decide_relays(r, 500.0, p, NOW, PolicyMemo(relay_timers=timers)).on == {"pump"}
 
 
-def dimmer_from_50_w(name: str, max_w: float) -> LoadView:
-    view = dimmer(name, max_w)
-    return dataclasses.replace(view, spec=dataclasses.replace(view.spec, min_power_w=50.0))
-
-
 def test_spread_over_dimmer_turns_a_dimmer_off_below_its_min_power() -> None:
-    view = dimmer_from_50_w("h", 2000.0)
+    view = dimmer("h", 2000.0, min_power_w=50)
     assert spread_over_dimmer(view, 30.0, False, "margin", 10.0, DEFAULT) == (0.0, "min_power")
 
 
 def test_spread_over_dimmer_lets_the_margin_pay_for_the_step_to_min_power() -> None:
-    view = dimmer_from_50_w("h", 2000.0)
+    view = dimmer("h", 2000.0, min_power_w=50)
     assert spread_over_dimmer(view, 45.0, False, "margin", 10.0, DEFAULT) == (50.0, "margin")
 
 
