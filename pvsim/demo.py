@@ -109,7 +109,7 @@ def run_demo(
             "service's start to its stop, so its import and export differ a little. And "
             f"{minutes:g} minutes of broken clouds is a stress test, not a day: clouds pass every "
             "few seconds, so the import by loads is many times what a whole day gives "
-            "(`pvopt simulate broken_clouds --config seed_house`: about 0.8 % over the day).",
+            "(`pvopt simulate broken_clouds --config seed_house`: about 0.7 % over the day).",
             highlight=False,
         )
         console.print(
