@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from pvopt.config import Config, ConfigError, RegulationConfig, load
 from pvopt.examples import config_path
 from pvsim.simulator import simulate
-from pvsim.tracegen import HELD_OUT, DaySpec, write
+from pvsim.tracegen import HELD_OUT, LAT, LON, DaySpec, write
 from pvsim.traces import load_trace
 
 # per-minute transitions over (clear, broken, overcast): how long each sky lasts
@@ -75,11 +75,16 @@ def run_day(job: tuple[str, Config]) -> Totals:
     )
 
 
-def configured(cfg: Config, settings: dict[str, float]) -> Config:
-    """The house without its schedules (the relay rule alone), `settings` in `regulation:`."""
+def configured(cfg: Config, settings: dict[str, float], pv: bool = False) -> Config:
+    """The house without its schedules (the relay rule alone), `settings` in `regulation:`;
+    with `pv`, a PV reading and the generator's site: the sun-aware rule."""
     data: dict[str, Any] = cfg.model_dump(exclude_unset=True)
     data["schedules"] = []
     data["regulation"] = {**data.get("regulation", {}), **settings}
+    if pv:
+        data["regulation"]["relay_rule"] = "sun"
+        data["meter"] = {**data.get("meter", {}), "pv_topic": "home/pv"}
+        data["site"] = {**data.get("site", {}), "latitude": LAT, "longitude": LON}
     return Config.model_validate(data)
 
 
@@ -103,6 +108,7 @@ def main() -> None:
     ap.add_argument("--house", default="house")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--pv", action="store_true", help="with a PV reading: the sun-aware rule")
     args = ap.parse_args()
     grid = settings_grid(args.set)
     try:
@@ -112,7 +118,7 @@ def main() -> None:
     configs = []
     for settings in grid:  # a bad key or value fails now, not in a worker
         try:
-            configs.append(configured(base, settings))
+            configs.append(configured(base, settings, args.pv))
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(part) for part in err["loc"])
@@ -122,7 +128,10 @@ def main() -> None:
     days = {"tune": days[0::2], "val": days[1::2], "all": days}[args.half]
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(args.workers) as pool:
         files = [str(write(spec, Path(tmp))) for spec in days]
-        print(f"{len(files)} {args.half} days, {args.house} without schedules", flush=True)
+        reading = "with a PV reading" if args.pv else "meter only"
+        print(
+            f"{len(files)} {args.half} days, {args.house} without schedules, {reading}", flush=True
+        )
         for settings, cfg in zip(grid, configs, strict=True):
             totals = list(pool.map(run_day, [(f, cfg) for f in files]))
             div = sum(t.diverted_wh for t in totals)

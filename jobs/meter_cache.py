@@ -67,8 +67,12 @@ class MeterCache:
             snap = self.source.snapshot(base)
         if snap.sampled_at is None and base - self.started_at <= self.source.stale_after_s:
             return MeterSnapshot(None, None, stale=False)  # still waiting for the first value
-        if snap.sampled_at is not None and base != now:
-            snap = replace(snap, sampled_at=snap.sampled_at + (now - base))  # on the wall clock
+        if base != now:  # the arrival times on the wall clock
+            shift = now - base
+            if snap.sampled_at is not None:
+                snap = replace(snap, sampled_at=snap.sampled_at + shift)
+            if snap.pv_at is not None:
+                snap = replace(snap, pv_at=snap.pv_at + shift)
         return snap
 
     def offpeak(self, now: float) -> bool | None:

@@ -16,6 +16,7 @@ from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
 from machines.model import LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
 from machines.policy import PolicyParams, decide
 from machines.schedules import BoostRequest, EcoRequest, Planner, Release, Request
+from machines.sun import Plant, clear_sky, clear_sky_ahead
 from machines.thermostat import DROP_MATCH, NOISE_FACTOR, QUIET_W, SETTLE_S, STEP_MIN_W, Steps
 
 MAX_ACCOUNT_STEP_S = 300.0  # the service ticks every few seconds; more is a stall or a jump
@@ -49,8 +50,10 @@ class Controller:
         temp_stale_s: float = TEMP_STALE_S,
         planner: Planner | None = None,
         ledger: Ledger | None = None,
+        plant: Plant | None = None,
     ):
         self.tz = tz
+        self.plant = plant  # the site's panels: the clear-sky curve for a PV reading
         self.planner = planner
         self.ledger = ledger
         self.intervals: list[dict[str, Any]] = []  # completed by the ledger, not yet drained
@@ -72,6 +75,17 @@ class Controller:
                 m = LoadMachine(spec, tz, now, temp_stale_s)
             self.machines[spec.name] = m
             self.reasons[spec.name] = m.reason
+
+    def _with_sun(self, snapshot: MeterSnapshot, now: float) -> MeterSnapshot:
+        """`snapshot` with the clear sky at its PV sample and ahead of now (machines/sun.py)."""
+        if self.plant is None or snapshot.pv_w is None or snapshot.pv_at is None:
+            return snapshot
+        horizon = self.params.sun.sun_horizon_s
+        return replace(
+            snapshot,
+            clear_sky_w=clear_sky(self.plant, snapshot.pv_at),
+            clear_sky_ahead_w=clear_sky_ahead(self.plant, now, horizon),
+        )
 
     def load(self, key: str | int) -> LoadMachine:
         """A load by name, or by id when `key` is a number (docs/cli.md)."""
@@ -199,7 +213,9 @@ class Controller:
         for m in self.machines.values():
             shed = awaiting and m.state is State.OFF and m.reason == "meter_stale"
             m.update(now, meter_stale=snapshot.stale or shed)
-        decision = decide(snapshot, self.views(now), self.params, now, self.memo)
+        decision = decide(
+            self._with_sun(snapshot, now), self.views(now), self.params, now, self.memo
+        )
         self.memo = decision.memo
         steps = {n: decision.power_w[n] - m.setpoint_w for n, m in self.machines.items()}
         if fresh:

@@ -82,7 +82,11 @@ class MeterSnapshot:
     apparent_va: float | None = None  # Linky: net S = SINSTS − SINSTI
     reactive_var: float | None = None  # Linky: Q derived from ERQT (the seed's rule)
     reactive_timed_var: float | None = None  # Linky: Q timed on ERQT steps (machines/meter.py)
-    pv_w: float | None = None  # meter.pv_topic, for reporting only
+    pv_w: float | None = None  # meter.pv_topic while fresh: the PV production (W)
+    pv_at: float | None = None  # ... when it arrived
+    # the controller's clear-sky curve (machines/sun.py, W/m²), with a PV reading and a site
+    clear_sky_w: float | None = None  # at pv_at
+    clear_sky_ahead_w: float | None = None  # its mean over the relay rule's horizon from now
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,16 @@ class LoadView:
 
 
 @dataclass(frozen=True, slots=True)
+class SkyState:
+    """The sky as the PV production tells it (machines/sun.py): production per unit of clear
+    sky, its slow mean and variance, as of the sample taken at `at`."""
+
+    mean: float
+    var: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class RelayTimer:
     """Hysteresis timer of one relay: since when the budget has asked for a switch."""
 
@@ -142,6 +156,7 @@ class PolicyMemo:
     q_cross_var: float | None = None  # ... |S| there: P ≈ 0, so S ≈ Q to within the meter's quantum
     q_cross_at: float | None = None
     relay_timers: dict[str, RelayTimer] = field(default_factory=dict)
+    sky: SkyState | None = None  # with a PV reading and a site: the sky's state
     learned_w: dict[str, float] = field(default_factory=dict)
     pending_learn: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     # name -> (switched_at, grid_w before the switch, commanded step W)

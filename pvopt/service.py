@@ -98,7 +98,14 @@ class Service:
         self.ledger = Ledger(self.interval_s, [s.name for s in cfg.specs()])
         params = cfg.regulation.params()
         self.ctl = Controller(
-            cfg.specs(), self.tz, params, now, saved, planner=self.planner, ledger=self.ledger
+            cfg.specs(),
+            self.tz,
+            params,
+            now,
+            saved,
+            planner=self.planner,
+            ledger=self.ledger,
+            plant=cfg.plant(),
         )
         # what leaves it: the store's writes, InfluxDB's outbox
         self.outbox = self._outbox(docs["outbox"])

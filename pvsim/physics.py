@@ -441,6 +441,10 @@ class House:
         """Each water heater's probe reading (0.1 °C resolution)."""
         return [(k, round(h.temp_c, 1)) for k, h in enumerate(self.heaters) if h is not None]
 
+    def pv_report(self, i: int) -> str:
+        """What the inverter reports of second `i`'s production (the trace's first before it)."""
+        return f"{self.pv_arr[max(i, 0)]:.0f}"
+
     def reading(self) -> HouseReading:
         """The true flows at the meter now, for the meter source to publish."""
         return HouseReading(self.grid, self.q_ratio * self.base, self.erqt, self.quantum)

@@ -53,10 +53,15 @@ def simulate(
     )
     issues = list(forecasts or [])
     next_issue = 0
-    ctl = Controller(house.specs, cfg.site.tz, reg.params(), start, planner=planner)
+    ctl = Controller(
+        house.specs, cfg.site.tz, reg.params(), start, planner=planner, plant=cfg.plant()
+    )
     events: list[ScheduleEvent] = []
     machines = [ctl.machines[s.name] for s in house.specs]
     meter_period = max(1, round(cfg.sim.meter.period_s))
+    pv_topic = cfg.meter.pv_topic  # the inverter reports its production, late, on its period
+    pv_period = max(1, round(cfg.sim.meter.pv_period_s))
+    pv_lag = round(cfg.sim.meter.pv_lag_s)
     tick_s = reg.tick_s
     source = meter_source(cfg.meter)  # what the virtual meter publishes, and how it is read
     meter = MeterCache(source, started_at=start)  # the service's own, fed over the "wire"
@@ -95,6 +100,8 @@ def simulate(
                     machines[k].device.observe(DeviceReport(power_w=house.drawn_w(k)), now)
             for topic, payload in source.publish(house.reading()):
                 meter.feed(topic, payload.encode(), now)
+        if pv_topic is not None and i % pv_period == 0:
+            meter.feed(pv_topic, house.pv_report(i - pv_lag).encode(), now)
         # -- the regulator: on every fresh sample, else every tick_s
         if fresh or now - last_tick >= tick_s:
             last_tick = now

@@ -26,14 +26,22 @@ from machines.policy.linky import (
     sign_step,
     trusted_q,
 )
-from machines.policy.params import DampingParams, LinkyParams, MarginParams, PolicyParams
-from machines.policy.relays import RelayPlan, decide_relays, nominal_w, running_reason
+from machines.policy.params import (
+    DampingParams,
+    LinkyParams,
+    MarginParams,
+    PolicyParams,
+    SunParams,
+)
+from machines.policy.relays import Outlook, RelayPlan, decide_relays, nominal_w, running_reason
+from machines.sun import expected_change_w, update_sky
 
 
 def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: PolicyMemo) -> Decision:
     """Aim at the measured imbalance less a margin, once the last command has settled."""
     snapshot = frame.snapshot
     memo = _learn(snapshot, frame.loads, params.damping, memo)
+    memo = read_sky(snapshot, params.sun, memo)
     if not settled(snapshot, memo, params.damping):
         return hold_while_settling(frame, memo, now)
     memo = identify_q(snapshot, params.linky, memo)
@@ -47,7 +55,9 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
     error = aim.error_w
     budget = drawn_now + (error * rise_share if error > 0 else error) - fixed_now
     order = [v for v in frame.flexible if not v.tops_up] + [v for v in frame.flexible if v.tops_up]
-    relays = decide_relays(order, budget, params.relay, now, memo)
+    relays = decide_relays(
+        order, budget, params.relay, now, memo, outlook(snapshot, params.sun, memo)
+    )
     relays_changed = any(
         (v.spec.name in relays.on) != (v.setpoint_w > 0) for v in order if v.spec.kind is Kind.RELAY
     )
@@ -76,6 +86,24 @@ def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: Policy
     return finish(
         frame.loads, power, frame.reasons, memo, now, snapshot.grid_w, limits=frame.limits
     )
+
+
+def read_sky(snapshot: MeterSnapshot, params: SunParams, memo: PolicyMemo) -> PolicyMemo:
+    """Fold a PV sample into the sky's state (machines/sun.py); without one, nothing."""
+    pv, clear, at = snapshot.pv_w, snapshot.clear_sky_w, snapshot.pv_at
+    if pv is None or clear is None or at is None:
+        return memo
+    sky = update_sky(memo.sky, pv, clear, at, params.sun_tau_s)
+    return memo if sky == memo.sky else replace(memo, sky=sky)
+
+
+def outlook(snapshot: MeterSnapshot, params: SunParams, memo: PolicyMemo) -> Outlook | None:
+    """The sun's outlook for the relays; None (the meter-only rule) without a fresh PV reading,
+    a site, or a sun high enough to read the sky by (`update_sky`)."""
+    pv, ahead = snapshot.pv_w, snapshot.clear_sky_ahead_w
+    if pv is None or ahead is None or memo.sky is None:
+        return None
+    return Outlook(expected_change_w(memo.sky, pv, ahead, params.sun_caution), params)
 
 
 def settled(snapshot: MeterSnapshot, memo: PolicyMemo, params: DampingParams) -> bool:
@@ -266,6 +294,7 @@ def remember(
         relay_timers=relays.timers,
         learned_w=memo.learned_w,
         pending_learn=memo.pending_learn,
+        sky=memo.sky,
     )
 
 

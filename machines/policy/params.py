@@ -70,6 +70,20 @@ class RelayParams:
 
 
 @dataclass(frozen=True, slots=True)
+class SunParams:
+    """The sun-aware relay rule (machines/sun.py): with a PV reading and a site, a relay starts
+    on the surplus expected over its bet, not the surplus now."""
+
+    sun_horizon_s: float = 600.0  # how far ahead a start is judged
+    sun_tau_s: float = 600.0  # the sky's mean and spread are over this long
+    sun_caution: float = 0.0  # expect the sky's mean less this many standard deviations
+    sun_start_headroom_w: float = 100.0  # expected budget beyond nominal needed to start
+    sun_on_delay_s: float = 30.0  # ... this long
+    sun_stop_deficit_wh: float = 30.0  # a running relay short now stops after this deficit
+    sun_stop_short_wh: float = 7.5  # ... or this one when the sky ahead is short too
+
+
+@dataclass(frozen=True, slots=True)
 class LegacyParams:
     """The seed's `evaluate()`."""
 
@@ -82,6 +96,7 @@ GROUPS: dict[str, Any] = {  # group name -> its frozen dataclass
     "damping": DampingParams,
     "linky": LinkyParams,
     "relay": RelayParams,
+    "sun": SunParams,
     "legacy": LegacyParams,
 }
 
@@ -96,6 +111,7 @@ class PolicyParams:
     damping: DampingParams = DampingParams()
     linky: LinkyParams = LinkyParams()
     relay: RelayParams = RelayParams()
+    sun: SunParams = SunParams()
     legacy: LegacyParams = LegacyParams()
 
     @classmethod

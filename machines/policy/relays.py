@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from machines.model import Kind, LoadView, PolicyMemo, RelayTimer
-from machines.policy.params import RelayParams
+from machines.policy.params import RelayParams, SunParams
 
 INF = math.inf
 
@@ -24,6 +24,15 @@ def nominal_w(view: LoadView, memo: PolicyMemo) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class Outlook:
+    """What the sun says of the next `sun_horizon_s` (machines/sun.py): the PV production's
+    expected change (W, + rising), and the rule's tuning."""
+
+    change_w: float
+    params: SunParams
+
+
+@dataclass(frozen=True, slots=True)
 class RelayPlan:
     """Which relays run, their start/stop timers, and the min on/off holds (the reason)."""
 
@@ -33,11 +42,28 @@ class RelayPlan:
 
 
 def decide_relays(
-    order: Sequence[LoadView], budget: float, params: RelayParams, now: float, memo: PolicyMemo
+    order: Sequence[LoadView],
+    budget: float,
+    params: RelayParams,
+    now: float,
+    memo: PolicyMemo,
+    outlook: Outlook | None = None,
 ) -> RelayPlan:
     """Which relays run: walk in priority order, dimmers tentatively taking what they can,
     so a relay starts on what is left once the loads above it are served; a running one
-    stops only when the whole budget (less the relays above) falls short of it."""
+    stops only when the whole budget (less the relays above) falls short of it.
+
+    With an `outlook` (the sun-aware rule) a start must cover the relay now and over the
+    horizon, and a running relay short now rides out a dip the sky ahead covers but stops
+    soon when the sky ahead is short too."""
+    start_headroom, on_delay = params.relay_start_headroom_w, params.relay_on_delay_s
+    change = 0.0
+    if outlook is not None:
+        change = outlook.change_w
+        start_headroom, on_delay = (
+            outlook.params.sun_start_headroom_w,
+            outlook.params.sun_on_delay_s,
+        )
     on: set[str] = set()
     timers: dict[str, RelayTimer] = {}
     reasons: dict[str, str] = {}
@@ -66,13 +92,17 @@ def decide_relays(
             dt = 0.0 if timer.deficit_at is None else now - timer.deficit_at
             short = nominal - params.relay_stop_tolerance_w - whole
             deficit = timer.deficit_wh + short * dt / 3600.0
-            if deficit >= params.relay_stop_deficit_wh:
+            limit = params.relay_stop_deficit_wh
+            if outlook is not None:
+                sun = outlook.params
+                limit = sun.sun_stop_short_wh if short - change > 0 else sun.sun_stop_deficit_wh
+            if deficit >= limit:
                 keep = False
             else:
                 new_timer = RelayTimer(deficit_wh=deficit, deficit_at=now)
-        elif not running and left >= nominal + params.relay_start_headroom_w:
+        elif not running and _covers(left, change, nominal, start_headroom, outlook is not None):
             since = timer.want_on_since if timer.want_on_since is not None else now
-            if now - since >= params.relay_on_delay_s:
+            if now - since >= on_delay:
                 keep = True
             else:
                 new_timer = RelayTimer(want_on_since=since)
@@ -83,3 +113,11 @@ def decide_relays(
             left -= nominal
             whole -= nominal
     return RelayPlan(on, timers, reasons)
+
+
+def _covers(left: float, change: float, nominal: float, headroom: float, sun: bool) -> bool:
+    """Whether what is left covers a relay's start: now and beyond by `headroom`; with the
+    sun's outlook, now and, beyond by `headroom`, over the horizon."""
+    if not sun:
+        return left >= nominal + headroom
+    return left >= nominal and left + change >= nominal + headroom

@@ -54,6 +54,19 @@ def cross_section_problems(cfg: Config) -> Located:
         )
     if cfg.forecast is not None:
         out += [(("forecast", key), msg) for key, msg in cfg.forecast.problems()]
+    if cfg.regulation.relay_rule == "sun" and cfg.plant() is None:
+        lacks = (
+            "meter.pv_topic"
+            if cfg.meter.pv_topic is None
+            else "site.latitude and site.longitude (or the forecast's)"
+        )
+        out.append(
+            (
+                ("regulation", "relay_rule"),
+                "relay_rule sun reads the sky off the PV production under the site's clear sky: "
+                f"give {lacks}",
+            )
+        )
     if not undrivable:
         out += _topic_clashes(cfg)
     ids = {cfg.load_id(i) for i in range(len(cfg.equipment))}

@@ -10,6 +10,7 @@ from pydantic import Field
 from machines.heat_plan import FORECAST_MAX_AGE_S, HeatPlanner, Legionella, Target
 from machines.model import LoadSpec
 from machines.schedules import DAY_NAMES, Schedule
+from machines.sun import Plant
 from machines.wiring import LoadWiring
 from pvopt.config.equipment import Equipment, load_spec
 from pvopt.config.forecast import ForecastConfig
@@ -122,6 +123,20 @@ class Config(Strict):
             pessimism=self.planning.pessimism,
             max_age_s=self.forecast.max_age_h * 3600.0 if self.forecast else FORECAST_MAX_AGE_S,
         )
+
+    def plant(self) -> Plant | None:
+        """The panels the sun-aware relay rule draws its clear-sky curve for: `site:`'s
+        position, else the solar forecast's; None without either, without a PV reading (the
+        rule reads the sky off it), or with the meter-only rule (docs/regulation.md)."""
+        if self.regulation.relay_rule != "sun" or self.meter.pv_topic is None:
+            return None
+        plant = self.site.plant()
+        f = self.forecast
+        if plant is None and f is not None and f.latitude is not None and f.longitude is not None:
+            tilt = f.tilt if f.tilt is not None else self.site.tilt
+            azimuth = f.azimuth if f.azimuth is not None else self.site.azimuth
+            plant = Plant(f.latitude, f.longitude, tilt, azimuth)
+        return plant
 
     def tank_litres(self) -> dict[str, float]:
         """Tank volumes the user gave, for eco planning."""

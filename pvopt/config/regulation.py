@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator, model_validator
 
 from machines.policy import POLICIES, PolicyParams, flat_names
@@ -10,6 +12,9 @@ from pvopt.kinds import MAX_POWER_W, Strict
 
 class RegulationConfig(Strict):
     policy: str = "default"
+    # which relay rule: the meter's alone, or the sun-aware one (meter.pv_topic and the site's
+    # position; docs/regulation.md says where each wins)
+    relay_rule: Literal["meter", "sun"] = "meter"
     tick_s: float = Field(5.0, gt=0, le=60)
     balance_band_w: float = Field(50.0, ge=0, le=5000)
     margin_w: float = Field(100.0, ge=0, le=5000)
@@ -21,6 +26,14 @@ class RegulationConfig(Strict):
     relay_stop_deficit_wh: float = Field(7.5, ge=0, le=1000)
     relay_start_headroom_w: float = Field(300.0, ge=0, le=MAX_POWER_W)
     relay_stop_tolerance_w: float = Field(0.0, ge=0, le=MAX_POWER_W)
+    # the sun-aware relay rule, with meter.pv_topic and the site's position
+    sun_horizon_s: float = Field(600.0, ge=60, le=7200)
+    sun_tau_s: float = Field(600.0, ge=30, le=7200)
+    sun_caution: float = Field(0.0, ge=0, le=5)
+    sun_start_headroom_w: float = Field(100.0, ge=-MAX_POWER_W, le=MAX_POWER_W)
+    sun_on_delay_s: float = Field(30.0, ge=0, le=3600)
+    sun_stop_deficit_wh: float = Field(30.0, ge=0, le=1000)
+    sun_stop_short_wh: float = Field(7.5, ge=0, le=1000)
 
     @field_validator("policy")
     @classmethod

@@ -15,6 +15,9 @@ class MeterSimConfig(Strict):
     period_s: float = Field(2.0, gt=0, le=60)
     quantum_va: float = Field(1.0, gt=0, le=1000)
     reactive_ratio: float = Field(0.25, ge=0, le=2)
+    # with meter.pv_topic: how often the inverter reports its production, and how late
+    pv_period_s: float = Field(5.0, gt=0, le=300)
+    pv_lag_s: float = Field(2.0, ge=0, le=300)
 
 
 class SimConfig(Strict):

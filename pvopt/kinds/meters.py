@@ -39,6 +39,7 @@ class MeterConfig(Strict):
     json_key: Text | None = None
     invert: bool = False
     pv_topic: Topic | None = None
+    pv_json_key: Text | None = None  # the PV power's dotted key in a JSON payload (docs/meter.md)
     tariff_topic: Topic = "tic/PTEC"
     offpeak_values: list[Text] = ["HC..", "HC", "HEURE CREUSE", "HEURES CREUSES"]
     stale_after_s: float = Field(30.0, gt=0, le=3600)
@@ -163,7 +164,7 @@ class MeterSource(ABC):
         if topic in self.meter_topics():
             return self.feed_meter(topic, payload, now)
         if topic == self.cfg.pv_topic:
-            self.pv_w = abs(parse_grid_payload(payload, None, False))
+            self.pv_w = abs(parse_grid_payload(payload, self.cfg.pv_json_key, False))
             self.pv_at = now
             return False
         if topic == self.cfg.tariff_topic:
@@ -178,7 +179,7 @@ class MeterSource(ABC):
         """The meter's reading, with PV power while it is fresh."""
         snap = self.meter_snapshot(now)
         if self.pv_at is not None and now - self.pv_at <= self.cfg.stale_after_s:
-            snap = replace(snap, pv_w=self.pv_w)
+            snap = replace(snap, pv_w=self.pv_w, pv_at=self.pv_at)
         return snap
 
     def offpeak(self, now: float) -> bool | None:
