@@ -58,7 +58,9 @@ def simulate(
     machines = [ctl.machines[s.name] for s in house.specs]
     meter_period = max(1, round(cfg.sim.meter.period_s))
     tick_s = reg.tick_s
-    source = meter_source(cfg.meter)  # what the virtual meter publishes, and how it is read
+    source = meter_source(
+        cfg.meter, cfg.battery
+    )  # what the virtual meter publishes, and how it is read
     meter = MeterCache(source, started_at=start)  # the service's own, fed over the "wire"
     last_tick = -math.inf
     total = trace.seconds
@@ -93,7 +95,7 @@ def simulate(
             for k in metered:  # a metering device reports what its load really draws
                 if house.online[k]:
                     machines[k].device.observe(DeviceReport(power_w=house.drawn_w(k)), now)
-            for topic, payload in source.publish(house.reading()):
+            for topic, payload in source.published(house.reading()):
                 meter.feed(topic, payload.encode(), now)
         # -- the regulator: on every fresh sample, else every tick_s
         if fresh or now - last_tick >= tick_s:

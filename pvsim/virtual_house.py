@@ -48,7 +48,7 @@ class VirtualHouse:
         self.wires = cfg.wiring()
         self.index = {w.command_topic: k for k, w in enumerate(self.wires)}
         self.lock = threading.Lock()
-        self.meter = meter_source(cfg.meter)  # only its `publish`: what the meter sends
+        self.meter = meter_source(cfg.meter, cfg.battery)  # only its `published`: what it sends
         self.stopping = threading.Event()
         self.forced = [False] * len(self.wires)  # from the status: eco/boost draw is forced
         # the devices that report back (not the seed's firmware), by load
@@ -122,7 +122,7 @@ class VirtualHouse:
         if meter.pv_topic:
             self.bus.publish(meter.pv_topic, f"{self.house.pv:.0f}")
         now = time.monotonic()
-        for topic, payload in self.meter.publish(self.house.reading()):
+        for topic, payload in self.meter.published(self.house.reading()):
             last = self.last_sent.get(topic)
             if (
                 self.on_change
