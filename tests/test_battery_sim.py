@@ -135,3 +135,19 @@ def test_the_reading_carries_the_battery() -> None:
     r = house.reading()
     assert r.battery_w == house.battery_w and r.battery_soc is not None
     assert r.battery_soc == pytest.approx(30.0, abs=1)
+
+
+def test_pvopt_simulate_shows_the_battery_only_with_one(broken_clouds) -> None:
+    from rich.console import Console
+
+    from pvsim.tables import summary_table
+
+    short = window(broken_clouds, LIVELY, 600)
+    shown = []
+    for name in ("battery", "house"):
+        cfg = config.load(EXAMPLES / f"{name}.yml", environ={})
+        console = Console(width=200, record=True)
+        console.print(summary_table(simulate(short, cfg).kpis, name, cfg.specs()))
+        shown.append(console.export_text())
+    assert "home battery" in shown[0] and "Taken by the loads from it" in shown[0]
+    assert "home battery" not in shown[1]
