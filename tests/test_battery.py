@@ -4,10 +4,12 @@ meter's snapshot, vendor sign normalised (+ charging)."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,6 +19,9 @@ from pvopt import config
 from pvopt.kinds import HouseReading, meter_source
 from pvopt.service import Service
 from pvsim.servers.mosquitto import Mosquitto
+from pvsim.traces import Trace, window
+from pvsim.virtual_house import VirtualHouse
+from tests.conftest import EXAMPLES
 from tests.mqtt_probe import Probe
 
 T0 = 1_700_000_000.0
@@ -246,5 +251,44 @@ def test_victron_readings_reach_the_snapshot_through_a_real_broker(
             "suppress-republish"
         ]
     finally:
+        probe.close()
+        svc.stop()
+
+
+def test_the_virtual_house_speaks_victron_only_while_the_service_keeps_it_awake(
+    broker: Mosquitto, tmp_path: Path, broken_clouds: Trace
+) -> None:
+    data = yaml.safe_load((EXAMPLES / "battery.yml").read_text(encoding="utf-8"))
+    data["mqtt"] = {"host": "127.0.0.1", "port": broker.port, "client_id": f"t{time.time_ns()}"}
+    data["state"] = {"path": "pvopt.db"}
+    data["battery"] = {
+        "preset": "victron",
+        "portal_id": "c0619ab1b2c3",
+        "instance": 512,
+        "sim": data["battery"]["sim"],
+    }
+    path = tmp_path / "pvopt.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    cfg = config.load(path, environ={})
+    house = VirtualHouse(cfg, window(broken_clouds, 11 * 3600, 120))
+    probe = Probe(broker.port, ("N/#",))
+    runner = threading.Thread(target=house.run, daemon=True)
+    runner.start()
+    svc = Service(cfg)
+    try:
+        assert probe.wait(house.bus.connected.is_set, 10)
+        time.sleep(3)  # a few meter samples: the battery stays silent while nobody asks
+        assert not [t for _, t, _ in probe.messages if t.startswith("N/")]
+        svc.start()
+
+        def soc() -> float | None:
+            return svc.meter.snapshot(time.time()).battery_soc
+
+        assert probe.wait(lambda: soc() is not None, 15)
+        assert soc() == pytest.approx(30.0, abs=1.0)  # battery.yml's soc0
+        assert svc.meter.snapshot(time.time()).battery_w is not None
+    finally:
+        house.stopping.set()
+        runner.join(10)
         probe.close()
         svc.stop()
