@@ -250,6 +250,8 @@ class House:
             self.battery = Battery.of(cfg.battery.sim)
             self.battery_kpi = BatteryKpi(cfg.battery.soc_target, cfg.battery.tolerance_w)
             self.battery_w = 0.0
+            self.rec_battery = np.full(rec_n, np.nan)
+            self.rec_soc = np.full(rec_n, np.nan)
 
     def drawn_w(self, k: int) -> float:
         """What load `k` really draws now (a heater's thermostat may have cut it)."""
@@ -388,6 +390,9 @@ class House:
                 self.rec_loads[k, j] = self.drawn_w(k)
             if self.first_heater is not None:
                 self.rec_temp[j] = self.first_heater.temp_c
+            if self.battery is not None:
+                self.rec_battery[j] = self.battery_w
+                self.rec_soc[j] = self.battery.soc
         self.erqt += self.q_ratio * base * H
         self.grid = grid
         self.base = base
@@ -554,6 +559,9 @@ class House:
             }
             for k, spec in enumerate(self.specs):
                 series[f"load:{spec.name}"] = self.rec_loads[k]
+            if self.battery is not None:
+                series["battery"] = self.rec_battery  # W, + charging
+                series["battery_soc"] = self.rec_soc
         return SimResult(kpis, series)
 
 

@@ -151,3 +151,17 @@ def test_pvopt_simulate_shows_the_battery_only_with_one(broken_clouds) -> None:
         shown.append(console.export_text())
     assert "home battery" in shown[0] and "Taken by the loads from it" in shown[0]
     assert "home battery" not in shown[1]
+
+
+def test_the_plot_shows_the_battery(broken_clouds, tmp_path: Path) -> None:
+    from pvsim.plot import plot_series
+
+    cfg = config.load(EXAMPLES / "battery.yml", environ={})
+    result = simulate(window(broken_clouds, LIVELY, 600), cfg, record=True)
+    assert {"battery", "battery_soc"} <= result.series.keys()
+    plot_series(result.series, cfg.site.tz, "battery", tmp_path / "b.png")
+    assert (tmp_path / "b.png").stat().st_size > 10_000
+    plain = simulate(
+        window(broken_clouds, LIVELY, 600), cfg.model_copy(update={"battery": None}), record=True
+    )
+    assert "grid" in plain.series and "battery" not in plain.series
