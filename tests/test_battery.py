@@ -86,6 +86,11 @@ def test_defaults_and_the_plan_a_policy_reads() -> None:
             "only with preset generic",
         ),
         ("{preset: homeassistant}", "battery", "needs battery.power_entity"),
+        (
+            "{preset: homeassistant, power_entity: 'Battery Power'}",
+            "battery.power_entity",
+            "not an entity id",
+        ),
         ("{power_topic: p, portal_id: x}", "battery.portal_id", "only with preset victron"),
         ("{power_topic: p, sim: {efficiency: 1.2}}", "battery.sim.efficiency", "less than"),
         ("{power_topic: p, sim: {min_soc: 50, max_soc: 40}}", "battery.sim.min_soc", "not below"),

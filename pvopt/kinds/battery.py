@@ -121,6 +121,10 @@ def battery_problems(b: BatteryConfig) -> list[tuple[tuple[str, ...], str]]:
     for key in need:
         if getattr(b, key) is None:
             out.append(((), f"preset {b.preset} needs battery.{key}"))
+    for key in ("power_entity", "soc_entity"):
+        entity = getattr(b, key)
+        if entity is not None and not re.fullmatch(r"[a-z_]+\.[a-z0-9_]+", entity):
+            out.append(((key,), f"{entity!r} is not an entity id such as sensor.battery_power"))
     if b.reserve_soc >= b.soc_target:
         out.append(
             (("reserve_soc",), f"{b.reserve_soc:g} % is not below soc_target {b.soc_target:g} %")
@@ -196,7 +200,7 @@ class BatteryReader:
     def _number(self, payload: bytes, key: str | None) -> float:
         if key is None:
             return parse_number(payload)
-        if key == "value":  # Venus OS: {"value": null} is an invalid D-Bus value, no news
+        if key == "value":  # Venus OS; {"value": null} (no such value now) is refused
             doc = json_object(payload)
             if "value" not in doc:
                 raise MeterValueError("no 'value' in the payload")
