@@ -1,9 +1,9 @@
 """A home battery and its inverter's own self-consumption loop, second by second (docs/battery.md).
 
-Every `period_s` the inverter reads the grid as it was `lag_s` ago and moves its power by what
-it saw, to bring the grid to ≈ 0 W: it charges on export and discharges on import, within its
-power limits and its SoC limits. Losses are the round-trip efficiency split evenly: the cells
-take sqrt(η) of what is charged, and give sqrt(η) less than they lose on discharge.
+Every `period_s` the inverter takes the grid its meter showed `lag_s` ago, and its own power
+then, and sets the power that would have made that grid ≈ 0 W: it charges on export and
+discharges on import, within its power limits and its SoC limits. Losses are the round-trip
+efficiency η split evenly: charging P at the AC side stores P·√η, discharging P takes P/√η.
 
 Pure and small: no clock, no I/O; the house hands it its grid once a second.
 """
