@@ -39,3 +39,6 @@ _.opened_at
 # http.server calls its handler's do_GET and log_message by name (the forecast tests' stub)
 _.do_GET
 _.log_message
+
+# machines/model.py: the battery modes a policy reads from `battery.mode` (machines/policy/)
+_.LOADS_FIRST

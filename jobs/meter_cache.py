@@ -66,7 +66,10 @@ class MeterCache:
         with self._lock:
             snap = self.source.snapshot(base)
         if snap.sampled_at is None and base - self.started_at <= self.source.stale_after_s:
-            return MeterSnapshot(None, None, stale=False)  # still waiting for the first value
+            # still waiting for the first value (the battery's readings may be in already)
+            return MeterSnapshot(
+                None, None, stale=False, battery_w=snap.battery_w, battery_soc=snap.battery_soc
+            )
         if base != now:  # the arrival times on the wall clock
             shift = now - base
             if snap.sampled_at is not None:

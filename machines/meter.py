@@ -272,3 +272,32 @@ def parse_grid_payload(payload: bytes | str, json_key: str | None, invert: bool)
             node = node[part]
         value = json_number(node, json_key)
     return check_active(-value if invert else value, "grid")
+
+
+MAX_SOC = 100.0
+
+
+def check_soc(value: float, topic: str) -> float:
+    """A state of charge is a percentage."""
+    if not 0.0 <= value <= MAX_SOC:
+        raise MeterValueError(f"{topic}: state of charge {value} is not 0-100 %")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryState:
+    """The latest home-battery power (+ charging) and state of charge, with arrival times:
+    read like the grid, each half stale on its own."""
+
+    power_w: float | None = None
+    power_at: float | None = None
+    soc: float | None = None
+    soc_at: float | None = None
+
+    def readings(self, now: float, stale_after_s: float) -> tuple[float | None, float | None]:
+        """(battery_w, battery_soc) for a snapshot: None where absent or stale."""
+
+        def fresh(value: float | None, at: float | None) -> float | None:
+            return value if at is not None and now - at <= stale_after_s else None
+
+        return fresh(self.power_w, self.power_at), fresh(self.soc, self.soc_at)

@@ -87,6 +87,31 @@ class MeterSnapshot:
     # the controller's clear-sky curve (machines/sun.py, W/m²), with a PV reading and a site
     clear_sky_w: float | None = None  # at pv_at
     clear_sky_ahead_w: float | None = None  # its mean over the relay rule's horizon from now
+    # a home battery beside the meter (`battery:`, docs/battery.md); None when absent or stale
+    battery_w: float | None = None  # + charging, whatever the vendor's sign
+    battery_soc: float | None = None  # state of charge, %
+
+
+class BatteryMode(enum.Enum):
+    """Who gets the surplus first when a home battery is there (docs/battery.md)."""
+
+    BATTERY_FIRST = "battery_first"  # the battery fills, loads take what it leaves
+    LOADS_FIRST = "loads_first"  # loads first, the battery what they leave
+    SOC_BY = "soc_by"  # loads first as long as the battery still reaches soc_target by soc_by
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryPlan:
+    """What `battery:` says a policy may do beside the battery; built from the validated config.
+    The policy that uses it is the regulator's (machines/policy/)."""
+
+    mode: BatteryMode
+    soc_target: float  # %, what the battery should reach
+    reserve_soc: float  # %, below it the battery is never drawn for pvopt's loads
+    soc_by_s: int  # seconds after local midnight: soc_by's deadline for soc_target
+    response_s: float  # how long the inverter takes to answer a change of the grid
+    tolerance_w: float  # discharge up to this counts as "not discharging"
+    forced_from_battery: bool  # eco/boost may draw from the battery
 
 
 @dataclass(frozen=True, slots=True)

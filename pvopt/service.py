@@ -113,7 +113,9 @@ class Service:
         self.flush_job = self._flush_job()
         self._log_restored(saved)
         # the inputs, the bus and the regulator's worker
-        self.meter = MeterCache(meter_source(cfg.meter), started_at=now, monotonic=monotonic)
+        source = meter_source(cfg.meter, cfg.battery)
+        self.battery = source.battery  # `battery:`: its keep-alive is sent from here
+        self.meter = MeterCache(source, started_at=now, monotonic=monotonic)
         self.stopping = threading.Event()
         self.routes = self._routes()
         self.ha = DiscoveryLink(  # Home Assistant MQTT discovery, when the config enables it
@@ -269,6 +271,13 @@ class Service:
             )
         if self.flush_job is not None:
             add_influx_job(self.scheduler, self.flush_job)
+        if self.battery is not None and self.battery.keepalive(first=False):
+            self.scheduler.add_job(
+                self._battery_keepalive,
+                "interval",
+                seconds=self.battery.cfg.keepalive_s,
+                id="battery-keepalive",
+            )
         self.scheduler.start()
         self.regulator.resend()  # what was restored
         self.bus.start()
@@ -383,7 +392,17 @@ class Service:
             return
         self._on_seed_control(w, payload, now)
 
+    def _battery_keepalive(self, first: bool = False) -> None:
+        """Venus OS publishes only while someone asks (docs/battery.md): the first request of
+        a connection has every value sent at once, the next ones only keep it awake. A read
+        request changes nothing, so a dry run sends it too."""
+        if self.battery is None:
+            return
+        for topic, payload in self.battery.keepalive(first):
+            self.bus.publish(topic, payload)
+
     def _on_connect(self) -> None:
+        self._battery_keepalive(first=True)
         self.bus.publish(online_topic(self.dry_run), "online", retain=True, qos=1)
         if not self.dry_run:
             self.ha.publish_all()

@@ -21,6 +21,7 @@ from machines.tariff import PRICE_KEYS, tempo_day
 from pvopt.config import Config
 from pvopt.kinds import EquipmentModel, HouseReading
 from pvopt.kinds.temp_driven import TempDrivenVariablePowerEquipment
+from pvsim.battery import Battery, BatteryKpi
 from pvsim.traces import Trace
 
 WH_PER_LITRE_K = 1.163
@@ -242,6 +243,15 @@ class House:
         self.rec_base = np.zeros(rec_n)
         self.rec_grid = np.zeros(rec_n)
         self.rec_temp = np.full(rec_n, np.nan)
+        # a home battery beside the meter (`battery:`): absent, nothing of it runs
+        self.battery: Battery | None = None
+        self.battery_kpi: BatteryKpi | None = None
+        if cfg.battery is not None:
+            self.battery = Battery.of(cfg.battery.sim)
+            self.battery_kpi = BatteryKpi(cfg.battery.soc_target, cfg.battery.tolerance_w)
+            self.battery_w = 0.0
+            self.rec_battery = np.full(rec_n, np.nan)
+            self.rec_soc = np.full(rec_n, np.nan)
 
     def drawn_w(self, k: int) -> float:
         """What load `k` really draws now (a heater's thermostat may have cut it)."""
@@ -305,6 +315,10 @@ class House:
                 if self.forced[k]:
                     forced_w += p
         grid = base + loads_w - pv
+        if self.battery is not None and self.battery_kpi is not None:
+            self.battery_w = b = self.battery.step(grid)
+            grid += b
+            self.battery_kpi.add(now, b, loads_w, self.battery.soc)
         # -- the oracle: every second's surplus, loads continuous, only thermostats limit
         left = surplus
         bound = 0.0
@@ -376,6 +390,9 @@ class House:
                 self.rec_loads[k, j] = self.drawn_w(k)
             if self.first_heater is not None:
                 self.rec_temp[j] = self.first_heater.temp_c
+            if self.battery is not None:
+                self.rec_battery[j] = self.battery_w
+                self.rec_soc[j] = self.battery.soc
         self.erqt += self.q_ratio * base * H
         self.grid = grid
         self.base = base
@@ -447,7 +464,16 @@ class House:
 
     def reading(self) -> HouseReading:
         """The true flows at the meter now, for the meter source to publish."""
-        return HouseReading(self.grid, self.q_ratio * self.base, self.erqt, self.quantum)
+        if self.battery is None:
+            return HouseReading(self.grid, self.q_ratio * self.base, self.erqt, self.quantum)
+        return HouseReading(
+            self.grid,
+            self.q_ratio * self.base,
+            self.erqt,
+            self.quantum,
+            self.battery_w,
+            self.battery.soc,
+        )
 
     # -- actuators --------------------------------------------------------------------------
     def _availability(self, second_of_day: float) -> None:
@@ -513,6 +539,8 @@ class House:
             if h is not None
         )
         kpis["grid_heating_wh"] = round(grid_heating, 1)
+        if self.battery is not None and self.battery_kpi is not None:
+            kpis |= self.battery_kpi.kpis(self.battery, self.seconds, self.tz)
         if self.tariff is not None:
             by_key = {k: v / 3600.0 for k, v in self.import_by_key.items()}
             kpis["import_by_tariff_wh"] = {k: round(v, 1) for k, v in by_key.items()}
@@ -535,6 +563,9 @@ class House:
             }
             for k, spec in enumerate(self.specs):
                 series[f"load:{spec.name}"] = self.rec_loads[k]
+            if self.battery is not None:
+                series["battery"] = self.rec_battery  # W, + charging
+                series["battery_soc"] = self.rec_soc
         return SimResult(kpis, series)
 
 

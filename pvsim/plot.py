@@ -31,6 +31,8 @@ def plot_series(series: dict[str, np.ndarray], tz: ZoneInfo, title: str, out: st
     grid = series["grid"]
     ax.plot(t, np.clip(grid, 0, None), color="red", lw=0.7, label="grid import")
     ax.plot(t, -np.clip(grid, None, 0), color="green", lw=0.7, label="grid export")
+    if "battery" in series:  # + charging
+        ax.plot(t, series["battery"], color="purple", lw=0.7, label="battery (+ charging)")
     ax.set_ylabel("W")
     ax.set_title(title)
     ax.legend(loc="upper left", ncols=4, fontsize=8)
@@ -38,6 +40,11 @@ def plot_series(series: dict[str, np.ndarray], tz: ZoneInfo, title: str, out: st
     if not np.isnan(series["temp"]).all():
         ax_t.plot(t, series["temp"], color="firebrick", lw=1)
     ax_t.set_ylabel("water °C")
+    if "battery_soc" in series:
+        ax_soc = ax_t.twinx()
+        ax_soc.plot(t, series["battery_soc"], color="purple", lw=1)
+        ax_soc.set_ylabel("battery SoC %")
+        ax_soc.set_ylim(0, 100)
     ax_t.grid(alpha=0.3)
     ax_t.xaxis.set_major_formatter(mdates.DateFormatter("%a %H:%M", tz=tz))
     fig.tight_layout()

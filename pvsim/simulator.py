@@ -63,7 +63,9 @@ def simulate(
     pv_period = max(1, round(cfg.sim.meter.pv_period_s))
     pv_lag = round(cfg.sim.meter.pv_lag_s)
     tick_s = reg.tick_s
-    source = meter_source(cfg.meter)  # what the virtual meter publishes, and how it is read
+    source = meter_source(
+        cfg.meter, cfg.battery
+    )  # what the virtual meter publishes, and how it is read
     meter = MeterCache(source, started_at=start)  # the service's own, fed over the "wire"
     last_tick = -math.inf
     total = trace.seconds
@@ -98,7 +100,7 @@ def simulate(
             for k in metered:  # a metering device reports what its load really draws
                 if house.online[k]:
                     machines[k].device.observe(DeviceReport(power_w=house.drawn_w(k)), now)
-            for topic, payload in source.publish(house.reading()):
+            for topic, payload in source.published(house.reading()):
                 meter.feed(topic, payload.encode(), now)
         if pv_topic is not None and i % pv_period == 0:
             meter.feed(pv_topic, house.pv_report(i - pv_lag).encode(), now)

@@ -59,11 +59,40 @@ def summary_table(
     for label, value, meaning in energy:
         top.add_row(label, fmt_energy(value, unit), meaning)
     parts: list[Table] = [top, loads_table(kpis, specs)]
+    if "battery_charge_wh" in kpis:  # only with a `battery:` block
+        parts.append(battery_table(kpis))
     if kpis.get("export_by_reason_wh"):
         parts.append(export_table(kpis))
     if ratios:
         parts.insert(1, ratio_table([("this run", kpis)]))
     return Group(*parts)
+
+
+def battery_table(kpis: dict[str, Any]) -> Table:
+    """The home battery's figures (docs/battery.md)."""
+    unit = energy_unit([kpis["battery_charge_wh"], kpis["battery_discharge_wh"]])
+    table = Table(title="home battery")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("what it means")
+    at = kpis["battery_target_at"]
+    rows = [
+        ("Charged", f"{fmt_energy(kpis['battery_charge_wh'], unit)} {unit[0]}", "AC side"),
+        ("Discharged", f"{fmt_energy(kpis['battery_discharge_wh'], unit)} {unit[0]}", "AC side"),
+        (
+            "Taken by the loads from it",
+            f"{fmt_energy(kpis['battery_to_loads_wh'], unit)} {unit[0]}",
+            "each second, the discharge up to what pvopt's loads drew",
+        ),
+        ("State of charge at the end", f"{kpis['battery_soc_end']:.1f} %", ""),
+        ("Highest state of charge", f"{kpis['battery_soc_max']:.1f} %", ""),
+        ("soc_target reached", "never" if at is None else at[11:16], "local time"),
+        ("Cycles", f"{kpis['battery_cycles']:.3f}", "discharged energy / capacity"),
+        ("Direction changes", f"{kpis['battery_oscillation']:.1f} /h", "beyond tolerance_w"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def ratio_table(rows: list[tuple[str, dict[str, Any]]], title: str = "how well") -> Table:

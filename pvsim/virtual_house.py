@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 
 ON_CHANGE_HEARTBEAT_S = 60.0  # what TIC→MQTT bridges that publish on change resend anyway
+VENUS_KEEPALIVE_S = 60.0  # dbus-flashmq's keep-alive timeout
 
 
 class VirtualHouse:
@@ -48,7 +49,11 @@ class VirtualHouse:
         self.wires = cfg.wiring()
         self.index = {w.command_topic: k for k, w in enumerate(self.wires)}
         self.lock = threading.Lock()
-        self.meter = meter_source(cfg.meter)  # only its `publish`: what the meter sends
+        self.meter = meter_source(cfg.meter, cfg.battery)  # only its `publish`: what it sends
+        # a home battery's bridge (`battery:`); Venus OS speaks only while kept alive
+        self.battery = self.meter.battery
+        self.keepalive = None if self.battery is None else self.battery.where.keepalive
+        self.awake_until = -1.0 if self.keepalive else float("inf")
         self.stopping = threading.Event()
         self.forced = [False] * len(self.wires)  # from the status: eco/boost draw is forced
         # the devices that report back (not the seed's firmware), by load
@@ -59,16 +64,37 @@ class VirtualHouse:
         }
         self.bus = MqttBus(
             cfg.mqtt,
-            [*self.index, STATUS_TOPIC],
+            [*self.index, STATUS_TOPIC, *([self.keepalive] if self.keepalive else [])],
             self._on_message,
             client_id=f"{cfg.mqtt.client_id}-house",
         )
 
     def _on_message(self, topic: str, payload: bytes) -> None:
-        if topic == STATUS_TOPIC:
+        if topic == self.keepalive:
+            self._on_keepalive(payload)
+        elif topic == STATUS_TOPIC:
             self._on_status(payload)
         else:
             self._on_command(topic, payload)
+
+    def _on_keepalive(self, payload: bytes) -> None:
+        """Venus OS (dbus-flashmq): awake for 60 s after each keep-alive; one without
+        `suppress-republish` has every value published at once."""
+        with self.lock:
+            self.awake_until = time.monotonic() + VENUS_KEEPALIVE_S
+            if b"suppress-republish" not in payload:
+                self._publish_battery()
+
+    def _publish_battery(self) -> None:
+        """The battery's readings as its bridge sends them, in the config's sign; under the
+        lock."""
+        if self.battery is None or time.monotonic() > self.awake_until:
+            return
+        b = self.house.battery
+        if b is None:
+            return
+        for topic, payload in self.battery.publish(self.house.battery_w, b.soc):
+            self.bus.publish(topic, payload)
 
     def _on_status(self, payload: bytes) -> None:
         try:
@@ -153,6 +179,7 @@ class VirtualHouse:
                 probes = self.house.probe() if i % PROBE_PERIOD_S == 0 else []
                 if i % period == 0:
                     self._publish_meter()
+                    self._publish_battery()
                 said = self._devices_speak()
             self._say(said)
             for k, temp in probes:

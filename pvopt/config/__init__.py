@@ -18,11 +18,13 @@ from pvopt.config.site import SiteConfig
 from pvopt.config.state import StateConfig
 from pvopt.config.tic import TicConfig
 from pvopt.config.web import WebConfig
-from pvopt.kinds import MAX_POWER_W, MeterConfig, MeterTopics
+from pvopt.kinds import MAX_POWER_W, BatteryConfig, BatterySimConfig, MeterConfig, MeterTopics
 
 __all__ = [
     "ENV_KEYS",
     "MAX_POWER_W",
+    "BatteryConfig",
+    "BatterySimConfig",
     "Config",
     "ConfigError",
     "Equipment",

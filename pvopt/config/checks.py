@@ -9,7 +9,14 @@ from pathlib import Path
 from machines.model import Kind
 from machines.wiring import OWN_TOPICS
 from pvopt.config.model import Config
-from pvopt.kinds import MeterTopics, load_kind, meter_preset, meter_source
+from pvopt.kinds import (
+    MeterTopics,
+    battery_problems,
+    battery_topics,
+    load_kind,
+    meter_preset,
+    meter_source,
+)
 
 Located = list[tuple[tuple[str | int, ...], str]]  # (where, what is wrong)
 
@@ -17,6 +24,8 @@ Located = list[tuple[tuple[str | int, ...], str]]  # (where, what is wrong)
 def cross_section_problems(cfg: Config) -> Located:
     """Cross-entry rules pydantic cannot see one field at a time."""
     out: Located = []
+    if cfg.battery is not None:
+        out += [(("battery", *loc), m) for loc, m in battery_problems(cfg.battery)]
     seen_names: dict[str, int] = {}
     seen_ids: dict[int, int] = {}
     undrivable = False  # a device that cannot drive its load has no topics to compare
@@ -107,6 +116,13 @@ def _topic_clashes(cfg: Config) -> Located:
     if m.pv_topic:
         roles.append((m.pv_topic, ("meter", "pv_topic"), "meter.pv_topic"))
     roles.append((m.tariff_topic, ("meter", "tariff_topic"), "meter.tariff_topic"))
+    b = cfg.battery
+    if b is not None and not battery_problems(b):
+        bt = battery_topics(b)
+        power, soc = ("power_topic", "soc_topic") if b.preset == "generic" else ("preset",) * 2
+        roles.append((bt.power, ("battery", power), "the battery's power"))
+        if bt.soc is not None:
+            roles.append((bt.soc, ("battery", soc), "the battery's state of charge"))
     if cfg.forecast is not None and cfg.forecast.topic is not None:
         roles.append((cfg.forecast.topic, ("forecast", "topic"), "forecast.topic"))
     for i, eq in enumerate(cfg.equipment):

@@ -26,13 +26,14 @@ from pvopt.config.state import StateConfig
 from pvopt.config.tariff import TariffConfig
 from pvopt.config.tic import TicConfig
 from pvopt.config.web import WebConfig
-from pvopt.kinds import MeterConfig, Strict, load_kind
+from pvopt.kinds import BatteryConfig, MeterConfig, Strict, load_kind
 
 
 class Config(Strict):
     site: SiteConfig = SiteConfig()
     mqtt: MqttConfig = MqttConfig()
     meter: MeterConfig = MeterConfig()
+    battery: BatteryConfig | None = None  # a home battery beside the meter (docs/battery.md)
     tic: TicConfig = TicConfig()
     regulation: RegulationConfig = RegulationConfig()
     state: StateConfig = StateConfig()

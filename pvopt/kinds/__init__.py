@@ -26,6 +26,13 @@ from pvopt.kinds.base import (
     Text,
     Topic,
 )
+from pvopt.kinds.battery import (
+    BatteryConfig,
+    BatteryReader,
+    BatterySimConfig,
+    battery_problems,
+    battery_topics,
+)
 from pvopt.kinds.meters import (
     METER_PRESETS,
     METER_SOURCES,
@@ -60,6 +67,9 @@ __all__ = [
     "MAX_POWER_W",
     "METER_PRESETS",
     "METER_SOURCES",
+    "BatteryConfig",
+    "BatteryReader",
+    "BatterySimConfig",
     "Celsius",
     "Codec",
     "DeviceConfig",
@@ -79,6 +89,8 @@ __all__ = [
     "Text",
     "Topic",
     "UnknownLoadKind",
+    "battery_problems",
+    "battery_topics",
     "dimmer_percent",
     "dimmer_power",
     "load_kind",

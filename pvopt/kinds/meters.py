@@ -18,6 +18,7 @@ from machines.meter import MeterValueError, parse_grid_payload
 from machines.model import MeterSnapshot
 from machines.registry import Registry
 from pvopt.kinds.base import Strict, Text, Topic
+from pvopt.kinds.battery import BatteryConfig, BatteryReader
 
 
 class MeterTopics(Strict):
@@ -101,6 +102,8 @@ class HouseReading:
     reactive_var: float  # what the house's inductive loads draw
     erqt_varh: float  # the reactive energy index
     quantum_va: float  # the meter's resolution
+    battery_w: float | None = None  # a home battery's power, + charging (`battery:`)
+    battery_soc: float | None = None  # ... and its state of charge, %
 
 
 class MeterSource(ABC):
@@ -121,6 +124,7 @@ class MeterSource(ABC):
         self.pv_at: float | None = None
         self.tariff: str | None = None
         self.tariff_at: float | None = None
+        self.battery: BatteryReader | None = None  # `battery:` beside the meter
 
     @classmethod
     def check_config(cls, cfg: MeterConfig) -> None:
@@ -149,6 +153,13 @@ class MeterSource(ABC):
         """(topic, payload) the real meter would send for `reading`: the virtual house's side."""
 
     # -- shared by every kind ----------------------------------------------------------------
+    def published(self, reading: HouseReading) -> list[tuple[str, str]]:
+        """`publish`, and the battery's readings when there is one: all a virtual house sends."""
+        out = self.publish(reading)
+        if self.battery is not None and reading.battery_w is not None:
+            out += self.battery.publish(reading.battery_w, reading.battery_soc or 0.0)
+        return out
+
     @property
     def stale_after_s(self) -> float:
         return self.cfg.stale_after_s
@@ -157,6 +168,8 @@ class MeterSource(ABC):
     def topics(self) -> frozenset[str]:
         """Everything to subscribe to."""
         extra = {x for x in (self.cfg.pv_topic, self.cfg.tariff_topic) if x}
+        if self.battery is not None:
+            extra |= self.battery.topics
         return self.meter_topics() | extra
 
     def feed(self, topic: str, payload: bytes, now: float) -> bool:
@@ -173,6 +186,9 @@ class MeterSource(ABC):
                 raise MeterValueError(f"not a tariff name: {text[:40]!r}")
             self.tariff, self.tariff_at = text, now
             return False
+        if self.battery is not None and topic in self.battery.topics:
+            self.battery.feed(topic, payload, now)
+            return False  # the regulator decides on the meter's samples, not the battery's
         raise MeterValueError(f"not a meter topic: {topic}")
 
     def snapshot(self, now: float) -> MeterSnapshot:
@@ -180,6 +196,9 @@ class MeterSource(ABC):
         snap = self.meter_snapshot(now)
         if self.pv_at is not None and now - self.pv_at <= self.cfg.stale_after_s:
             snap = replace(snap, pv_w=self.pv_w, pv_at=self.pv_at)
+        if self.battery is not None:
+            battery_w, soc = self.battery.readings(now)
+            snap = replace(snap, battery_w=battery_w, battery_soc=soc)
         return snap
 
     def offpeak(self, now: float) -> bool | None:
@@ -227,7 +246,11 @@ def meter_preset(cfg: MeterConfig) -> MeterPreset | None:
     return None if cfg.preset is None else METER_PRESETS.get(cfg.preset)
 
 
-def meter_source(cfg: MeterConfig) -> MeterSource:
-    """A fresh source for a validated meter config: its preset's, or its kind's."""
+def meter_source(cfg: MeterConfig, battery: BatteryConfig | None = None) -> MeterSource:
+    """A fresh source for a validated meter config: its preset's, or its kind's; with
+    `battery`, it reads the battery's topics too."""
     preset = meter_preset(cfg)
-    return METER_SOURCES.get(cfg.kind)(cfg) if preset is None else preset.source(cfg)
+    source = METER_SOURCES.get(cfg.kind)(cfg) if preset is None else preset.source(cfg)
+    if battery is not None:
+        source.battery = BatteryReader(battery)
+    return source
