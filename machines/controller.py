@@ -11,9 +11,10 @@ from dataclasses import dataclass, replace
 from typing import Any, assert_never
 from zoneinfo import ZoneInfo
 
+from machines.battery import battery_view, explain_battery
 from machines.energy import Ledger, LoadSpan, export_room
 from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
-from machines.model import LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
+from machines.model import BatteryPlan, LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
 from machines.policy import PolicyParams, decide
 from machines.schedules import BoostRequest, EcoRequest, Planner, Release, Request
 from machines.sun import Plant, clear_sky, clear_sky_ahead
@@ -51,9 +52,11 @@ class Controller:
         planner: Planner | None = None,
         ledger: Ledger | None = None,
         plant: Plant | None = None,
+        battery: BatteryPlan | None = None,
     ):
         self.tz = tz
         self.plant = plant  # the site's panels: the clear-sky curve for a PV reading
+        self.battery = battery  # a home battery's mode (machines/battery.py)
         self.planner = planner
         self.ledger = ledger
         self.intervals: list[dict[str, Any]] = []  # completed by the ledger, not yet drained
@@ -197,6 +200,10 @@ class Controller:
         `offpeak` is the meter's tariff for tariff-following schedules (None: unknown)."""
         self.account(now)
         self.last_snapshot = snapshot
+        beside = None
+        if self.battery is not None:  # regulate on the grid the battery's mode gives
+            beside = battery_view(snapshot, self.battery, now, self.tz)
+            snapshot = beside.applied(snapshot)
         if self.planner is not None:
             facts = {name: m.facts(now) for name, m in self.machines.items()}
             surplus = None  # what the house had to spare: export plus what pvopt routed
@@ -217,6 +224,8 @@ class Controller:
             self._with_sun(snapshot, now), self.views(now), self.params, now, self.memo
         )
         self.memo = decision.memo
+        if beside is not None and beside.why is not None:
+            explain_battery(decision, beside.why)
         steps = {n: decision.power_w[n] - m.setpoint_w for n, m in self.machines.items()}
         if fresh:
             self._watch_steps(steps, snapshot, now)

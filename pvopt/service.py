@@ -106,6 +106,7 @@ class Service:
             planner=self.planner,
             ledger=self.ledger,
             plant=cfg.plant(),
+            battery=cfg.battery.plan() if cfg.battery is not None else None,
         )
         # what leaves it: the store's writes, InfluxDB's outbox
         self.outbox = self._outbox(docs["outbox"])

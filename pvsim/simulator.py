@@ -54,7 +54,13 @@ def simulate(
     issues = list(forecasts or [])
     next_issue = 0
     ctl = Controller(
-        house.specs, cfg.site.tz, reg.params(), start, planner=planner, plant=cfg.plant()
+        house.specs,
+        cfg.site.tz,
+        reg.params(),
+        start,
+        planner=planner,
+        plant=cfg.plant(),
+        battery=cfg.battery.plan() if cfg.battery is not None else None,
     )
     events: list[ScheduleEvent] = []
     machines = [ctl.machines[s.name] for s in house.specs]

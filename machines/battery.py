@@ -1,0 +1,82 @@
+"""Beside a home battery (docs/battery.md): which grid the policy regulates on, by mode.
+
+A battery inverter holds the grid near 0 W, so the grid alone hides the surplus the battery is
+taking and the discharge that pays for pvopt's loads. The battery's own reading (+ charging)
+gives both back: `grid − battery` is the house's balance as if there were no battery, whatever
+the inverter's loop is doing at that instant. The modes choose what the policy sees:
+
+- the battery's charge counts as surplus (`loads_first`; `battery_first` once the battery has
+  reached `soc_target`; `soc_by` from its deadline, or at the target): regulate on
+  `grid − battery`, and the loads take what they can before the battery;
+- it does not (`battery_first` below the target, `soc_by` before its deadline): regulate on the
+  grid, and the loads get only what the battery cannot take (export);
+- in every mode a discharge beyond `tolerance_w` counts as import, so the loads shed it: none
+  of pvopt's loads is paid for by the battery.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from machines.export import FULL
+from machines.model import BatteryMode, BatteryPlan, Decision, MeterSnapshot
+
+BATTERY_FIRST = "battery_first"  # the reason of a load that gets what the battery leaves
+DISCHARGING = "battery_discharging"  # ... shed as the battery discharges
+SURPLUS_REASONS = frozenset({"surplus", "no_surplus", "topping_up"})  # the policy's own
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryView:
+    """The grid the policy regulates on beside the battery, and why (None: as the meter)."""
+
+    grid_w: float | None
+    why: str | None
+
+    def applied(self, snapshot: MeterSnapshot) -> MeterSnapshot:
+        """`snapshot` as the policy sees it: a Linky's net S moved with P (the battery's
+        inverter runs at unity power factor: P changes, Q does not)."""
+        if self.grid_w is None or self.grid_w == snapshot.grid_w:
+            return snapshot
+        s = snapshot.apparent_va
+        if s is not None:
+            q = snapshot.reactive_var or 0.0
+            s = math.copysign(math.hypot(self.grid_w, q), self.grid_w)
+        return replace(snapshot, grid_w=self.grid_w, apparent_va=s)
+
+
+def charge_counts(plan: BatteryPlan, soc: float | None, now: float, tz: ZoneInfo) -> bool:
+    """Whether the battery's charge counts as surplus for pvopt's loads now."""
+    if plan.mode is BatteryMode.LOADS_FIRST:
+        return True
+    if soc is not None and soc >= plan.soc_target:
+        return True
+    if plan.mode is BatteryMode.SOC_BY:
+        local = datetime.fromtimestamp(now, tz)
+        seconds = local.hour * 3600 + local.minute * 60 + local.second
+        return seconds >= plan.soc_by_s
+    return False
+
+
+def battery_view(
+    snapshot: MeterSnapshot, plan: BatteryPlan, now: float, tz: ZoneInfo
+) -> BatteryView:
+    """The grid for the policy (docs/battery.md); the meter's own without a battery reading."""
+    grid, battery = snapshot.grid_w, snapshot.battery_w
+    if grid is None or battery is None:
+        return BatteryView(grid, None)
+    if battery < -plan.tolerance_w:
+        return BatteryView(grid - battery, DISCHARGING)
+    if charge_counts(plan, snapshot.battery_soc, now, tz):
+        return BatteryView(grid - max(battery, 0.0), None)
+    return BatteryView(grid, BATTERY_FIRST if battery > plan.tolerance_w else None)
+
+
+def explain_battery(decision: Decision, why: str) -> None:
+    """The battery's reason for each surplus load it holds back (not full): in place."""
+    for name, reason in decision.reasons.items():
+        if reason in SURPLUS_REASONS and decision.limits.get(name) != FULL:
+            decision.reasons[name] = why
