@@ -332,6 +332,14 @@ class Regulator:
         doc["meter"]["rejected"] = self.meter.rejected
         snap = self.ctl.last_snapshot
         doc["meter"]["pv_w"] = None if snap is None or snap.pv_w is None else round(snap.pv_w)
+        if self.ctl.battery is not None:  # as pvopt reads it (+ charging), and its mode
+            power = None if snap is None else snap.battery_w
+            soc = None if snap is None else snap.battery_soc
+            doc["battery"] = {
+                "power_w": None if power is None else round(power),
+                "soc": None if soc is None else round(soc, 1),
+                "mode": self.ctl.battery.mode.value,
+            }
         doc["mqtt"] = {"connected": self.connected()}
         doc["jobs"] = self.errors.status()
         annotate(doc, self.persister.totals.shown)
