@@ -6,6 +6,9 @@ production now against the clear sky now, the clear sky ahead against now), so t
 power, its losses and the model's absolute error cancel out. The model is the textbook one:
 Spencer's declination and equation of time, Kasten-Young air mass, Meinel's direct beam
 (1353 W/m² × 0.7^AM^0.678), a diffuse share of 10 %, isotropic transposition onto the panels.
+The held-out trace generator (pvsim/tracegen.py) has its own copy of the solar position, on
+numpy arrays and held byte for byte by its test; its irradiance model (Haurwitz) differs on
+purpose, so the rule is not judged on days drawn from its own model.
 """
 
 from __future__ import annotations
