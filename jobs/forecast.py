@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from jobs.ports import Clock, ForecastSource
 from machines.errors import ForecastError, ForecastRateLimited, StoreError
 from machines.forecast import Forecast, ForecastStatus, assess
+from machines.value import value
 from state.store import StateStore
 
 log = logging.getLogger("pvopt.jobs.forecast")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Backoff:
     """How long to wait after the n-th failure in a row: `first_s`, doubling, at most `max_s`
     (and never longer than the regular period: a retry is never later than the next fetch)."""

@@ -14,7 +14,6 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -30,6 +29,7 @@ from machines.loads import CommandError
 from machines.model import DeviceReport
 from machines.status import build_status, event_json
 from machines.totals import annotate
+from machines.value import value
 from machines.wiring import LoadWiring, plan_topic, status_topic
 
 log = logging.getLogger("pvopt.regulator")
@@ -37,14 +37,14 @@ log = logging.getLogger("pvopt.regulator")
 CLOCK_STEP_S = 2.0  # wall minus monotonic drift beyond this between two looks is a step
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TempoColours:
     """Tempo days and their colours, as the meter announced them."""
 
     days: dict[date, str]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Temperature:
     """A validated probe reading, with its arrival time (its age counts from then)."""
 
@@ -53,7 +53,7 @@ class Temperature:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class DeviceInput:
     """What a load's device reported (state, power, availability), with its arrival time."""
 
@@ -62,7 +62,7 @@ class DeviceInput:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Control:
     """A well-formed manual command; whether the load exists or accepts it is the
     controller's to say, on the worker."""
@@ -72,7 +72,7 @@ class Control:
     reply: Future[Outcome] | None = None  # who waits for the verdict (the page), if anyone
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Reconnected:
     """The broker may have lost the actuators' retained commands: send every one again."""
 

@@ -17,19 +17,20 @@ the inverter's loop is doing at that instant. The modes choose what the policy s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from machines.export import FULL
 from machines.model import BatteryMode, BatteryPlan, Decision, MeterSnapshot
+from machines.value import value
 
 BATTERY_FIRST = "battery_first"  # the reason of a load that gets what the battery leaves
 DISCHARGING = "battery_discharging"  # ... shed as the battery discharges
 SURPLUS_REASONS = frozenset({"surplus", "no_surplus", "topping_up"})  # the policy's own
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BatteryView:
     """The grid the policy regulates on beside the battery, and why (None: as the meter)."""
 

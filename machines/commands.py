@@ -6,12 +6,13 @@ from __future__ import annotations
 import enum
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from machines.controller import Controller
 from machines.loads import CommandError
 from machines.meter import MeterValueError, parse_number
+from machines.value import value
 
 SEED_THRESHOLDS = {"MIN": "temp_min", "ECO": "temp_eco", "MAX": "temp_max"}
 THRESHOLD_KEYS = ("temp_min", "temp_eco", "temp_sol_min", "temp_max")
@@ -27,7 +28,7 @@ class Action(enum.StrEnum):
     SET = "set"  # thresholds
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Command:
     """One manual command to one load (by name, or id when a number)."""
 
@@ -147,7 +148,7 @@ def parse_duration(text: str) -> float:
     return float(seconds)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Outcome:
     """What became of a command: done (what was done) or refused (why), for a caller that
     shows it (the local page); `regulation/control` only logs it."""

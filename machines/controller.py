@@ -7,7 +7,7 @@ The service and the simulator both drive a `Controller`; only the clock and the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, assert_never
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,7 @@ from machines.policy import PolicyParams, decide
 from machines.schedules import BoostRequest, EcoRequest, Planner, Release, Request
 from machines.sun import Plant, clear_sky, clear_sky_ahead
 from machines.thermostat import DROP_MATCH, NOISE_FACTOR, QUIET_W, SETTLE_S, STEP_MIN_W, Steps
+from machines.value import value
 
 MAX_ACCOUNT_STEP_S = 300.0  # the service ticks every few seconds; more is a stall or a jump
 
@@ -30,7 +31,7 @@ class UnknownLoad(KeyError):
         return f"unknown load {self.args[0]!r}"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TickResult:
     power_w: dict[str, float]
     reasons: dict[str, str]
@@ -178,17 +179,18 @@ class Controller:
         return out
 
     def views(self, now: float) -> list[LoadView]:
+        # positional, in LoadView's field order: this runs for every load at every tick
         return [
             LoadView(
-                spec=m.spec,
-                state=m.state,
-                mode=m.mode,
-                reason=m.reason,
-                setpoint_w=m.setpoint_w,
-                forced_w=m.forced_w,
-                tops_up=m.state is State.OFF and m.tops_up(now),
-                is_temp_driven=m.is_temp_driven,
-                switched_at=m.switched_at,
+                m.spec,
+                m.state,
+                m.mode,
+                m.reason,
+                m.setpoint_w,
+                m.forced_w,
+                m.state is State.OFF and m.tops_up(now),
+                m.thresholds is not None,  # is_temp_driven
+                m.switched_at,
             )
             for m in self.machines.values()
         ]

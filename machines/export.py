@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+
+from machines.value import value
 
 NOTHING_LEFT = "nothing_left"
 BETWEEN_SAMPLES = "between_samples"
@@ -48,7 +49,7 @@ _SHORT: dict[str, str] = {
 _TRACKING = frozenset({"margin"})
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Room:
     """What one load could still take now, and why its decision did not."""
 

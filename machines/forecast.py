@@ -11,19 +11,19 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
 from machines.errors import ForecastError
+from machines.value import value
 
 SLOT_S = 3600
 MAX_PV_W = 1_000_000.0  # 1 MW: a larger figure is a unit mistake (kW as W, Wh as mWh)
 CSV_HEADER = "issued_at,start,pv_w"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Slot:
     """One UTC hour from `start` (epoch s, on the hour) and its mean PV power in W."""
 
@@ -35,7 +35,7 @@ class Slot:
         return self.start + SLOT_S
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Forecast:
     """Hourly mean PV power issued at `issued_at` by `source`; slots ascending, gaps allowed
     (an hour without a slot is one the source said nothing about, not a zero)."""
@@ -117,7 +117,7 @@ class Freshness(Enum):
     ABSENT = "absent"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ForecastStatus:
     """Whether the planner may use the forecast, and why not: `fallback` means plan without."""
 

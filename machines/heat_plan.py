@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from machines.forecast import Forecast
 from machines.tariff import Tariff, tempo_day
+from machines.value import value
 
 STEP_S = 900  # the plan's time step: a quarter hour
 STEPS_PER_DAY = 86400 // STEP_S
@@ -31,7 +32,7 @@ RATIO_ALPHA = 0.3  # weight of one day's measure in the calibration of its hour
 FORECAST_MAX_AGE_S = 36 * 3600.0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Target:
     """A user's comfort target: at least `temp` °C at local `by` every day."""
 
@@ -39,13 +40,13 @@ class Target:
     by: int  # second of the local day
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Legionella:
     temp: float
     every_days: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TankFacts:
     """What the plan needs of the tank and its load at one instant."""
 
@@ -59,7 +60,7 @@ class TankFacts:
     ahead_w: float = 0.0  # the power of the loads served before it, taken off the surplus
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PlanStep:
     start: float
     temp_c: float  # at the start of the step, as planned
@@ -67,7 +68,7 @@ class PlanStep:
     drawn: float  # the share of the tank the plan expects drawn in the step
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Goal:
     """How warm the tank must be when the window closes, and why."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from transitions import EventData, Machine
 from machines.device import DeviceHealth
 from machines.model import FORCED_STATES, Kind, LoadSpec, Mode, State, Thresholds
 from machines.thermostat import ThermostatWatch
+from machines.value import value
 
 OFF, ECO, SOLAR, BOOST = State.OFF, State.ECO, State.SOLAR, State.BOOST
 ANY = frozenset(State)
@@ -42,7 +43,7 @@ def device_reason(m: LoadMachine) -> str:
 Reason = str | Callable[["LoadMachine"], str] | None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Row:
     """From a state of `source`, when every guard of `when` holds: go to `dest` by `move`
     (already there: stay) with `reason`. `dest` None stays whatever the state."""
@@ -198,7 +199,7 @@ def check_temperature(value: float) -> float:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TransitionRecord:
     load: str
     source: str
@@ -208,7 +209,7 @@ class TransitionRecord:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LoadFacts:
     """A load as the schedules planner reads it at one tick: a copy, so planning cannot move
     the machine; the planner asks, the controller applies."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from machines.model import MeterSnapshot
+from machines.value import value
 
 MAX_ABS_W = 100_000.0  # anything beyond is a corrupt payload, not a house (docs/meter.md)
 Q_MIN_STEP_VARH = 5.0  # a new Q once the index moved this much ...
@@ -25,7 +26,7 @@ class MeterValueError(ValueError):
     """A meter payload that must not reach the regulator."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ReactiveTracker:
     """What Q derivation remembers of the ERQT index (the seed's rule, docs/meter.md)."""
 
@@ -159,7 +160,7 @@ def reactive_power(tracker: ReactiveTracker, now: float) -> float:
     return tracker.q_var
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LinkyState:
     """The latest SINSTS / SINSTI / ERQT values with their arrival times."""
 
@@ -218,7 +219,7 @@ class LinkyState:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class GridState:
     """The latest signed grid power (meter kind `grid`) with its arrival time."""
 
@@ -284,7 +285,7 @@ def check_soc(value: float, topic: str) -> float:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BatteryState:
     """The latest home-battery power (+ charging) and state of charge, with arrival times:
     read like the grid, each half stale on its own."""

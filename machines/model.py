@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from machines.value import value
 
 
 class State(enum.Enum):
@@ -30,7 +32,7 @@ class Kind(enum.Enum):
 FORCED_STATES = frozenset({State.ECO, State.BOOST})
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Thresholds:
     """Water temperatures (°C); order temp_min < temp_eco ≤ temp_sol_min < temp_max."""
 
@@ -48,7 +50,7 @@ class Thresholds:
 DIMMER_MIN_POWER_W = 15.0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LoadSpec:
     """What the core needs to know about one load; built from the validated config."""
 
@@ -67,7 +69,7 @@ class LoadSpec:
     probes_per_hour: float = 4.0  # a cut thermostat's probes (machines/thermostat.py), 0: off
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class MeterSnapshot:
     """The latest meter reading the regulator decides on.
 
@@ -100,7 +102,7 @@ class BatteryMode(enum.Enum):
     SOC_BY = "soc_by"  # loads first as long as the battery still reaches soc_target by soc_by
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BatteryPlan:
     """What `battery:` says a policy may do beside the battery; built from the validated config.
     The policy that uses it is the regulator's (machines/policy/)."""
@@ -114,7 +116,7 @@ class BatteryPlan:
     forced_from_battery: bool  # eco/boost may draw from the battery
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class DeviceReport:
     """What one message from a load's device said (docs/devices.md); None: not in it."""
 
@@ -127,7 +129,7 @@ class DeviceReport:
         return self.online is None and self.on is None and self.power_w is None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LoadView:
     """One load as the policy sees it at a tick: its machine's verdict and its actuator."""
 
@@ -142,7 +144,7 @@ class LoadView:
     switched_at: float | None = None  # relay: last on/off change (epoch s)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SkyState:
     """The sky as the PV production tells it (machines/sun.py): production per unit of clear
     sky, its slow mean and variance, as of the sample taken at `at`."""
@@ -152,7 +154,7 @@ class SkyState:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RelayTimer:
     """Hysteresis timer of one relay: since when the budget has asked for a switch."""
 
@@ -161,7 +163,7 @@ class RelayTimer:
     deficit_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PolicyMemo:
     """State the policy carries from one tick to the next (goes in, comes out)."""
 
@@ -187,7 +189,7 @@ class PolicyMemo:
     # name -> (switched_at, grid_w before the switch, commanded step W)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Decision:
     """What the policy decided at one tick: a power per load, a reason per load."""
 

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from machines.heat_plan import HeatPlanner, PlanStep, TankFacts
 from machines.loads import LoadFacts
 from machines.model import Mode, State
+from machines.value import value
 
 WH_PER_LITRE_K = 1.163
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -30,7 +31,7 @@ HOLD_BAND_K = 0.3  # once temp_eco was reached, re-heat below temp_eco + this
 PLAN_EVERY_S = 900.0  # an open window's heating goal is planned again this often
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Schedule:
     """One validated `schedules:` entry, its load resolved to a name."""
 
@@ -140,7 +141,7 @@ class WindowRun:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ScheduleEvent:
     key: str
     name: str
@@ -152,7 +153,7 @@ class ScheduleEvent:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EcoRequest:
     """Heat `load` from the grid now: a guarantee is at risk in a window that closes at `until`
     (None: a tariff window). A level, not an edge: each tick's plan names every load that needs
@@ -163,7 +164,7 @@ class EcoRequest:
     reason: str  # forced_window | deficit
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BoostRequest:
     """Boost `load` at full power until `until` (None: until a `Release`), in auto mode."""
 
@@ -172,7 +173,7 @@ class BoostRequest:
     reason: str  # forced_window | deficit
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Release:
     """End `load`'s open-ended boost (a tariff window closed) and hand it back to auto."""
 
@@ -191,7 +192,7 @@ def assume(load: LoadFacts, request: BoostRequest | Release) -> LoadFacts:
     return replace(load, state=state, mode=Mode.AUTO, forced_until=None)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PlanNote:
     """The heating plan's last word on a load: when, the goal (None: today's rule), why."""
 

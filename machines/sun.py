@@ -14,9 +14,9 @@ purpose, so the rule is not judged on days drawn from its own model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from machines.model import SkyState
+from machines.value import value
 
 DIFFUSE_SHARE = 0.1  # clear-sky diffuse irradiance as a share of the direct beam
 ALBEDO = 0.2
@@ -24,7 +24,7 @@ MIN_CLEAR_SKY_W = 100.0  # below this clear-sky irradiance (W/m²) the sky is no
 AHEAD_POINTS = 7  # Simpson's rule over the horizon: the curve is smooth at this scale
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Plant:
     """Where the panels are and how they face (`site:` in the config)."""
 

@@ -9,8 +9,10 @@ whose colour is unknown is priced blue, the colour of about 300 days a year.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date, datetime, timedelta
+
+from machines.value import value
 
 DAY_S = 86400
 COLOURS = ("blue", "white", "red")
@@ -36,7 +38,7 @@ def tempo_day(local: datetime) -> date:
     return day - timedelta(days=1) if local.hour * 3600 < TEMPO_DAY_STARTS_S else day
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Tariff:
     kind: str  # a key of PRICE_KEYS
     prices: Mapping[str, float]  # €/kWh by key, the user's own

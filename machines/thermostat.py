@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from machines.value import value
+
 LOW_W = 50.0  # a reading below this (or LOW_SHARE of the command) is "draws nothing"
 LOW_SHARE = 0.1
 COMMAND_MIN_W = 200.0  # a smaller command says too little to judge the reading by
@@ -127,7 +129,7 @@ class ThermostatWatch:
         return True
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Steps:
     """The commands that moved in one decision (by at least `STEP_MIN_W`, loads without a
     reading), with the grid then: the first settled sample after `at` judges them."""

@@ -6,8 +6,10 @@ double-counts one. Pure."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from machines.value import value
 
 GRID_KEYS = ("import_wh", "export_wh", "diverted_wh", "meter_s")
 
@@ -24,7 +26,7 @@ def _plus(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
     return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in {*a, *b}}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Totals:
     """`base` sums every interval before `last_end`; `last` is kept apart because the interval
     open at shutdown is written early and written again, complete, with the same end."""

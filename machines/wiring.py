@@ -3,10 +3,10 @@ where each load listens and reports. Plain data: the config derives it, the jobs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from machines.model import DeviceReport, LoadSpec
+from machines.value import value
 
 STATUS_TOPIC = "regulation/status"
 ONLINE_TOPIC = "regulation/online"
@@ -52,7 +52,7 @@ class Codec(Protocol):
     def power_topic(self) -> str | None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LoadTopics:
     """The topics of one load, derived once from its entry and kind (the seed's `scr/{id}/…`
     and `wifi_plug/{id}/…` by default): the config checks them, the service subscribes."""
@@ -63,7 +63,7 @@ class LoadTopics:
     reports: tuple[str, ...] = ()  # where its device reports state, power, availability
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LoadWiring:
     """Where one load listens and reports, and how its command is written."""
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
+
+from machines.value import value
 
 if TYPE_CHECKING:
     from pvopt.kinds import BatterySimConfig
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 H = 1.0 / 3600.0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BatterySpec:
     capacity_wh: float
     max_charge_w: float

@@ -18,6 +18,7 @@ from machines.export import Room, attribute_export, ordered
 from machines.model import Kind, LoadSpec
 from machines.registry import Registry
 from machines.tariff import PRICE_KEYS, tempo_day
+from machines.value import value
 from pvopt.config import Config
 from pvopt.kinds import EquipmentModel, HouseReading
 from pvopt.kinds.temp_driven import TempDrivenVariablePowerEquipment
@@ -66,7 +67,7 @@ class Heater:
         self.temp_c -= min(litres / self.litres, 1.0) * (self.temp_c - self.cold_c)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LoadPhysics:
     """What the simulated house knows of one load beyond its spec."""
 

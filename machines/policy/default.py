@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from machines.export import FULL
 from machines.model import Decision, Kind, LoadView, MeterSnapshot, PolicyMemo
@@ -35,6 +35,7 @@ from machines.policy.params import (
 )
 from machines.policy.relays import Outlook, RelayPlan, decide_relays, nominal_w, running_reason
 from machines.sun import expected_change_w, update_sky
+from machines.value import value
 
 
 def _spread_default(frame: Frame, params: PolicyParams, now: float, memo: PolicyMemo) -> Decision:
@@ -133,7 +134,7 @@ def hold_while_settling(frame: Frame, memo: PolicyMemo, now: float) -> Decision:
     return finish(frame.loads, frame.power, frame.reasons, memo, now, limits=frame.limits)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Imbalance:
     """What the house exchanges with the grid, as far as the meter lets us know."""
 
@@ -152,7 +153,7 @@ def measure_imbalance(
     return Imbalance(grid, q, tol, near_balance(snapshot, q, tol, params))
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Margin:
     """How far below the balance to aim, the dead band around it, and the noise they read."""
 
@@ -179,7 +180,7 @@ def choose_margin(
     return Margin(margin, band, noise)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Aim:
     """How much more (+) or less (−) the loads should draw, and whether the export's size is
     hidden (a Linky's S ≤ Q): then the move is a creep or a step by the sign."""

@@ -4,17 +4,18 @@ their power, a stale meter sheds the surplus loads) and the bookkeeping of a dec
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from machines.export import FULL
 from machines.model import FORCED_STATES, Decision, LoadView, MeterSnapshot, Mode, PolicyMemo, State
 from machines.policy.params import PolicyParams
 from machines.registry import Registry, UnknownName
+from machines.value import value
 
 CHANGE_EPS_W = 0.5  # setpoint changes smaller than this are not commands
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Frame:
     """One tick as every policy sees it after the shared framing: forced and idle loads have
     their power in `power`, the surplus loads are `flexible`, and the meter is fresh."""
@@ -30,7 +31,7 @@ class Frame:
 Spread = Callable[[Frame, PolicyParams, float, PolicyMemo], Decision]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Policy:
     """A regulation policy: how it spreads the surplus over the surplus loads, and the flags the
     framing and the shell ask about."""

@@ -3,11 +3,13 @@ the same names as the `regulation:` config keys."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
+from machines.value import value
 
-@dataclass(frozen=True, slots=True)
+
+@value
 class MarginParams:
     """How far below the balance to aim. The margin and the dead band adapt (docs/regulation.md):
     each is the larger of a gain × the observed noise and a share of the surplus, kept within
@@ -29,7 +31,7 @@ class MarginParams:
     # kettle's step is one event, not noise; many surprises in a row raise the mean fast
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class DampingParams:
     """How fast to move: wait for the command to settle, halve a rise that overshot, move by a
     share of the error inside the band."""
@@ -41,7 +43,7 @@ class DampingParams:
     creep_w: float = 5.0  # exporting, but S ≤ Q hides how much: rise by this much
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LinkyParams:
     """A Linky gives S and Q, not P: how Q is found, and how to step by the sign of P near the
     balance where its size is hidden."""
@@ -59,7 +61,7 @@ class LinkyParams:
     sign_hold_s: float = 12.0  # ... and once back from an import, rise no further this long
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RelayParams:
     """When an all-or-nothing load starts and stops."""
 
@@ -69,7 +71,7 @@ class RelayParams:
     relay_stop_tolerance_w: float = 0.0  # shortfall a running relay may have without counting
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SunParams:
     """The sun-aware relay rule (machines/sun.py): with a PV reading and a site, a relay starts
     on the surplus expected over its bet, not the surplus now."""
@@ -83,7 +85,7 @@ class SunParams:
     sun_stop_short_wh: float = 7.5  # ... or this one when the sky ahead is short too
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LegacyParams:
     """The seed's `evaluate()`."""
 
@@ -101,7 +103,7 @@ GROUPS: dict[str, Any] = {  # group name -> its frozen dataclass
 }
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PolicyParams:
     """Tuning of the regulator, by concern; defaults are the shipped ones (tuned on the traces).
     Each tunable has one name, the same in every group and in the `regulation:` config."""

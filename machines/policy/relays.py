@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from machines.model import Kind, LoadView, PolicyMemo, RelayTimer
 from machines.policy.params import RelayParams, SunParams
+from machines.value import value
 
 INF = math.inf
 
@@ -23,7 +23,7 @@ def nominal_w(view: LoadView, memo: PolicyMemo) -> float:
     return memo.learned_w.get(view.spec.name, view.spec.max_w)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Outlook:
     """What the sun says of the next `sun_horizon_s` (machines/sun.py): the PV production's
     expected change (W, + rising), and the rule's tuning."""
@@ -32,7 +32,7 @@ class Outlook:
     params: SunParams
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RelayPlan:
     """Which relays run, their start/stop timers, and the min on/off holds (the reason)."""
 
