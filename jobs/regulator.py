@@ -14,7 +14,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from jobs.errors import JobErrors
@@ -27,7 +27,8 @@ from machines.controller import Controller, UnknownLoad
 from machines.device import MAX_RESENDS, RETRY_S
 from machines.loads import CommandError
 from machines.model import DeviceReport
-from machines.status import build_status, event_json
+from machines.status import build_status, event_json, local_iso
+from machines.tariff import Tariff, day_bounds, money
 from machines.totals import annotate
 from machines.value import value
 from machines.wiring import LoadWiring, plan_topic, status_topic
@@ -99,6 +100,7 @@ class Regulator:
         outbox: Outbox | None = None,
         monotonic: Clock | None = None,
         connected: Callable[[], bool] = lambda: True,
+        tariff: Tariff | None = None,
     ):
         self.ctl = ctl
         self.meter = meter
@@ -115,6 +117,9 @@ class Regulator:
         self.errors = errors
         self.outbox = outbox
         self.connected = connected  # the broker link, for the status
+        self.tariff = tariff  # prices the day in the status (docs/tariff.md)
+        self.colours: dict[date, str] = {}  # Tempo colours the meter announced
+        self._money: tuple[tuple[date, int, int], dict[str, Any]] | None = None
         # who else wants each status document (the local page); called on the worker, must not block
         self.status_listeners: list[Callable[[dict[str, Any]], None]] = []
         # held by every job body: start/stop run on the main thread, tests read under it
@@ -253,6 +258,7 @@ class Regulator:
             elif isinstance(item, DeviceInput):
                 self.ctl.machines[item.load].device.observe(item.report, item.at)
             elif isinstance(item, TempoColours):
+                self.colours.update(item.days)
                 heat = self.persister.planner.heat
                 if heat is not None:
                     heat.learn_colours(item.days)
@@ -340,10 +346,40 @@ class Regulator:
                 "soc": None if soc is None else round(soc, 1),
                 "mode": self.ctl.battery.mode.value,
             }
+        if self.tariff is not None:
+            doc["money"] = self.money_today(now)
         doc["mqtt"] = {"connected": self.connected()}
         doc["jobs"] = self.errors.status()
         annotate(doc, self.persister.totals.shown)
         return doc
+
+    def money_today(self, now: float) -> dict[str, Any]:
+        """Today's bill and what the loads' solar saved, priced over the intervals committed
+        since local midnight (docs/tariff.md); read again from the store only when one more
+        interval was committed, not at every status."""
+        assert self.tariff is not None
+        tz = self.ctl.tz
+        day = datetime.fromtimestamp(now, tz).date()
+        key = (day, self.persister.committed_until, len(self.colours))
+        if self._money is None or self._money[0] != key:
+            start, end = day_bounds(day, tz)
+            names = list(self.ctl.machines)  # priority order: the first loads take the surplus
+            found = self.persister.store.intervals(start, until=end)
+            priced = money(found, names, self.tariff, tz, colour_of=self.colours.get)
+            loads = priced["loads"]
+            self._money = (
+                key,
+                {
+                    "day": day.isoformat(),
+                    "since": local_iso(start, tz),  # the figures' last reset, for Home Assistant
+                    "cost_eur": priced["cost_eur"],
+                    "import_eur": priced["import_eur"],
+                    "export_eur": priced["export_eur"],
+                    "saved_eur": round(sum(v["solar_eur"] for v in loads.values()), 3),
+                    "loads": {n: {"saved_eur": v["solar_eur"]} for n, v in loads.items()},
+                },
+            )
+        return self._money[1]
 
     def publish_status(self, now: float) -> None:
         doc = self.status(now)

@@ -8,9 +8,11 @@ whose colour is unknown is priced blue, the colour of about 300 days a year.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from machines.value import value
 
@@ -102,3 +104,54 @@ def colours_from(doc: Mapping[str, object], today: date) -> dict[date, str]:
         if colour is not None:
             out[day] = colour
     return out
+
+
+def day_bounds(day: date, tz: ZoneInfo) -> tuple[int, int]:
+    """Local midnight to the next local midnight (23 or 25 h on DST days), as epoch seconds."""
+    start = datetime.combine(day, time(0), tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tz)
+    return int(start.timestamp()), int(end.timestamp())
+
+
+def money(
+    intervals: list[dict[str, Any]],
+    names: list[str],
+    tariff: Tariff,
+    tz: ZoneInfo,
+    colour_of: Callable[[date], str | None] | None = None,
+) -> dict[str, Any]:
+    """What the grid billed and what the solar saved, priced interval by interval (docs/tariff.md).
+
+    Each load's energy in an interval is split into solar and grid by priority order (`names`):
+    the surplus the interval diverted serves the first loads first, as the regulator does. The
+    solar a load took is worth what it would have cost from the grid, less the export it
+    replaced. A Tempo day is priced by `colour_of` (the colours the meter announced), blue when
+    unknown: the history does not keep them."""
+    bought = paid = 0.0
+    loads = {n: {"grid_wh": 0.0, "grid_eur": 0.0, "solar_wh": 0.0, "solar_eur": 0.0} for n in names}
+    for doc in intervals:
+        g = doc["grid"]
+        mid = datetime.fromtimestamp(doc["end"] - doc["interval_s"] / 2, tz)
+        colour = None if colour_of is None else colour_of(tempo_day(mid))
+        price = tariff.prices[tariff.key(mid, colour)]
+        bought += g.get("import_wh", 0.0) * price / 1000.0
+        paid += g.get("export_wh", 0.0) * tariff.export / 1000.0
+        left = g.get("diverted_wh", 0.0)
+        for name in names:
+            wh = doc["loads"].get(name, {}).get("energy_wh", 0.0)
+            solar = min(wh, max(left, 0.0))
+            left -= solar
+            acc = loads[name]
+            acc["solar_wh"] += solar
+            acc["solar_eur"] += solar * (price - tariff.export) / 1000.0
+            acc["grid_wh"] += wh - solar
+            acc["grid_eur"] += (wh - solar) * price / 1000.0
+    return {
+        "cost_eur": round(bought - paid, 3),
+        "import_eur": round(bought, 3),
+        "export_eur": round(paid, 3),
+        "loads": {
+            n: {k: round(v, 3 if k.endswith("eur") else 2) for k, v in acc.items()}
+            for n, acc in loads.items()
+        },
+    }

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from machines.export import ordered
-from machines.tariff import Tariff
+from machines.tariff import Tariff, day_bounds, money
 from state.store import StateStore
 
 GRID_KEYS = ("import_wh", "export_wh", "diverted_wh", "loads_wh")
-
-
-def day_bounds(day: date, tz: ZoneInfo) -> tuple[int, int]:
-    """Local midnight to the next local midnight (23 or 25 h on DST days), as epoch seconds."""
-    start = datetime.combine(day, time(0), tz)
-    end = datetime.combine(day + timedelta(days=1), time(0), tz)
-    return int(start.timestamp()), int(end.timestamp())
 
 
 def summarize(intervals: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
@@ -57,47 +50,6 @@ def summarize(intervals: list[dict[str, Any]], names: list[str]) -> dict[str, An
     else:
         out["self_consumption"] = out["self_sufficiency"] = None
     return out
-
-
-def money(
-    intervals: list[dict[str, Any]],
-    names: list[str],
-    tariff: Tariff,
-    tz: ZoneInfo,
-) -> dict[str, Any]:
-    """What the grid billed and what the solar saved, priced interval by interval (docs/tariff.md).
-
-    Each load's energy in an interval is split into solar and grid by priority order (`names`):
-    the surplus the interval diverted serves the first loads first, as the regulator does. The
-    solar a load took is worth what it would have cost from the grid, less the export it
-    replaced. Tempo days are priced blue: the history does not keep their colours."""
-    bought = paid = 0.0
-    loads = {n: {"grid_wh": 0.0, "grid_eur": 0.0, "solar_wh": 0.0, "solar_eur": 0.0} for n in names}
-    for doc in intervals:
-        g = doc["grid"]
-        mid = datetime.fromtimestamp(doc["end"] - doc["interval_s"] / 2, tz)
-        price = tariff.prices[tariff.key(mid)]
-        bought += g.get("import_wh", 0.0) * price / 1000.0
-        paid += g.get("export_wh", 0.0) * tariff.export / 1000.0
-        left = g.get("diverted_wh", 0.0)
-        for name in names:
-            wh = doc["loads"].get(name, {}).get("energy_wh", 0.0)
-            solar = min(wh, max(left, 0.0))
-            left -= solar
-            acc = loads[name]
-            acc["solar_wh"] += solar
-            acc["solar_eur"] += solar * (price - tariff.export) / 1000.0
-            acc["grid_wh"] += wh - solar
-            acc["grid_eur"] += (wh - solar) * price / 1000.0
-    return {
-        "cost_eur": round(bought - paid, 3),
-        "import_eur": round(bought, 3),
-        "export_eur": round(paid, 3),
-        "loads": {
-            n: {k: round(v, 3 if k.endswith("eur") else 2) for k, v in acc.items()}
-            for n, acc in loads.items()
-        },
-    }
 
 
 def report(

@@ -254,6 +254,7 @@ class Service:
             outbox=self.outbox,
             monotonic=self.monotonic,
             connected=self.bus.connected.is_set,
+            tariff=self.cfg.tariff.tariff() if self.cfg.tariff is not None else None,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from machines.controller import Controller, UnknownLoad
 from machines.model import MeterSnapshot, State
 from machines.policy import PolicyParams
-from pvopt.energy_report import day_bounds
+from machines.tariff import day_bounds
 from tests.conftest import PARIS, T0
 
 

@@ -97,3 +97,39 @@ def test_energy_shows_the_money_with_a_tariff(tmp_path: Path) -> None:
     assert heater["solar_eur"] == round(2.4 * (0.30 - 0.04), 3)  # a peak hour's sun
     out = runner.invoke(main, args)
     assert "cost €" in out.output and "0.56" in out.output and "0.62" in out.output
+
+
+def test_the_status_prices_today_as_pvopt_energy_does(tmp_path: Path) -> None:
+    """The service's status carries today's bill and what the loads' solar saved, from the
+    same store and the same pricing as `pvopt energy`; without a tariff, no money."""
+    from pvopt import config
+    from pvopt.service import Service
+
+    tariff = {"kind": "hphc", "prices": {"hp": 0.30, "hc": 0.20}, "export": 0.04}
+    tariff["offpeak"] = ["13:00-14:00"]
+    cfg_path = two_hours(tmp_path, tariff=tariff)
+    at = datetime(2026, 6, 15, 14, 30, tzinfo=PARIS).timestamp()
+    svc = Service(config.load(cfg_path, environ={}), clock=lambda: at)
+    try:
+        money = svc.status(at)["money"]
+    finally:
+        svc.stop()
+    cli = CliRunner().invoke(
+        main, ["energy", "--config", str(cfg_path), "--day", "2026-06-15", "--json"]
+    )
+    priced = json.loads(cli.output)[0]["money"]
+    assert money["day"] == "2026-06-15"
+    assert (money["cost_eur"], money["import_eur"], money["export_eur"]) == (
+        priced["cost_eur"],
+        priced["import_eur"],
+        priced["export_eur"],
+    )
+    assert money["saved_eur"] == round(2.4 * (0.30 - 0.04), 3)  # the heater's peak-hour sun
+    assert money["loads"]["towel_rail"] == {"saved_eur": 0.0}
+    # a config without a tariff shows no money
+    (tmp_path / "none").mkdir()
+    svc = Service(config.load(two_hours(tmp_path / "none"), environ={}), clock=lambda: at)
+    try:
+        assert "money" not in svc.status(at)
+    finally:
+        svc.stop()

@@ -27,6 +27,7 @@ from pvopt.adapters.homeassistant import (
     discovery,
     site_identifier,
 )
+from pvopt.config.tariff import TariffConfig
 from pvopt.service import Service
 from pvsim.servers.mosquitto import Mosquitto
 from tests.conftest import EXAMPLES
@@ -508,3 +509,22 @@ def test_the_heating_plan_shows_its_goal_and_reason_with_a_forecast() -> None:
     today = {"goal_c": None, "reason": "no fresh forecast or no draws learnt: today's rule"}
     assert render(goal["value_template"], value_json=status_doc(plan=today)) == "None"
     assert "load1_plan_goal" not in payloads  # the pool pump has no tank
+
+
+def test_with_a_tariff_todays_cost_and_savings_are_monetary_and_reset_at_midnight() -> None:
+    assert not [t for t, _ in discovery(site()) if "_today/" in t and "tic_" not in t]  # no money
+    tariff = TariffConfig(kind="base", prices={"base": 0.25}, export=0.04)
+    payloads = {
+        t.split("/")[3]: p for t, p in discovery(site().model_copy(update={"tariff": tariff}))
+    }
+    doc = status_doc()
+    doc["money"] = {"since": "2026-06-15T00:00:00+02:00", "cost_eur": -0.412, "saved_eur": 1.87}
+    for key, expected in (("cost_today", "-0.412"), ("solar_savings_today", "1.87")):
+        p = payloads[key]
+        assert (p["device_class"], p["unit_of_measurement"], p["state_class"]) == (
+            "monetary",
+            "EUR",
+            "total",
+        )
+        assert render(p["value_template"], value_json=doc) == expected
+        assert render(p["last_reset_value_template"], value_json=doc) == doc["money"]["since"]

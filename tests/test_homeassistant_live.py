@@ -87,6 +87,13 @@ def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "state": {"checkpoint_s": 5},
             # nobody listens there: the backlog entity has something to show
             "influxdb": {"host": "127.0.0.1", "port": free_port()},
+            # the money sensors: today's cost and savings, monetary in euros
+            "tariff": {
+                "kind": "hphc",
+                "prices": {"hp": 0.2516, "hc": 0.1828},
+                "export": 0.04,
+                "offpeak": ["22:00-06:00"],
+            },
         },
     )
     cfg = config.load(cfg_path, environ={})
@@ -175,6 +182,9 @@ def test_pvopt_in_a_real_home_assistant(site: dict[str, Any]) -> None:
         for key in ("import_energy", "export_energy", "diverted_energy", "diverted_power"):
             assert float(state(f"sensor.{key}", states)) >= 0, key
         assert state("binary_sensor.meter_stale", states) == "off"
+        # today's money: a number from the first status on (0 before an interval is committed)
+        assert float(state("sensor.solar_savings_today", states)) >= 0
+        assert abs(float(state("sensor.cost_today", states))) < 100
         assert state("sensor.meter_rejected", states) == "0"
         for load in device.values():
             assert state(f"sensor.{load}_state", states) in ("off", "eco", "solar", "boost")

@@ -172,6 +172,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 "state": {"checkpoint_s": 5},
                 "sim": {"meter": {"period_s": 4}},  # meter values far enough apart to time
                 "site": {"timezone": zone},
+                "tariff": {"kind": "base", "prices": {"base": 0.25}, "export": 0.04},
             },
         )
         cfg = config.load(cfg_path, environ={})
@@ -259,6 +260,9 @@ def test_page_shows_the_loads_live_without_console_errors(browser: Any, site: Si
     assert max(delays) < LIVE_S, delays
     pw.expect(page.locator("#schedules li")).to_have_count(2)
     pw.expect(page.locator("#energy")).to_contain_text("Share of surplus kept")
+    # today's money from the seeded history, priced at the tariff; no battery, no battery line
+    pw.expect(page.locator("#money")).to_contain_text("saved by the loads, grid bill €")
+    pw.expect(page.locator("#battery-fact")).to_be_hidden()
     assert errors == []
 
 

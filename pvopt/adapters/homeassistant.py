@@ -173,6 +173,21 @@ def discovery(cfg: Config) -> list[Message]:
             device_class="duration",
             entity_category="diagnostic",
         )
+    if cfg.tariff is not None:  # today's figures, reset at local midnight (`money.since`)
+        money: dict[str, Any] = {
+            "unit_of_measurement": "EUR",
+            "device_class": "monetary",
+            "state_class": "total",
+            "last_reset_value_template": "{{ value_json.money.since }}",
+        }
+        status_sensor("cost_today", "Grid cost today", "{{ value_json.money.cost_eur }}", **money)
+        status_sensor(
+            "solar_savings_today",
+            "Solar savings today",
+            "{{ value_json.money.saved_eur }}",
+            icon="mdi:piggy-bank-outline",
+            **money,
+        )
     if ha.tic is not None:
         _tic_entities(ha, add, site_device, energy)
 

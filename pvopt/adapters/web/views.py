@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 from machines.schedules import Schedule, next_events
 from machines.status import local_iso
-from pvopt.energy_report import day_bounds, summarize
+from machines.tariff import day_bounds
+from pvopt.energy_report import summarize
 from state.store import StateStore
 
 TRANSITIONS_SHOWN = 50

@@ -11,6 +11,7 @@ function fmtW(w) {
   if (w === null || w === undefined) return "–";
   return Math.abs(w) >= 1000 ? (w / 1000).toFixed(2) + " kW" : Math.round(w) + " W";
 }
+function fmtEur(x) { return (x < 0 ? "−" : "") + "€" + Math.abs(x).toFixed(2); }
 function fmtWh(wh) {
   if (wh === null || wh === undefined) return "–";
   return Math.abs(wh) >= 1000 ? (wh / 1000).toFixed(2) + " kWh" : Math.round(wh) + " Wh";
@@ -106,10 +107,27 @@ function render(s) {
   $("#pv").textContent = meter.pv_w === null || meter.pv_w === undefined ? "unknown" : fmtW(meter.pv_w);
   $("#meter-age").textContent = meter.age_s === null || meter.age_s === undefined ? "never" : meter.age_s.toFixed(0) + " s ago";
   $("#policy").textContent = s.policy + (s.dry_run ? " (dry run)" : "");
+  renderBattery(s.battery);
+  renderMoney(s.money);
   let total = 0;
   for (const l of s.loads || []) { total += l.power_w || 0; renderLoad(l); }
   $("#loads-w").textContent = fmtW(total);
   renderAlerts(s);
+}
+
+function renderBattery(b) {  // as pvopt reads it: + charging; present with a battery: block
+  $("#battery-fact").hidden = !b;
+  if (!b) return;
+  const soc = b.soc === null ? "SoC ?" : b.soc.toFixed(0) + " %";
+  const flow = b.power_w === null ? "no reading"
+    : b.power_w >= 0 ? "charging " + fmtW(b.power_w) : "discharging " + fmtW(-b.power_w);
+  $("#battery").textContent = soc + ", " + flow + " (" + b.mode.replace(/_/g, " ") + ")";
+}
+
+function renderMoney(m) {  // today's, with a tariff: block (docs/tariff.md)
+  $("#money-fact").hidden = !m;
+  if (!m) return;
+  $("#money").textContent = fmtEur(m.saved_eur) + " saved by the loads, grid bill " + fmtEur(m.cost_eur);
 }
 
 function renderAlerts(s) {
