@@ -79,6 +79,9 @@ class Persister:
         docs = {"planner": self.planner.dump()}
         totals = self.totals.add(self.pending_intervals)  # committed with the intervals
         docs["totals"] = totals.dump()
+        battery = self.ctl.battery_doc()
+        if battery is not None:  # the mode chosen at run time survives a restart
+            docs["battery"] = battery
         if checkpoint:
             docs["ledger"] = dump_ledger(self.ledger)
             if self.outbox_doc is not None:

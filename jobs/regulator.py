@@ -22,7 +22,7 @@ from jobs.influx import Outbox
 from jobs.meter_cache import MeterCache
 from jobs.persist import Persister
 from jobs.ports import Clock, Publisher
-from machines.commands import Command, Outcome, apply
+from machines.commands import AnyCommand, Outcome, apply
 from machines.controller import Controller, UnknownLoad
 from machines.device import MAX_RESENDS, RETRY_S
 from machines.loads import CommandError
@@ -68,7 +68,7 @@ class Control:
     """A well-formed manual command; whether the load exists or accepts it is the
     controller's to say, on the worker."""
 
-    cmd: Command
+    cmd: AnyCommand
     source: str  # the topic it came on, for the log
     reply: Future[Outcome] | None = None  # who waits for the verdict (the page), if anyone
 

@@ -17,8 +17,10 @@ the inverter's loop is doing at that instant. The modes choose what the policy s
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from machines.export import FULL
@@ -28,6 +30,7 @@ from machines.value import value
 BATTERY_FIRST = "battery_first"  # the reason of a load that gets what the battery leaves
 DISCHARGING = "battery_discharging"  # ... shed as the battery discharges
 SURPLUS_REASONS = frozenset({"surplus", "no_surplus", "topping_up"})  # the policy's own
+MODES = frozenset(m.value for m in BatteryMode)  # what `battery.mode` and the select accept
 
 
 @value
@@ -81,3 +84,13 @@ def explain_battery(decision: Decision, why: str) -> None:
     for name, reason in decision.reasons.items():
         if reason in SURPLUS_REASONS and decision.limits.get(name) != FULL:
             decision.reasons[name] = why
+
+
+def chosen_mode(plan: BatteryPlan, saved: Mapping[str, Any]) -> BatteryPlan:
+    """The plan with the mode last chosen at run time (Home Assistant's select, a command),
+    kept across a restart; the config's mode wins when the file changed it since (the newer
+    word), as a load's thresholds do."""
+    mode = saved.get("mode")
+    if saved.get("config_mode") != plan.mode.value or mode not in MODES:
+        return plan
+    return replace(plan, mode=BatteryMode(mode))

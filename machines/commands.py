@@ -9,9 +9,11 @@ import re
 from dataclasses import field
 from typing import Any
 
+from machines.battery import MODES
 from machines.controller import Controller
 from machines.loads import CommandError
 from machines.meter import MeterValueError, parse_number
+from machines.model import BatteryMode
 from machines.value import value
 
 SEED_THRESHOLDS = {"MIN": "temp_min", "ECO": "temp_eco", "MAX": "temp_max"}
@@ -55,6 +57,20 @@ class Command:
         return json.dumps(body)
 
 
+@value
+class BatteryCommand:
+    """Who fills first beside the home battery (`{"command": "battery_mode", "mode": ...}`):
+    a site's command, not a load's."""
+
+    mode: BatteryMode
+
+    def to_json(self) -> str:
+        return json.dumps({"command": "battery_mode", "mode": self.mode.value})
+
+
+AnyCommand = Command | BatteryCommand  # what `regulation/control` and the page accept
+
+
 def _number(value: Any, what: str) -> float:
     """A finite number from a JSON value or command text (booleans are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -78,8 +94,9 @@ def parse_seed_control(load_id: int, payload: bytes) -> Command:
     raise CommandError(f"not a control command: {text[:40]!r} (ON, OFF, AUTO, MIN;t, MAX;t, ECO;t)")
 
 
-def parse_control_json(payload: bytes) -> Command:
-    """`{"command": "force"|"unforce"|"auto"|"off"|"set", "name": N, ...}`."""
+def parse_control_json(payload: bytes) -> AnyCommand:
+    """`{"command": "force"|"unforce"|"auto"|"off"|"set", "name": N, ...}`, or
+    `{"command": "battery_mode", "mode": "battery_first"|"loads_first"|"soc_by"}`."""
     try:
         body = json.loads(payload.decode("utf-8", "replace"))
     except ValueError:
@@ -87,6 +104,12 @@ def parse_control_json(payload: bytes) -> Command:
     if not isinstance(body, dict):
         raise CommandError(f"not a JSON object: {payload[:60]!r}")
     action = body.get("command")
+    if action == "battery_mode":
+        mode = body.get("mode")
+        if set(body) != {"command", "mode"} or mode not in MODES:
+            modes = ", ".join(sorted(MODES))
+            raise CommandError(f"'battery_mode' takes one 'mode' ({modes}); got {body!r:.80}")
+        return BatteryCommand(BatteryMode(mode))
     name = body.get("name")
     if isinstance(name, bool) or not isinstance(name, str | int) or name == "":
         raise CommandError(f"'name' must be a load name or id, not {name!r}")
@@ -108,11 +131,13 @@ def parse_control_json(payload: bytes) -> Command:
         if extra or not values:
             raise CommandError(f"'set' takes {', '.join(THRESHOLD_KEYS)}; got {sorted(body)}")
         return Command(Action.SET, name, thresholds=values)
-    raise CommandError(f"unknown command {action!r} (force, unforce, auto, off, set)")
+    raise CommandError(f"unknown command {action!r} (force, unforce, auto, off, set, battery_mode)")
 
 
-def apply(ctl: Controller, cmd: Command, now: float, *, meter_stale: bool) -> str:
+def apply(ctl: Controller, cmd: AnyCommand, now: float, *, meter_stale: bool) -> str:
     """Apply `cmd`; returns what was done, raises `UnknownLoad` / `CommandError` unchanged."""
+    if isinstance(cmd, BatteryCommand):
+        return ctl.set_battery_mode(cmd.mode)
     m = ctl.load(cmd.load)
     name = m.spec.name
     if cmd.action is Action.FORCE:

@@ -13,8 +13,16 @@ from zoneinfo import ZoneInfo
 
 from machines.battery import battery_view, explain_battery
 from machines.energy import Ledger, LoadSpan, export_room
-from machines.loads import TEMP_STALE_S, LoadMachine, TransitionRecord
-from machines.model import BatteryPlan, LoadSpec, LoadView, MeterSnapshot, PolicyMemo, State
+from machines.loads import TEMP_STALE_S, CommandError, LoadMachine, TransitionRecord
+from machines.model import (
+    BatteryMode,
+    BatteryPlan,
+    LoadSpec,
+    LoadView,
+    MeterSnapshot,
+    PolicyMemo,
+    State,
+)
 from machines.policy import PolicyParams, decide
 from machines.schedules import BoostRequest, EcoRequest, Planner, Release, Request
 from machines.sun import Plant, clear_sky, clear_sky_ahead
@@ -58,6 +66,8 @@ class Controller:
         self.tz = tz
         self.plant = plant  # the site's panels: the clear-sky curve for a PV reading
         self.battery = battery  # a home battery's mode (machines/battery.py)
+        # the config's mode: a mode chosen at run time is kept until the file changes it
+        self.battery_config_mode = None if battery is None else battery.mode
         self.planner = planner
         self.ledger = ledger
         self.intervals: list[dict[str, Any]] = []  # completed by the ledger, not yet drained
@@ -114,6 +124,19 @@ class Controller:
             if self.ledger is not None:
                 self._ledger_add(t0, now)
         self.last_tick = now
+
+    def set_battery_mode(self, mode: BatteryMode) -> str:
+        """Who fills first from now on (Home Assistant's select, `battery_mode` command)."""
+        if self.battery is None:
+            raise CommandError("no battery: the config has no `battery:` block")
+        self.battery = replace(self.battery, mode=mode)
+        return f"battery: {mode.value}"
+
+    def battery_doc(self) -> dict[str, str] | None:
+        """What the store keeps of the battery: the mode in force and the config's then."""
+        if self.battery is None or self.battery_config_mode is None:
+            return None
+        return {"mode": self.battery.mode.value, "config_mode": self.battery_config_mode.value}
 
     def clock_stepped(self, step_s: float) -> None:
         """The wall clock jumped by `step_s` (NTP): move every duration's anchor with it, so

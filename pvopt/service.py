@@ -36,7 +36,8 @@ from jobs.regulator import (
 )
 from jobs.schedules import add_schedule_job
 from jobs.scheduling import EXECUTORS, add_regulation_jobs, make_scheduler
-from machines.commands import Command, Outcome, parse_control_json, parse_seed_control
+from machines.battery import chosen_mode
+from machines.commands import AnyCommand, Outcome, parse_control_json, parse_seed_control
 from machines.controller import Controller
 from machines.energy import Ledger, restore_ledger
 from machines.errors import BrokerError, BrokerUnavailable, StoreMissing
@@ -108,6 +109,8 @@ class Service:
             plant=cfg.plant(),
             battery=cfg.battery.plan() if cfg.battery is not None else None,
         )
+        if self.ctl.battery is not None:  # the mode chosen at run time, unless the file changed
+            self.ctl.battery = chosen_mode(self.ctl.battery, docs["battery"])
         # what leaves it: the store's writes, InfluxDB's outbox
         self.outbox = self._outbox(docs["outbox"])
         self.persister = self._persister(docs, now)
@@ -454,14 +457,14 @@ class Service:
             return
         self.command(cmd, CONTROL_TOPIC)
 
-    def command(self, cmd: Command, source: str) -> None:
+    def command(self, cmd: AnyCommand, source: str) -> None:
         """Hand a well-formed manual command to the regulator and decide at once: the CLI waits
         for the status to show it."""
         self.regulator.post(Control(cmd, source))
         if not self.stopping.is_set():
             jobs.run_inputs(self.scheduler, self.regulator.apply_inputs)
 
-    def submit(self, cmd: Command, source: str) -> Outcome:
+    def submit(self, cmd: AnyCommand, source: str) -> Outcome:
         """A command from the page (pvopt/adapters/web.Site): the same queue and checks as
         `regulation/control`, and the regulator's verdict once its worker has applied it."""
         reply: Future[Outcome] = Future()
@@ -512,7 +515,7 @@ class Service:
                 )
 
 
-DOCUMENTS = ("planner", "ledger", "outbox", "totals")
+DOCUMENTS = ("planner", "ledger", "outbox", "totals", "battery")
 
 
 def _open_store(

@@ -95,6 +95,15 @@ def status_table(doc: dict[str, Any], origin: str) -> Table:
         notes.append(f"exporting {export['w']:.0f} W: {export['why']}")
     if meter.get("rejected"):
         notes.append(f"{meter['rejected']} meter payload(s) rejected")
+    battery = doc.get("battery")
+    if battery:
+        power, soc = battery.get("power_w"), battery.get("soc")
+        flow = "no reading" if power is None else f"{power:+.0f} W (+ charging)"
+        notes.append(f"battery {'?' if soc is None else f'{soc:.0f} %'}, {flow}, {battery['mode']}")
+    money = doc.get("money")
+    if money:
+        saved, bill = money["saved_eur"], money["cost_eur"]
+        notes.append(f"today: €{saved:.2f} saved by the loads, grid bill €{bill:.2f}")
     influx = doc.get("influxdb")
     if influx:
         behind = "" if not influx.get("error") else f" — waiting: {influx['error']}"

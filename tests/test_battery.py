@@ -300,3 +300,49 @@ def test_the_virtual_house_speaks_victron_only_while_the_service_keeps_it_awake(
         runner.join(10)
         probe.close()
         svc.stop()
+
+
+def test_the_mode_chosen_at_run_time_survives_a_restart_until_the_file_changes_it(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """`{"command": "battery_mode", ...}` on regulation/control (Home Assistant's select)
+    changes who fills first at once, the real state file keeps it across a restart, and an
+    edit of `battery.mode` in the file wins over it; a bad mode is refused and changes nothing."""
+    path = tmp_path / "pvopt.yml"
+
+    def start(mode: str) -> Service:
+        path.write_text(
+            f"mqtt: {{host: 127.0.0.1, port: {broker.port}, client_id: pvopt-{time.time_ns()}}}\n"
+            "state: {path: pvopt.db}\n"
+            f"battery: {{power_topic: home/battery/power, soc_topic: home/battery/soc, "
+            f"mode: {mode}}}\n" + LOAD,
+            encoding="utf-8",
+        )
+        svc = Service(config.load(path, environ={}))
+        svc.start()
+        return svc
+
+    def mode(svc: Service) -> str:
+        return str(svc.status(time.time())["battery"]["mode"])
+
+    probe = Probe(broker.port)
+    svc = start("battery_first")
+    try:
+        assert probe.wait(svc.bus.subscribed.is_set, 10)
+        assert mode(svc) == "battery_first"
+        probe.publish("regulation/control", '{"command": "battery_mode", "mode": "drain_it"}')
+        probe.publish("regulation/control", '{"command": "battery_mode", "mode": "loads_first"}')
+        assert probe.wait(lambda: mode(svc) == "loads_first", 10)
+    finally:
+        svc.stop()
+    svc = start("battery_first")  # the same file: the choice is kept
+    try:
+        assert mode(svc) == "loads_first"
+    finally:
+        svc.stop()
+    svc = start("soc_by")  # the file says otherwise now: its word is the newer
+    try:
+        assert mode(svc) == "soc_by"
+    finally:
+        probe.close()
+        svc.stop()

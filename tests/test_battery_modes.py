@@ -3,13 +3,18 @@ mode regulates on, its reasons, and what the loads and the battery get in the si
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from machines.battery import BATTERY_FIRST, DISCHARGING, battery_view
+from machines.battery import BATTERY_FIRST, DISCHARGING, battery_view, chosen_mode
+from machines.commands import BatteryCommand, apply, parse_control_json
+from machines.controller import Controller
+from machines.loads import CommandError
 from machines.model import BatteryMode, BatteryPlan, MeterSnapshot
+from machines.policy import PolicyParams
 from pvopt import config
 from pvsim.simulator import simulate
 from pvsim.traces import window
@@ -88,3 +93,43 @@ def test_the_modes_share_the_surplus_as_they_say(afternoon) -> None:
     assert battery["diverted_wh"] < loads["diverted_wh"] - 500
     for k in (loads, battery):
         assert k["battery_to_loads_wh"] <= 0.02 * k["loads_wh"]
+
+
+@pytest.mark.parametrize("mode", [m.value for m in BatteryMode])
+def test_the_battery_mode_command_reads_back_and_applies(mode: str) -> None:
+    cmd = parse_control_json(json.dumps({"command": "battery_mode", "mode": mode}).encode())
+    assert cmd == BatteryCommand(BatteryMode(mode))
+    assert parse_control_json(cmd.to_json().encode()) == cmd
+    ctl = Controller([], PARIS, PolicyParams(), NOON, battery=PLAN)
+    assert apply(ctl, cmd, NOON, meter_stale=False) == f"battery: {mode}"
+    assert ctl.battery is not None and ctl.battery.mode is BatteryMode(mode)
+    assert ctl.battery_doc() == {"mode": mode, "config_mode": "battery_first"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"command": "battery_mode", "mode": "drain_it"},
+        {"command": "battery_mode"},
+        {"command": "battery_mode", "mode": "loads_first", "name": 0},
+    ],
+)
+def test_a_bad_battery_mode_command_is_refused(body: dict[str, object]) -> None:
+    with pytest.raises(CommandError, match="battery_mode"):
+        parse_control_json(json.dumps(body).encode())
+
+
+def test_without_a_battery_the_command_is_refused_and_nothing_is_kept() -> None:
+    ctl = Controller([], PARIS, PolicyParams(), NOON)
+    with pytest.raises(CommandError, match="no battery"):
+        apply(ctl, BatteryCommand(BatteryMode.LOADS_FIRST), NOON, meter_stale=False)
+    assert ctl.battery is None and ctl.battery_doc() is None
+
+
+def test_a_chosen_mode_holds_until_the_file_changes_the_configs() -> None:
+    saved = {"mode": "loads_first", "config_mode": "battery_first"}
+    assert chosen_mode(PLAN, saved).mode is BatteryMode.LOADS_FIRST
+    edited = replace(PLAN, mode=BatteryMode.SOC_BY)  # the file says soc_by now
+    assert chosen_mode(edited, saved) == edited
+    assert chosen_mode(PLAN, {}) == PLAN  # nothing chosen yet
+    assert chosen_mode(PLAN, {**saved, "mode": "drain_it"}) == PLAN  # a damaged document

@@ -9,9 +9,11 @@ from typing import Any
 
 import yaml
 from click.testing import CliRunner
+from rich.console import Console
 
 from machines.energy import Ledger, LoadSpan
 from pvopt.cli import main
+from pvopt.tables import status_table
 from state.store import SqliteStore
 from tests.conftest import EXAMPLES, PARIS
 
@@ -111,9 +113,13 @@ def test_the_status_prices_today_as_pvopt_energy_does(tmp_path: Path) -> None:
     at = datetime(2026, 6, 15, 14, 30, tzinfo=PARIS).timestamp()
     svc = Service(config.load(cfg_path, environ={}), clock=lambda: at)
     try:
-        money = svc.status(at)["money"]
+        doc = svc.status(at)
     finally:
         svc.stop()
+    money = doc["money"]
+    console = Console(record=True, width=200)
+    console.print(status_table(doc, "test"))
+    assert "today: €0.62 saved by the loads, grid bill €0.56" in console.export_text()
     cli = CliRunner().invoke(
         main, ["energy", "--config", str(cfg_path), "--day", "2026-06-15", "--json"]
     )

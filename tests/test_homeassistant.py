@@ -14,8 +14,8 @@ import jinja2
 import pytest
 import yaml
 
-from machines.commands import THRESHOLD_KEYS, parse_control_json
-from machines.model import State
+from machines.commands import THRESHOLD_KEYS, BatteryCommand, parse_control_json
+from machines.model import BatteryMode, State
 from machines.totals import DurableTotals, Peak, Totals, annotate
 from machines.wiring import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC
 from pvopt import config
@@ -28,6 +28,7 @@ from pvopt.adapters.homeassistant import (
     site_identifier,
 )
 from pvopt.config.tariff import TariffConfig
+from pvopt.kinds.battery import BatteryConfig
 from pvopt.service import Service
 from pvsim.servers.mosquitto import Mosquitto
 from tests.conftest import EXAMPLES
@@ -528,3 +529,24 @@ def test_with_a_tariff_todays_cost_and_savings_are_monetary_and_reset_at_midnigh
         )
         assert render(p["value_template"], value_json=doc) == expected
         assert render(p["last_reset_value_template"], value_json=doc) == doc["money"]["since"]
+
+
+def test_with_a_battery_its_power_soc_and_a_mode_select_that_sends_pvopts_command() -> None:
+    assert not [t for t, _ in discovery(site()) if "battery" in t]  # no battery: none
+    battery = BatteryConfig(power_topic="home/battery/power", soc_topic="home/battery/soc")
+    payloads = {
+        t.split("/")[3]: p for t, p in discovery(site().model_copy(update={"battery": battery}))
+    }
+    doc = status_doc()
+    doc["battery"] = {"power_w": -850, "soc": 63.5, "mode": "loads_first"}
+    assert render(payloads["battery_power"]["value_template"], value_json=doc) == "-850"
+    soc = payloads["battery_soc"]
+    assert (soc["device_class"], soc["unit_of_measurement"]) == ("battery", "%")
+    assert render(soc["value_template"], value_json=doc) == "63.5"
+    select = payloads["battery_mode"]
+    assert select["options"] == ["battery_first", "loads_first", "soc_by"]
+    assert render(select["value_template"], value_json=doc) == "loads_first"
+    assert select["command_topic"] == CONTROL_TOPIC
+    for option in select["options"]:
+        cmd = parse_control_json(render(select["command_template"], value=option).encode())
+        assert cmd == BatteryCommand(BatteryMode(option))

@@ -87,6 +87,9 @@ def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "state": {"checkpoint_s": 5},
             # nobody listens there: the backlog entity has something to show
             "influxdb": {"host": "127.0.0.1", "port": free_port()},
+            # a home battery beside the meter (the virtual house models it): its sensors and
+            # the mode select
+            "battery": {"power_topic": "home/battery/power", "soc_topic": "home/battery/soc"},
             # the money sensors: today's cost and savings, monetary in euros
             "tariff": {
                 "kind": "hphc",
@@ -293,6 +296,19 @@ def test_pvopt_in_a_real_home_assistant(site: dict[str, Any]) -> None:
         wait_for(
             "every load back to auto",
             lambda: {x["mode"] for x in pvopt_status(cfg_path)["loads"]} == {"auto"},
+            15,
+        )
+        # -- who fills first beside the battery: Home Assistant's select, pvopt's command path --
+        assert 0 <= float(state("sensor.battery_soc", ha.states())) <= 100
+        assert state("select.battery_mode", ha.states()) == "battery_first"
+        mode_select = "select.test_site_battery_mode"
+        ha.call("select", "select_option", entity_id=mode_select, option="loads_first")
+        wait_for(
+            "the battery mode loads_first on both sides",
+            lambda: (
+                pvopt_status(cfg_path)["battery"]["mode"] == "loads_first"
+                and ha.states()[mode_select]["state"] == "loads_first"
+            ),
             15,
         )
         ha.call("number", "set_value", entity_id="number.test_site_load0_temp_max", value=62)

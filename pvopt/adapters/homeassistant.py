@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, get_args
 
+from machines.battery import MODES as BATTERY_MODES
 from machines.commands import MAX_DURATION_S
 from machines.model import State
 from machines.wiring import CONTROL_TOPIC, ONLINE_TOPIC, STATUS_TOPIC
@@ -187,6 +188,28 @@ def discovery(cfg: Config) -> list[Message]:
             "{{ value_json.money.saved_eur }}",
             icon="mdi:piggy-bank-outline",
             **money,
+        )
+    if cfg.battery is not None:  # as pvopt reads it (+ charging), and who fills first
+        status_sensor("battery_power", "Battery power", "{{ value_json.battery.power_w }}", **power)
+        status_sensor(
+            "battery_soc",
+            "Battery state of charge",
+            "{{ value_json.battery.soc }}",
+            unit_of_measurement="%",
+            device_class="battery",
+            state_class="measurement",
+        )
+        add(
+            "select",
+            "battery_mode",
+            site_device,
+            name="Battery mode",
+            icon="mdi:home-battery-outline",
+            options=sorted(BATTERY_MODES),
+            state_topic=STATUS_TOPIC,
+            value_template="{{ value_json.battery.mode }}",
+            command_topic=CONTROL_TOPIC,
+            command_template='{"command": "battery_mode", "mode": "{{ value }}"}',
         )
     if ha.tic is not None:
         _tic_entities(ha, add, site_device, energy)
