@@ -79,6 +79,14 @@ def battery_view(
     return BatteryView(grid, BATTERY_FIRST if battery > plan.tolerance_w else None)
 
 
+def holds_forced(plan: BatteryPlan, beside: BatteryView) -> bool:
+    """Whether forced heating (eco, boost) waits now: the battery discharges beyond
+    `tolerance_w` and the user did not allow `forced_from_battery`. It heats from the grid once
+    the battery stops (at its own floor, or charging); a tank below `temp_min` heats at once
+    whatever pays, the controller's exception (docs/battery.md)."""
+    return beside.why == DISCHARGING and not plan.forced_from_battery
+
+
 def explain_battery(decision: Decision, why: str) -> None:
     """The battery's reason for each surplus load it holds back (not full): in place."""
     for name, reason in decision.reasons.items():

@@ -11,7 +11,13 @@ from dataclasses import replace
 from typing import Any, assert_never
 from zoneinfo import ZoneInfo
 
-from machines.battery import battery_view, explain_battery
+from machines.battery import (
+    DISCHARGING,
+    BatteryView,
+    battery_view,
+    explain_battery,
+    holds_forced,
+)
 from machines.energy import Ledger, LoadSpan, export_room
 from machines.loads import TEMP_STALE_S, CommandError, LoadMachine, TransitionRecord
 from machines.model import (
@@ -245,12 +251,16 @@ class Controller:
         for m in self.machines.values():
             shed = awaiting and m.state is State.OFF and m.reason == "meter_stale"
             m.update(now, meter_stale=snapshot.stale or shed)
-        decision = decide(
-            self._with_sun(snapshot, now), self.views(now), self.params, now, self.memo
-        )
+        views = self.views(now)
+        held = self._held_off_battery(beside, now)
+        if held:  # forced heating waits for the battery to stop discharging: 0 W, as commanded
+            views = [replace(v, forced_w=0.0) if v.spec.name in held else v for v in views]
+        decision = decide(self._with_sun(snapshot, now), views, self.params, now, self.memo)
         self.memo = decision.memo
         if beside is not None and beside.why is not None:
             explain_battery(decision, beside.why)
+        for name in held:
+            decision.reasons[name] = decision.limits[name] = DISCHARGING
         steps = {n: decision.power_w[n] - m.setpoint_w for n, m in self.machines.items()}
         if fresh:
             self._watch_steps(steps, snapshot, now)
@@ -262,6 +272,23 @@ class Controller:
         self.limits = decision.limits
         records = self.drain_records()
         return TickResult(decision.power_w, decision.reasons, decision.changed, records)
+
+    def _held_off_battery(self, beside: BatteryView | None, now: float) -> frozenset[str]:
+        """The forced loads that wait while the battery discharges (machines/battery.py), all
+        but a tank below its `temp_min`: cold water is worse than a cycle of the battery."""
+        if beside is None or self.battery is None or not holds_forced(self.battery, beside):
+            return frozenset()
+        return frozenset(
+            name
+            for name, m in self.machines.items()
+            if m.is_forced
+            and not (
+                m.thresholds is not None
+                and m.temperature_known(now)
+                and m.temperature_c is not None
+                and m.temperature_c < m.thresholds.temp_min
+            )
+        )
 
     def _watch_thermostats(self, snapshot: MeterSnapshot, now: float) -> None:
         """Tell each load's thermostat watch its reading and the meter's answer to the last

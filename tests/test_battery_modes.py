@@ -13,7 +13,7 @@ from machines.battery import BATTERY_FIRST, DISCHARGING, battery_view, chosen_mo
 from machines.commands import BatteryCommand, apply, parse_control_json
 from machines.controller import Controller
 from machines.loads import CommandError
-from machines.model import BatteryMode, BatteryPlan, MeterSnapshot
+from machines.model import BatteryMode, BatteryPlan, MeterSnapshot, State
 from machines.policy import PolicyParams
 from pvopt import config
 from pvsim.simulator import simulate
@@ -133,3 +133,30 @@ def test_a_chosen_mode_holds_until_the_file_changes_the_configs() -> None:
     assert chosen_mode(edited, saved) == edited
     assert chosen_mode(PLAN, {}) == PLAN  # nothing chosen yet
     assert chosen_mode(PLAN, {**saved, "mode": "drain_it"}) == PLAN  # a damaged document
+
+
+@pytest.mark.parametrize(
+    ("battery_w", "allowed", "temp_c", "heats"),
+    [
+        (-1500.0, False, 50.0, False),  # discharging: the boost waits, the battery is kept
+        (-1500.0, True, 50.0, True),  # forced_from_battery: the user allows it
+        (-1500.0, False, 40.0, True),  # below temp_min: cold water is worse, it heats
+        (-30.0, False, 50.0, True),  # within tolerance_w: not discharging
+        (800.0, False, 50.0, True),  # charging: the boost takes the grid (and the battery's sun)
+    ],
+)
+def test_forced_heating_waits_while_the_battery_discharges(
+    seed_house: config.Config, battery_w: float, allowed: bool, temp_c: float, heats: bool
+) -> None:
+    plan = replace(PLAN, forced_from_battery=allowed)
+    ctl = Controller(seed_house.specs(), PARIS, PolicyParams(), NOON, battery=plan)
+    heater = ctl.machines["water_heater"]
+    heater.set_temperature(temp_c, NOON)
+    heater.force(NOON, until=NOON + 3600, power_w=None)
+    r = ctl.tick(NOON, snap(200.0, battery_w))
+    assert heater.state is State.BOOST  # still forced: only its power waits
+    assert r.power_w["water_heater"] == (heater.spec.max_w if heats else 0.0)
+    assert (r.reasons["water_heater"] == DISCHARGING) is not heats
+    if not heats:  # the battery stops (its floor): the boost runs from the grid at once
+        r = ctl.tick(NOON + 2, snap(2400.0, 0.0))
+        assert r.power_w["water_heater"] == heater.spec.max_w
