@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--traces", default="clear_summer,broken_clouds,week_spring")
     ap.add_argument("--houses", default="house,seed_house")
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=200)
     table = Table(title="Beside the example battery (5 kWh, 2.5 kW)")
     cols = ("house", "trace", "run", "diverted", "capture", "switches", "battery→loads")
     cols += ("share", "soc target at", "soc end", "osc /h")

@@ -120,6 +120,7 @@ class Regulator:
         self.tariff = tariff  # prices the day in the status (docs/tariff.md)
         self.colours: dict[date, str] = {}  # Tempo colours the meter announced
         self._money: tuple[tuple[date, int, int], dict[str, Any]] | None = None
+        self.sign_told: str | None = None  # the battery sign's verdict last logged
         # who else wants each status document (the local page); called on the worker, must not block
         self.status_listeners: list[Callable[[dict[str, Any]], None]] = []
         # held by every job body: start/stop run on the main thread, tests read under it
@@ -178,6 +179,7 @@ class Regulator:
                     f"{n} {p:.0f} W ({result.reasons[n]})" for n, p in result.power_w.items()
                 ),
             )
+        self._tell_battery_sign()
         self.persister.persist(result.records, now, write=bool(events))
         self.send_commands(now)
         self.publish_status(now)
@@ -345,6 +347,8 @@ class Regulator:
                 "power_w": None if power is None else round(power),
                 "soc": None if soc is None else round(soc, 1),
                 "mode": self.ctl.battery.mode.value,
+                # pvopt's steps against the reading's sign: ok, inverted, null (not yet judged)
+                "sign": self.ctl.battery_sign.verdict,
             }
         if self.tariff is not None:
             doc["money"] = self.money_today(now)
@@ -352,6 +356,23 @@ class Regulator:
         doc["jobs"] = self.errors.status()
         annotate(doc, self.persister.totals.shown)
         return doc
+
+    def _tell_battery_sign(self) -> None:
+        """Say once what pvopt's own steps tell of the battery reading's sign."""
+        verdict = self.ctl.battery_sign.verdict
+        if verdict is None or verdict == self.sign_told:
+            return
+        self.sign_told = verdict
+        if verdict == "ok":
+            log.info("battery: its reading answers pvopt's steps with the configured sign")
+            return
+        log.warning(
+            "battery: its reading rises when pvopt's loads start (%d of %d steps): its sign looks "
+            "inverted; flip `battery.charge_positive` (docs/battery.md#signs), else pvopt takes "
+            "a discharge for a charge",
+            self.ctl.battery_sign.disagree,
+            self.ctl.battery_sign.disagree + self.ctl.battery_sign.agree,
+        )
 
     def money_today(self, now: float) -> dict[str, Any]:
         """Today's bill and what the loads' solar saved, priced over the intervals committed

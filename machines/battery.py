@@ -102,3 +102,77 @@ def chosen_mode(plan: BatteryPlan, saved: Mapping[str, Any]) -> BatteryPlan:
     if saved.get("config_mode") != plan.mode.value or mode not in MODES:
         return plan
     return replace(plan, mode=BatteryMode(mode))
+
+
+@value
+class SignCheck:
+    """Whether the battery's reading has the sign the config says, from pvopt's own steps.
+    The grid is the house's balance plus the battery's true charge: over the moments after a
+    step of P that pvopt took, grid − battery moves by P when the reading has the configured
+    sign (+ charging), grid + battery when it is the other way, whatever the inverter did
+    meanwhile. The sun moves both alike: a step is a vote only when one reading clearly fits
+    (docs/battery.md#signs)."""
+
+    agree: int = 0
+    disagree: int = 0
+    pending: tuple[float, float, float, float] | None = None  # (since, step, battery, grid)
+
+    @property
+    def verdict(self) -> str | None:
+        """`ok`, `inverted`, or None while the votes do not say."""
+        if self.disagree >= SIGN_VOTES and self.disagree >= SIGN_MAJORITY * self.agree:
+            return "inverted"
+        if self.agree >= SIGN_VOTES and self.agree >= SIGN_MAJORITY * self.disagree:
+            return "ok"
+        return None
+
+
+SIGN_STEP_W = 300.0  # a smaller step is lost in the house's own moves
+SIGN_VOTES = 5  # clear answers (and three times the others) before pvopt says anything
+SIGN_MAJORITY = 3  # a Linky near the balance and the clouds give wrong votes too
+SIGN_FIT = 0.3  # a vote: one sign explains the step within 30 %, the other misses by 70 %
+
+
+def resolved_grid(snapshot: MeterSnapshot) -> float | None:
+    """The meter's P where it is measured: a Linky's P from S and Q only where S is at least
+    twice Q (near the balance S hides P's size, machines/meter.py)."""
+    s, q = snapshot.apparent_va, snapshot.reactive_var
+    if s is not None and abs(s) < 2.0 * abs(q or 0.0):
+        return None
+    return snapshot.grid_w
+
+
+def check_sign(
+    check: SignCheck,
+    step_w: float,
+    battery_w: float | None,
+    grid_w: float | None,
+    now: float,
+    response_s: float,
+) -> SignCheck:
+    """One tick of the check: `step_w` is this tick's total command change, `battery_w` and
+    `grid_w` the meter's and the battery's readings (the grid as the meter reads it). A step is
+    judged `response_s` later (the steps taken meanwhile added to it); a battery that did not
+    move (at a limit) makes both signs fit: no vote. `grid_w` None (a Linky near the balance,
+    where S hides P: where an inverter holds it) drops the step. It stops at a verdict."""
+    if check.verdict is not None:
+        return check
+    if battery_w is None or grid_w is None:  # a reading missing, or P hidden: no judgement
+        return check if check.pending is None else replace(check, pending=None)
+    if check.pending is not None:
+        since, step, b0, g0 = check.pending
+        step += step_w
+        if now - since < response_s:
+            return replace(check, pending=(since, step, b0, g0))
+        db, dg = battery_w - b0, grid_w - g0
+        fits, misses = abs(dg - db - step), abs(dg + db - step)
+        agree, disagree = check.agree, check.disagree
+        big = abs(step) >= SIGN_STEP_W
+        if big and fits <= SIGN_FIT * abs(step) and misses >= (1 - SIGN_FIT) * abs(step):
+            agree += 1
+        elif big and misses <= SIGN_FIT * abs(step) and fits >= (1 - SIGN_FIT) * abs(step):
+            disagree += 1
+        return SignCheck(agree, disagree, None)
+    if abs(step_w) >= SIGN_STEP_W:
+        return replace(check, pending=(now, step_w, battery_w, grid_w))
+    return check

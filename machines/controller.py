@@ -14,9 +14,12 @@ from zoneinfo import ZoneInfo
 from machines.battery import (
     DISCHARGING,
     BatteryView,
+    SignCheck,
     battery_view,
+    check_sign,
     explain_battery,
     holds_forced,
+    resolved_grid,
 )
 from machines.energy import Ledger, LoadSpan, export_room
 from machines.loads import TEMP_STALE_S, CommandError, LoadMachine, TransitionRecord
@@ -74,6 +77,7 @@ class Controller:
         self.battery = battery  # a home battery's mode (machines/battery.py)
         # the config's mode: a mode chosen at run time is kept until the file changes it
         self.battery_config_mode = None if battery is None else battery.mode
+        self.battery_sign = SignCheck()  # the reading's sign against pvopt's own steps
         self.planner = planner
         self.ledger = ledger
         self.intervals: list[dict[str, Any]] = []  # completed by the ledger, not yet drained
@@ -232,6 +236,7 @@ class Controller:
         self.account(now)
         self.last_snapshot = snapshot
         beside = None
+        metered = snapshot  # the grid as the meter reads it, before the battery's mode
         if self.battery is not None:  # regulate on the grid the battery's mode gives
             beside = battery_view(snapshot, self.battery, now, self.tz)
             snapshot = beside.applied(snapshot)
@@ -262,6 +267,15 @@ class Controller:
         for name in held:
             decision.reasons[name] = decision.limits[name] = DISCHARGING
         steps = {n: decision.power_w[n] - m.setpoint_w for n, m in self.machines.items()}
+        if self.battery is not None:
+            self.battery_sign = check_sign(
+                self.battery_sign,
+                sum(steps.values()),
+                snapshot.battery_w,
+                resolved_grid(metered),
+                now,
+                self.battery.response_s,
+            )
         if fresh:
             self._watch_steps(steps, snapshot, now)
         if sum(map(abs, steps.values())) >= QUIET_W:

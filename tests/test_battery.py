@@ -249,7 +249,7 @@ def test_victron_readings_reach_the_snapshot_through_a_real_broker(
 
         assert probe.wait(lambda: read() == (1820.4, 57.5) and svc.meter.rejected == 1, 10)
         # the status shows them as pvopt reads them, with the mode, from the next tick
-        shown = {"power_w": 1820, "soc": 57.5, "mode": "battery_first"}
+        shown = {"power_w": 1820, "soc": 57.5, "mode": "battery_first", "sign": None}
         assert probe.wait(lambda: svc.status(time.time()).get("battery") == shown, 15)
         # the next ones only keep it awake, every keepalive_s
         since = time.time()

@@ -9,7 +9,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from machines.battery import BATTERY_FIRST, DISCHARGING, battery_view, chosen_mode
+from machines.battery import (
+    BATTERY_FIRST,
+    DISCHARGING,
+    SignCheck,
+    battery_view,
+    check_sign,
+    chosen_mode,
+    resolved_grid,
+)
 from machines.commands import BatteryCommand, apply, parse_control_json
 from machines.controller import Controller
 from machines.loads import CommandError
@@ -160,3 +168,54 @@ def test_forced_heating_waits_while_the_battery_discharges(
     if not heats:  # the battery stops (its floor): the boost runs from the grid at once
         r = ctl.tick(NOON + 2, snap(2400.0, 0.0))
         assert r.power_w["water_heater"] == heater.spec.max_w
+
+
+def answers(sign: float, steps: int = 6, check: SignCheck | None = None) -> SignCheck:
+    """`steps` load moves of 1 kW, each answered by the battery giving 1 kW more or less: the
+    grid jumps by the step, then comes back as the inverter answers. The reading (+ charging)
+    falls by the step, or rises for `sign` −1 (a reading of the other sign)."""
+    check = check or SignCheck()
+    battery, grid = 1500.0, 0.0
+    t = NOON
+    for k in range(steps):
+        step = 1000.0 if k % 2 == 0 else -1000.0  # on, then off again
+        check = check_sign(check, step, sign * battery, grid, t, 10.0)
+        for s in range(2, 12, 2):  # the ticks while the inverter answers
+            answered = s >= 6
+            b = battery - step if answered else battery
+            g = grid if answered else grid + step
+            check = check_sign(check, 0.0, sign * b, g, t + s, 10.0)
+        battery -= step
+        t += 60
+    return check
+
+
+def test_the_sign_check_agrees_with_a_reading_of_the_configured_sign() -> None:
+    assert answers(+1.0, steps=4).verdict is None  # four answers say nothing yet
+    assert answers(+1.0).verdict == "ok"
+
+
+def test_the_sign_check_says_inverted_when_the_reading_rises_as_loads_start() -> None:
+    check = answers(-1.0)
+    assert check.verdict == "inverted" and (check.agree, check.disagree) == (0, 5)
+
+
+def test_small_steps_and_unanswered_steps_are_no_votes() -> None:
+    check = SignCheck()
+    for t in range(0, 600, 2):
+        step = 100.0 if t % 20 == 0 else 0.0
+        check = check_sign(check, step, 1500.0 - t, 0.0, NOON + t, 10.0)
+    assert (check.agree, check.disagree) == (0, 0)  # 100 W steps: under SIGN_STEP_W
+    check = check_sign(SignCheck(), 1000.0, 2500.0, -800.0, NOON, 10.0)  # at its charge limit
+    check = check_sign(check, 0.0, 2500.0, 200.0, NOON + 12, 10.0)  # the grid took the step
+    assert (check.agree, check.disagree, check.pending) == (0, 0, None)
+    check = check_sign(SignCheck(), 1000.0, 1500.0, 0.0, NOON, 10.0)
+    check = check_sign(check, 0.0, 500.0, None, NOON + 12, 10.0)  # a Linky hiding P
+    assert (check.agree, check.disagree, check.pending) == (0, 0, None)
+
+
+def test_a_linky_near_the_balance_hides_p_from_the_sign_check() -> None:
+    near = MeterSnapshot(30.0, NOON, apparent_va=-350.0, reactive_var=340.0)
+    assert resolved_grid(near) is None
+    assert resolved_grid(MeterSnapshot(1200.0, NOON, apparent_va=1250.0, reactive_var=340.0))
+    assert resolved_grid(MeterSnapshot(-20.0, NOON)) == -20.0  # a grid meter measures P
