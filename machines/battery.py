@@ -75,15 +75,20 @@ def battery_view(
     if battery < -plan.tolerance_w:
         return BatteryView(grid - battery, DISCHARGING)
     if charge_counts(plan, snapshot.battery_soc, now, tz):
-        return BatteryView(grid - max(battery, 0.0), None)
+        soc = snapshot.battery_soc
+        residual = plan.residual_w if soc is None or soc < FULL_SOC else 0.0
+        return BatteryView(grid - max(battery, 0.0) + residual, None)
     return BatteryView(grid, BATTERY_FIRST if battery > plan.tolerance_w else None)
+
+
+FULL_SOC = 99.0  # % from which the battery takes no more: no residual is left to it
 
 
 def holds_forced(plan: BatteryPlan, beside: BatteryView) -> bool:
     """Whether forced heating (eco, boost) waits now: the battery discharges beyond
     `tolerance_w` and the user did not allow `forced_from_battery`. It heats from the grid once
-    the battery stops (at its own floor, or charging); a tank below `temp_min` heats at once
-    whatever pays, the controller's exception (docs/battery.md)."""
+    the battery stops (at its own floor, or charging). With `cold_tank_from_battery` a tank
+    below `temp_min` heats to it whatever pays, the controller's exception (docs/battery.md)."""
     return beside.why == DISCHARGING and not plan.forced_from_battery
 
 

@@ -288,16 +288,18 @@ class Controller:
         return TickResult(decision.power_w, decision.reasons, decision.changed, records)
 
     def _held_off_battery(self, beside: BatteryView | None, now: float) -> frozenset[str]:
-        """The forced loads that wait while the battery discharges (machines/battery.py), all
-        but a tank below its `temp_min`: cold water is worse than a cycle of the battery."""
+        """The forced loads that wait while the battery discharges (machines/battery.py); with
+        `cold_tank_from_battery`, all but a tank below its `temp_min`."""
         if beside is None or self.battery is None or not holds_forced(self.battery, beside):
             return frozenset()
+        floor = self.battery.cold_tank_from_battery
         return frozenset(
             name
             for name, m in self.machines.items()
             if m.is_forced
             and not (
-                m.thresholds is not None
+                floor
+                and m.thresholds is not None
                 and m.temperature_known(now)
                 and m.temperature_c is not None
                 and m.temperature_c < m.thresholds.temp_min

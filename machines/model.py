@@ -114,6 +114,8 @@ class BatteryPlan:
     response_s: float  # how long the inverter takes to answer a change of the grid
     tolerance_w: float  # discharge up to this counts as "not discharging"
     forced_from_battery: bool  # eco/boost may draw from the battery
+    cold_tank_from_battery: bool = False  # ... a tank below temp_min may, to temp_min
+    residual_w: float = 0.0  # W left to the battery when its charge counts as surplus
 
 
 @value

@@ -49,6 +49,22 @@ def test_loads_first_counts_the_charge_as_surplus() -> None:
     assert battery_view(snap(-10.0, 1500.0), plan, NOON, PARIS).grid_w == -1510.0
 
 
+def test_the_residual_is_left_to_the_battery_until_it_is_full() -> None:
+    """With its charge counting as surplus the loads aim `residual_w` short of it: a cloud
+    first takes the battery's charge, not a discharge paid by the loads."""
+    plan = replace(PLAN, mode=BatteryMode.LOADS_FIRST, residual_w=150.0)
+    assert battery_view(snap(-10.0, 1500.0), plan, NOON, PARIS).grid_w == -1360.0
+    assert battery_view(snap(-10.0, 0.0, soc=None), plan, NOON, PARIS).grid_w == 140.0
+    full = battery_view(snap(-10.0, 0.0, soc=100.0), plan, NOON, PARIS)
+    assert full.grid_w == -10.0  # a full battery takes nothing: the residual would be export
+    assert (
+        battery_view(
+            snap(-10.0, 1500.0), replace(plan, mode=BatteryMode.BATTERY_FIRST), NOON, PARIS
+        ).grid_w
+        == -10.0
+    )  # below soc_target: the meter's grid
+
+
 def test_soc_by_hands_over_to_the_loads_at_its_deadline() -> None:
     plan = replace(PLAN, mode=BatteryMode.SOC_BY)
     assert battery_view(snap(0.0, 1500.0), plan, NOON, PARIS).grid_w == 0.0
@@ -148,15 +164,19 @@ def test_a_chosen_mode_holds_until_the_file_changes_the_configs() -> None:
     [
         (-1500.0, False, 50.0, False),  # discharging: the boost waits, the battery is kept
         (-1500.0, True, 50.0, True),  # forced_from_battery: the user allows it
-        (-1500.0, False, 40.0, True),  # below temp_min: cold water is worse, it heats
+        (-1500.0, False, 40.0, False),  # below temp_min too: the grid's, not the battery's
+        (-1500.0, "floor", 40.0, True),  # cold_tank_from_battery: below temp_min it heats ...
+        (-1500.0, "floor", 50.0, False),  # ... above it, it waits
         (-30.0, False, 50.0, True),  # within tolerance_w: not discharging
         (800.0, False, 50.0, True),  # charging: the boost takes the grid (and the battery's sun)
     ],
 )
 def test_forced_heating_waits_while_the_battery_discharges(
-    seed_house: config.Config, battery_w: float, allowed: bool, temp_c: float, heats: bool
+    seed_house: config.Config, battery_w: float, allowed: bool | str, temp_c: float, heats: bool
 ) -> None:
-    plan = replace(PLAN, forced_from_battery=allowed)
+    plan = replace(
+        PLAN, forced_from_battery=allowed is True, cold_tank_from_battery=allowed == "floor"
+    )
     ctl = Controller(seed_house.specs(), PARIS, PolicyParams(), NOON, battery=plan)
     heater = ctl.machines["water_heater"]
     heater.set_temperature(temp_c, NOON)

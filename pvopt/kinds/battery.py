@@ -82,6 +82,8 @@ class BatteryConfig(Strict):
     response_s: float = Field(10.0, gt=0, le=600)
     tolerance_w: float = Field(50.0, ge=0, le=10_000)
     forced_from_battery: bool = False
+    cold_tank_from_battery: bool = False
+    residual_w: float = Field(0.0, ge=0, le=10_000)
     sim: BatterySimConfig = BatterySimConfig()
 
     @field_validator("soc_by_time")
@@ -102,6 +104,8 @@ class BatteryConfig(Strict):
             self.response_s,
             self.tolerance_w,
             self.forced_from_battery,
+            self.cold_tank_from_battery,
+            self.residual_w,
         )
 
 
